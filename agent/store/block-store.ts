@@ -1,0 +1,72 @@
+/**
+ * The narrow interface every persistent store implements (file system, S3). Keys are relative to
+ * the store's root/prefix and always in Spark's FallbackStorage layout (see spark/fallback-key.ts).
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Readable } from 'node:stream';
+
+/** A local file to copy. When `handle` is set the bytes are read through it, so they survive the
+ * file being unlinked (Spark deletes its `blockmgr-*` tree when an executor stops). */
+export interface LocalFile {
+  path: string;
+  size: number;
+  handle?: FileHandle;
+}
+
+export interface StoredObject {
+  key: string;
+  size: number;
+  /** Digest recorded when the object was written (`sha256:<hex>`), when the store keeps one. */
+  digest?: string;
+}
+
+export interface PutOptions {
+  signal?: AbortSignal;
+}
+
+export interface BlockStore {
+  /** Human-readable location, e.g. `file:///var/fallback` or `s3://bucket/prefix`, no secrets. */
+  readonly url: string;
+  /** Copy a local file to `key`, atomically: a reader sees the old object, the new one, or none. */
+  put(key: string, file: LocalFile, options?: PutOptions): Promise<StoredObject>;
+  /** True when `key` already holds exactly this local file's bytes (skips re-uploads after a restart). */
+  holds(key: string, file: LocalFile): Promise<boolean>;
+  /** Size (and digest) of `key`, or undefined when absent. */
+  stat(key: string): Promise<StoredObject | undefined>;
+  /** Bytes `[start, end)` of `key` (the whole object without a range). Rejects with `NotFoundError` when absent. */
+  read(key: string, range?: { start: number; end: number }, options?: PutOptions): Promise<Readable>;
+  /** Every object whose key starts with `prefix`. */
+  list(prefix: string): AsyncIterable<StoredObject>;
+  delete(key: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Why a store operation failed, so that the write-back queue can choose to retry. */
+export type StoreErrorKind =
+  /** Worth retrying as is: network, 5xx, throttling, timeouts, a full disk that may drain. */
+  | 'transient'
+  /** Will fail until somebody acts: permissions, missing bucket, bad credentials, read-only store. */
+  | 'permanent'
+  /** The local source went away (Spark cleaned it up). */
+  | 'source-gone'
+  /** The local source changed while it was copied (size differs from the committed size). */
+  | 'source-changed';
+
+export class StoreError extends Error {
+  constructor(
+    message: string,
+    readonly kind: StoreErrorKind,
+    readonly code: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+export class NotFoundError extends Error {
+  constructor(readonly key: string) {
+    super(`no object at ${key}`);
+    this.name = 'NotFoundError';
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The embedded default store: a directory, on a mounted volume or local disk. Objects are written
+ * to a temp file in the target directory, fsynced, renamed into place and the directory fsynced,
+ * so a crash never leaves a torn object under a final key.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, join, resolve, sep } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
+import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
+import { NotFoundError, StoreError } from './block-store.js';
+import { localReadError, readLocal } from './local-file.js';
+
+/** Temp files carry this marker; a restart sweeps the ones a crash left behind. */
+const PARTIAL = '.partial-';
+
+export class FileStore implements BlockStore {
+  readonly url: string;
+  private readonly root: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.url = pathToFileURL(this.root).href;
+  }
+
+  private pathOf(key: string): string {
+    const p = resolve(this.root, key);
+    if (!p.startsWith(this.root + sep) || key.includes(PARTIAL)) throw new RangeError(`key ${JSON.stringify(key)} escapes the store`);
+    return p;
+  }
+
+  async put(key: string, file: LocalFile, options: PutOptions = {}): Promise<StoredObject> {
+    const target = this.pathOf(key);
+    const dir = dirname(target);
+    const temp = join(dir, `.${key.slice(key.lastIndexOf('/') + 1)}${PARTIAL}${randomBytes(6).toString('hex')}`);
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      throw storeWriteError(`create ${dir}`, err);
+    }
+    let copied = 0;
+    try {
+      const source = readLocal(file);
+      source.on('data', (chunk: Buffer) => (copied += chunk.length));
+      const sink = createWriteStream(temp, { flags: 'wx', flush: true });
+      try {
+        await pipeline(source, sink, { signal: options.signal });
+      } catch (err) {
+        if (source.errored) throw localReadError(file, source.errored);
+        throw storeWriteError(`write ${temp}`, err);
+      }
+      if (copied !== file.size) {
+        throw new StoreError(`local file ${file.path} has ${copied} bytes, ${file.size} were committed`, 'source-changed', 'ESIZE');
+      }
+      await rename(temp, target).catch((err: unknown) => {
+        throw storeWriteError(`rename to ${target}`, err);
+      });
+    } catch (err) {
+      await unlink(temp).catch(() => undefined);
+      throw err;
+    }
+    await fsyncDir(dir);
+    return { key, size: copied };
+  }
+
+  async holds(key: string, file: LocalFile): Promise<boolean> {
+    // Objects only ever appear whole (rename), and a committed Spark output never changes under
+    // its name, so an object of the committed size is this output.
+    const existing = await this.stat(key);
+    return existing !== undefined && existing.size === file.size;
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    try {
+      const s = await stat(this.pathOf(key));
+      return s.isFile() ? { key, size: s.size } : undefined;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+  }
+
+  async read(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const path = this.pathOf(key);
+    const handle = await open(path, 'r').catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new NotFoundError(key);
+      throw err;
+    });
+    if (range && range.end <= range.start) {
+      await handle.close();
+      return createReadStream('', { start: 0, end: -1 });
+    }
+    return handle.createReadStream(range ? { start: range.start, end: range.end - 1 } : {});
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    const slash = prefix.lastIndexOf('/');
+    const baseKey = slash >= 0 ? prefix.slice(0, slash + 1) : '';
+    const start = baseKey === '' ? this.root : this.pathOf(baseKey.slice(0, -1));
+    for await (const key of walk(start, baseKey)) {
+      if (!key.startsWith(prefix)) continue;
+      const s = await this.stat(key);
+      if (s) yield s;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.pathOf(key), { force: true });
+  }
+
+  /** Remove temp files a crash left behind. Returns how many were removed. */
+  async sweepPartials(): Promise<number> {
+    let removed = 0;
+    const visit = async (dir: string): Promise<void> => {
+      const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+      for (const e of entries) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) await visit(p);
+        else if (e.name.includes(PARTIAL)) {
+          await unlink(p).catch(() => undefined);
+          removed++;
+        }
+      }
+    };
+    await visit(this.root);
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    // Nothing held open between calls.
+  }
+}
+
+async function* walk(dir: string, keyPrefix: string): AsyncIterable<string> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch((err: unknown) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const e of entries) {
+    if (e.name.includes(PARTIAL)) continue;
+    if (e.isDirectory()) yield* walk(join(dir, e.name), `${keyPrefix}${e.name}/`);
+    else if (e.isFile()) yield `${keyPrefix}${e.name}`;
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } catch {
+    // Some file systems refuse fsync on a directory; the rename itself is still atomic.
+  } finally {
+    await handle.close();
+  }
+}
+
+/** ENOSPC, EROFS, EACCES... : the store is full or read-only. Retried: an SRE can fix it live. */
+function storeWriteError(action: string, err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? 'EUNKNOWN';
+  const kind = code === 'EACCES' || code === 'EROFS' || code === 'EPERM' ? 'permanent' : 'transient';
+  return new StoreError(`file store: ${action} failed: ${code}`, kind, code, { cause: err });
+}

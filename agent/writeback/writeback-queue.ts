@@ -1,0 +1,498 @@
+/**
+ * The queue from watcher to store. Every committed map output is copied to the store, data
+ * object first and index second (the index is the commit marker Spark's reader trusts), with
+ * bounded concurrency and retries. Stored copies are never deleted because local files went
+ * away: Spark deletes the whole `blockmgr-*` tree when an executor stops, which is exactly when
+ * the copies are needed. To survive that, the queue holds the files of pending outputs open, so
+ * their bytes can still be read after Spark unlinks them.
+ */
+import { EventEmitter } from 'node:events';
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import type { BlockStore, LocalFile } from '../store/block-store.js';
+import { StoreError } from '../store/block-store.js';
+import { fallbackKey, type FallbackLayout } from '../spark/fallback-key.js';
+import { shuffleFileName } from '../spark/file-names.js';
+import type { MapOutput } from '../watch/map-output.js';
+import type { RemovedOutput } from '../watch/local-dir-watcher.js';
+import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
+import { describeError, errorCode } from '../util/errors.js';
+
+/** Order in which queued outputs are written. */
+export type WriteOrder = 'fifo' | 'smallest-first' | 'oldest-shuffle-first';
+export const WRITE_ORDERS: readonly WriteOrder[] = ['fifo', 'smallest-first', 'oldest-shuffle-first'];
+
+export type OutputPhase = 'queued' | 'uploading' | 'retrying' | 'persisted';
+
+/** What the queue reports to metrics; main.ts wires prom-client behind it. */
+export interface WritebackMetrics {
+  filePersisted(bytes: number): void;
+  outputPersisted(lagSeconds: number): void;
+  writeError(kind: string): void;
+  dropped(reason: string): void;
+  skippedAlreadyStored(files: number): void;
+}
+
+export interface WritebackOptions {
+  store: BlockStore;
+  layout?: FallbackLayout;
+  /** Outputs written at once. */
+  concurrency?: number;
+  /** Outputs whose files are held open while pending (two descriptors each). */
+  maxHeldOutputs?: number;
+  retry?: BackoffPolicy;
+  order?: WriteOrder;
+  logger?: Logger;
+  metrics?: WritebackMetrics;
+  now?: () => number;
+}
+
+export interface FailedOutput {
+  id: string;
+  file: string;
+  kind: string;
+  code: string;
+  error: string;
+  attempts: number;
+  since: string;
+}
+
+export interface WritebackStatus {
+  pendingOutputs: number;
+  pendingFiles: number;
+  pendingBytes: number;
+  uploadingOutputs: number;
+  persistedOutputs: number;
+  persistedFiles: number;
+  persistedBytes: number;
+  failedFiles: number;
+  droppedOutputs: number;
+  failed: FailedOutput[];
+}
+
+export interface WritebackEvents {
+  /** Pending work changed (an output was queued, persisted or dropped). */
+  change: [];
+  persisted: [MapOutput];
+}
+
+interface Entry {
+  output: MapOutput;
+  seq: number;
+  phase: OutputPhase;
+  /** Set when a newer commit replaced the output while it was being written. */
+  dirty: boolean;
+  handles?: { index: FileHandle; data?: FileHandle };
+  dataStored: boolean;
+  attempts: number;
+  lastError?: FailedOutput;
+  retryTimer?: NodeJS.Timeout;
+  /** Whether the files still exist locally (false after the executor's directory went away). */
+  local: boolean;
+}
+
+/** A map output as the queue knows it: for listing and serving. */
+export interface OutputView {
+  output: MapOutput;
+  phase: OutputPhase;
+  local: boolean;
+  /** An open handle on each file while the output is pending (readable even after deletion). */
+  handles?: { index: FileHandle; data?: FileHandle };
+}
+
+export class WritebackQueue extends EventEmitter<WritebackEvents> {
+  private readonly entries = new Map<string, Entry>();
+  private queue: Entry[] = [];
+  private running = 0;
+  private seq = 0;
+  private held = 0;
+  private closed = false;
+  private persistedOutputs = 0;
+  private persistedFiles = 0;
+  private persistedBytes = 0;
+  private droppedOutputs = 0;
+  private idleWaiters: Array<() => void> = [];
+  private readonly opts: Required<Omit<WritebackOptions, 'logger' | 'metrics'>> & Pick<WritebackOptions, 'logger' | 'metrics'>;
+
+  constructor(options: WritebackOptions) {
+    super();
+    this.opts = {
+      layout: 'spark-3.3',
+      concurrency: 4,
+      maxHeldOutputs: 2048,
+      retry: { baseMs: 200, maxMs: 30_000 },
+      order: 'fifo',
+      now: Date.now,
+      ...options,
+    };
+  }
+
+  get order(): WriteOrder {
+    return this.opts.order;
+  }
+
+  /** Change the write order; the queue is re-sorted at once. */
+  setOrder(order: WriteOrder): void {
+    this.opts.order = order;
+    this.queue.sort(this.compare);
+  }
+
+  /** Change how many outputs are written at once (raised while draining). */
+  setConcurrency(concurrency: number): void {
+    this.opts.concurrency = concurrency;
+    this.pump();
+  }
+
+  /** A committed output from the watcher: queue it (again, if it changed). */
+  add(output: MapOutput): void {
+    if (this.closed) return;
+    const existing = this.entries.get(output.id);
+    if (existing) {
+      existing.output = output;
+      existing.local = true;
+      if (existing.phase === 'uploading') {
+        existing.dirty = true;
+        return;
+      }
+      if (existing.phase === 'retrying') {
+        clearTimeout(existing.retryTimer);
+      }
+      if (existing.phase === 'queued') this.queue = this.queue.filter((e) => e !== existing);
+      existing.dataStored = false;
+      existing.attempts = 0;
+      existing.lastError = undefined;
+      void this.releaseHandles(existing).then(() => this.enqueue(existing));
+      return;
+    }
+    const entry: Entry = { output, seq: this.seq++, phase: 'queued', dirty: false, dataStored: false, attempts: 0, local: true };
+    this.entries.set(output.id, entry);
+    this.enqueue(entry);
+  }
+
+  /** The watcher saw an output's files deleted. */
+  removed(event: RemovedOutput): void {
+    const entry = this.entries.get(event.output.id);
+    if (!entry) return;
+    entry.local = false;
+    if (event.blockManagerDirGone) {
+      // The executor stopped: keep writing from the held descriptors; this is when copies matter.
+      this.opts.logger?.info({ output: entry.output.id, phase: entry.phase }, 'executor directory removed; output kept');
+      return;
+    }
+    // Spark cleaned the shuffle up: nobody will read it again. Pending work for it is dropped;
+    // what is stored stays (Spark never deletes fallback copies per shuffle either).
+    if (entry.phase === 'queued' || entry.phase === 'retrying') {
+      this.drop(entry, 'cleaned-up');
+    } else if (entry.phase === 'persisted') {
+      this.entries.delete(entry.output.id);
+    }
+    // An output being written finishes: the bytes are already being read through held handles.
+  }
+
+  /** Look up one output. */
+  get(id: string): OutputView | undefined {
+    const e = this.entries.get(id);
+    return e && { output: e.output, phase: e.phase, local: e.local, ...(e.handles ? { handles: e.handles } : {}) };
+  }
+
+  /** Every output known, optionally for one app. */
+  list(appId?: string): OutputView[] {
+    const out: OutputView[] = [];
+    for (const e of this.entries.values()) {
+      if (appId === undefined || e.output.appId === appId) out.push({ output: e.output, phase: e.phase, local: e.local });
+    }
+    return out;
+  }
+
+  /** App ids with at least one known output. */
+  apps(): string[] {
+    return [...new Set([...this.entries.values()].map((e) => e.output.appId))];
+  }
+
+  /** Outputs not yet persisted, in the order they would be written. */
+  pending(): MapOutput[] {
+    const out: MapOutput[] = [];
+    for (const e of this.entries.values()) if (e.phase !== 'persisted') out.push(e.output);
+    return out;
+  }
+
+  status(): WritebackStatus {
+    let pendingOutputs = 0;
+    let pendingFiles = 0;
+    let pendingBytes = 0;
+    let uploadingOutputs = 0;
+    const failed: FailedOutput[] = [];
+    for (const e of this.entries.values()) {
+      if (e.phase === 'persisted') continue;
+      pendingOutputs++;
+      const files = filesOf(e.output).filter((f) => !(f.type === 'data' && e.dataStored));
+      pendingFiles += files.length;
+      for (const f of files) pendingBytes += f.size;
+      if (e.phase === 'uploading') uploadingOutputs++;
+      if (e.lastError) failed.push(e.lastError);
+    }
+    return {
+      pendingOutputs,
+      pendingFiles,
+      pendingBytes,
+      uploadingOutputs,
+      persistedOutputs: this.persistedOutputs,
+      persistedFiles: this.persistedFiles,
+      persistedBytes: this.persistedBytes,
+      failedFiles: failed.length,
+      droppedOutputs: this.droppedOutputs,
+      failed: failed.slice(0, 100),
+    };
+  }
+
+  /** True when nothing committed is waiting to be written. */
+  isIdle(): boolean {
+    for (const e of this.entries.values()) if (e.phase !== 'persisted') return false;
+    return true;
+  }
+
+  /** Resolves when nothing is pending (at once if nothing is), or when `signal` aborts. */
+  whenIdle(signal?: AbortSignal): Promise<void> {
+    if (this.isIdle() || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      this.idleWaiters.push(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+
+  /** Retry every output waiting on a backoff timer now (a drain has no time to wait). */
+  retryNow(): void {
+    for (const e of this.entries.values()) {
+      if (e.phase === 'retrying') {
+        clearTimeout(e.retryTimer);
+        this.enqueue(e);
+      }
+    }
+  }
+
+  /** Stop starting new writes, wait for running ones, release every held descriptor. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const e of this.entries.values()) clearTimeout(e.retryTimer);
+    this.queue = [];
+    while (this.running > 0) await new Promise((r) => this.once('change', () => r(undefined)));
+    await Promise.all([...this.entries.values()].map((e) => this.releaseHandles(e)));
+  }
+
+  private readonly compare = (a: Entry, b: Entry): number => {
+    switch (this.opts.order) {
+      case 'smallest-first':
+        return a.output.dataLength - b.output.dataLength || a.seq - b.seq;
+      case 'oldest-shuffle-first':
+        return a.output.shuffleId - b.output.shuffleId || a.seq - b.seq;
+      default:
+        return a.seq - b.seq;
+    }
+  };
+
+  private enqueue(entry: Entry): void {
+    if (this.closed) return;
+    entry.phase = 'queued';
+    entry.dirty = false;
+    // Keep the queue sorted: binary insertion (FIFO appends at the end).
+    let lo = 0;
+    let hi = this.queue.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.compare(this.queue[mid] as Entry, entry) <= 0) lo = mid + 1;
+      else hi = mid;
+    }
+    this.queue.splice(lo, 0, entry);
+    if (!entry.handles && entry.local && this.held < this.opts.maxHeldOutputs) void this.holdHandles(entry);
+    this.emit('change');
+    this.pump();
+  }
+
+  private pump(): void {
+    while (!this.closed && this.running < this.opts.concurrency && this.queue.length > 0) {
+      const entry = this.queue.shift() as Entry;
+      this.running++;
+      entry.phase = 'uploading';
+      void this.write(entry).finally(() => {
+        this.running--;
+        this.emit('change');
+        this.checkIdle();
+        this.pump();
+      });
+    }
+  }
+
+  private async holdHandles(entry: Entry): Promise<void> {
+    this.held++;
+    const { output } = entry;
+    try {
+      const index = await open(output.indexPath, 'r');
+      let data: FileHandle | undefined;
+      if (output.dataPath) {
+        try {
+          data = await open(output.dataPath, 'r');
+        } catch (err) {
+          await index.close();
+          throw err;
+        }
+      }
+      if (entry.handles || entry.phase === 'persisted' || !this.entries.has(output.id) || entry.output !== output) {
+        // Raced with completion or a newer commit: not needed.
+        await index.close();
+        await data?.close();
+        this.held--;
+        return;
+      }
+      entry.handles = data ? { index, data } : { index };
+    } catch {
+      // Already gone: the write will find out and drop it.
+      this.held--;
+    }
+  }
+
+  private async releaseHandles(entry: Entry): Promise<void> {
+    const h = entry.handles;
+    if (!h) return;
+    entry.handles = undefined;
+    this.held--;
+    await Promise.allSettled([h.index.close(), h.data?.close()]);
+  }
+
+  private async write(entry: Entry): Promise<void> {
+    const output = entry.output;
+    const { store } = this;
+    entry.attempts++;
+    const files = filesOf(output);
+    let currentFile = files[0]?.name ?? '';
+    try {
+      // After a restart, what is already stored intact is not sent again.
+      if (output.foundAtStart && entry.attempts === 1) {
+        let skipped = 0;
+        for (const f of files) {
+          if (await store.holds(this.key(output, f.name), this.localFile(entry, f))) skipped++;
+          else break;
+        }
+        if (skipped === files.length) {
+          this.opts.metrics?.skippedAlreadyStored(files.length);
+          this.finish(entry, output, 0);
+          return;
+        }
+      }
+      let bytes = 0;
+      for (const f of files) {
+        if (f.type === 'data' && entry.dataStored) continue;
+        currentFile = f.name;
+        await store.put(this.key(output, f.name), this.localFile(entry, f));
+        bytes += f.size;
+        this.persistedFiles++;
+        this.persistedBytes += f.size;
+        this.opts.metrics?.filePersisted(f.size);
+        if (f.type === 'data') entry.dataStored = true;
+      }
+      this.finish(entry, output, bytes);
+    } catch (err) {
+      this.fail(entry, currentFile, err);
+    }
+  }
+
+  private get store(): BlockStore {
+    return this.opts.store;
+  }
+
+  private key(output: MapOutput, fileName: string): string {
+    return fallbackKey(output.appId, output.shuffleId, fileName, this.opts.layout);
+  }
+
+  private localFile(entry: Entry, f: OutputFile): LocalFile {
+    const handle = f.type === 'index' ? entry.handles?.index : entry.handles?.data;
+    return handle ? { path: f.path, size: f.size, handle } : { path: f.path, size: f.size };
+  }
+
+  private finish(entry: Entry, output: MapOutput, bytes: number): void {
+    if (entry.dirty && entry.output !== output) {
+      // A newer commit arrived while this one was written: write that one too.
+      entry.dataStored = false;
+      entry.attempts = 0;
+      void this.releaseHandles(entry).then(() => this.enqueue(entry));
+      return;
+    }
+    entry.phase = 'persisted';
+    entry.lastError = undefined;
+    this.persistedOutputs++;
+    const lag = Math.max(0, this.opts.now() - output.committedAt) / 1000;
+    this.opts.metrics?.outputPersisted(lag);
+    this.opts.logger?.debug({ output: output.id, bytes, lagSeconds: lag }, 'output persisted');
+    void this.releaseHandles(entry);
+    this.emit('persisted', output);
+  }
+
+  private fail(entry: Entry, file: string, err: unknown): void {
+    const kind = err instanceof StoreError ? err.kind : 'transient';
+    const code = err instanceof StoreError ? err.code : errorCode(err, 'ERROR');
+    this.opts.metrics?.writeError(kind);
+    if (kind === 'source-gone' && !entry.handles) {
+      // Spark removed the files before we could copy them and nothing held them open.
+      this.opts.logger?.warn({ output: entry.output.id, file, local: entry.local }, 'local files vanished before write-back; dropped');
+      this.drop(entry, 'source-gone');
+      return;
+    }
+    const message = describeError(err);
+    entry.lastError = {
+      id: entry.output.id,
+      file,
+      kind,
+      code,
+      error: message,
+      attempts: entry.attempts,
+      since: entry.lastError?.since ?? new Date(this.opts.now()).toISOString(),
+    };
+    const delay = backoffDelay(entry.attempts, this.opts.retry);
+    this.opts.logger?.warn({ output: entry.output.id, file, kind, code, attempts: entry.attempts, retryInMs: delay, err: message }, 'write-back failed; will retry');
+    if (this.closed) return;
+    entry.phase = 'retrying';
+    entry.retryTimer = setTimeout(() => {
+      entry.retryTimer = undefined;
+      if (entry.phase === 'retrying') this.enqueue(entry);
+    }, delay);
+  }
+
+  private drop(entry: Entry, reason: string): void {
+    clearTimeout(entry.retryTimer);
+    this.queue = this.queue.filter((e) => e !== entry);
+    this.entries.delete(entry.output.id);
+    this.droppedOutputs++;
+    this.opts.metrics?.dropped(reason);
+    void this.releaseHandles(entry);
+    this.emit('change');
+    this.checkIdle();
+  }
+
+  private checkIdle(): void {
+    if (this.idleWaiters.length === 0 || !this.isIdle()) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const w of waiters) w();
+  }
+}
+
+interface OutputFile {
+  type: 'data' | 'index';
+  name: string;
+  path: string;
+  size: number;
+}
+
+/** The files to store for an output: data (when Spark wrote one) before index. */
+function filesOf(output: MapOutput): OutputFile[] {
+  const files: OutputFile[] = [];
+  if (output.dataPath !== undefined) {
+    files.push({ type: 'data', name: shuffleFileName(output.shuffleId, output.mapId, 'data'), path: output.dataPath, size: output.dataLength });
+  }
+  files.push({ type: 'index', name: shuffleFileName(output.shuffleId, output.mapId, 'index'), path: output.indexPath, size: output.indexLength });
+  return files;
+}
