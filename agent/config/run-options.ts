@@ -1,0 +1,106 @@
+/** The settings of `shuffle-agent run`. Add new ones here; the README reference is generated from this table. */
+import { FALLBACK_LAYOUTS } from '../spark/fallback-key.js';
+import { isSafeAppId } from '../spark/fallback-key.js';
+import { parseLayout } from '../watch/layout.js';
+import { WRITE_ORDERS } from '../writeback/writeback-queue.js';
+import { option, parsers, type ValuesOf } from './option-table.js';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export const RUN_OPTIONS = {
+  localDirs: option({
+    group: 'watch',
+    flag: 'local-dirs',
+    default: './var/spark-local',
+    doc: "Comma-separated local roots where executors create `blockmgr-*` (the mount path of `spark-local-dir-N`).",
+    parse: (raw) => {
+      const dirs = parsers.list(raw);
+      if (dirs.length === 0) throw new Error('needs at least one directory');
+      return dirs;
+    },
+  }),
+  localDirsLayout: option({
+    group: 'watch',
+    flag: 'local-dirs-layout',
+    default: '',
+    doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{appId}/{executorId}` for the DaemonSet mode.',
+    parse: (raw) => parseLayout(raw).template,
+  }),
+  appId: option({
+    group: 'watch',
+    flag: 'app-id',
+    doc: 'Spark application id of the outputs (store keys). Default: env `SPARK_APPLICATION_ID`, else `local-app`. Ignored for paths whose layout names the app.',
+    parse: (raw) => {
+      if (!isSafeAppId(raw)) throw new Error(`${JSON.stringify(raw)} is not a usable app id (letters, digits, . _ -)`);
+      return raw;
+    },
+  }),
+  rescanInterval: option({
+    group: 'watch',
+    flag: 'rescan-interval',
+    default: '60',
+    doc: 'Seconds between reconciling rescans of the local dirs (catches missed file events); 0 disables.',
+    parse: parsers.number(0, 86_400),
+  }),
+  store: option({
+    group: 'store',
+    flag: 'store',
+    default: 'file:./var/fallback',
+    doc: 'Where copies go: `file:///abs/path`, `file:./relative`, or `s3://bucket/prefix`. Point `spark.storage.decommission.fallbackStorage.path` at the same place.',
+    parse: (raw) => {
+      if (!/^(file:|s3:\/\/)/.test(raw)) throw new Error(`expected file:PATH or s3://bucket/prefix, got ${JSON.stringify(raw)}`);
+      return raw;
+    },
+  }),
+  fallbackLayout: option({
+    group: 'store',
+    flag: 'fallback-layout',
+    default: 'spark-3.3',
+    doc: 'Key layout: `spark-3.3` (`<app>/<shuffle>/<hash>/<file>`, Spark 3.3+) or `spark-3.1` (`<app>/<shuffle>/<file>`).',
+    parse: parsers.oneOf(FALLBACK_LAYOUTS),
+  }),
+  uploadConcurrency: option({
+    group: 'writeback',
+    flag: 'upload-concurrency',
+    default: '4',
+    doc: 'Map outputs written to the store at once.',
+    parse: parsers.int(1, 256),
+  }),
+  writeOrder: option({
+    group: 'writeback',
+    flag: 'write-order',
+    default: 'fifo',
+    doc: `Order of pending outputs: ${WRITE_ORDERS.join(', ')}.`,
+    parse: parsers.oneOf(WRITE_ORDERS),
+  }),
+  maxHeldOutputs: option({
+    group: 'writeback',
+    flag: 'max-held-outputs',
+    default: '2048',
+    doc: 'Pending outputs whose files are held open (2 descriptors each) so they survive Spark deleting its directory.',
+    parse: parsers.int(0, 1_000_000),
+  }),
+  httpListen: option({
+    group: 'serve',
+    flag: 'http-listen',
+    default: '127.0.0.1:9464',
+    doc: 'Address of the HTTP server: `/healthz`, `/readyz`, `/metrics`, `/v1/status`.',
+    parse: parsers.listen,
+  }),
+  grpcListen: option({
+    group: 'serve',
+    flag: 'grpc-listen',
+    default: '127.0.0.1:7337',
+    doc: 'Address of the gRPC block service.',
+    parse: parsers.listen,
+  }),
+  logLevel: option({
+    group: 'observability',
+    flag: 'log-level',
+    default: 'info',
+    doc: `Log level: ${LOG_LEVELS.join(', ')}.`,
+    parse: parsers.oneOf(LOG_LEVELS),
+  }),
+};
+
+export type RunConfig = ValuesOf<typeof RUN_OPTIONS> & { appId: string };
