@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# spark-shuffle-agent image: `docker build -t spark-shuffle-agent .`
+# Pin NODE_IMAGE by digest in production (node:20.19-bookworm-slim@sha256:...).
+ARG NODE_IMAGE=node:20-bookworm-slim
+
+# ---- build: all dependencies, compile TypeScript to dist/ ----
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# No dependency needs an install script to build or run (protobufjs' and esbuild's are skipped
+# by npm 11 as well); skipping them keeps the build from running registry code.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY agent ./agent
+RUN npm run build
+
+# ---- deps: production dependencies only ----
+FROM ${NODE_IMAGE} AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- runtime ----
+FROM ${NODE_IMAGE} AS runtime
+# uid/gid 185: the user of Apache Spark's images, so files on a volume shared with an executor
+# belong to one user. Numeric USER lets Kubernetes verify runAsNonRoot.
+# npm, npx, corepack and yarn are removed: nothing runs them at run time.
+RUN groupadd --system --gid 185 shuffle-agent \
+ && useradd --system --uid 185 --gid 185 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin shuffle-agent \
+ && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
+      /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* \
+      /usr/local/bin/yarn /usr/local/bin/yarnpkg
+WORKDIR /app
+ENV NODE_ENV=production \
+    TMPDIR=/tmp
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /src/dist ./dist
+COPY package.json ./
+USER 185:185
+# 9464: HTTP (/healthz, /readyz, /metrics, /v1/status); 7337: gRPC block service.
+EXPOSE 9464 7337
+# Nothing is written outside mounted volumes, so the root filesystem can be read-only; mount an
+# emptyDir at /tmp (TMPDIR) as the manifests in daemonset/ do.
+ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/agent/cli.js"]
+CMD ["run"]
