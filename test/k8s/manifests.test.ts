@@ -1,0 +1,446 @@
+/**
+ * The Kubernetes manifests under daemonset/: every document is validated against the
+ * kubernetes-models schema (types, required fields) plus an unknown-key check (the schema accepts
+ * misspelled fields), and the fields that decide whether outputs survive termination are checked
+ * against the agent's own option table, so a renamed flag or a moved port fails here.
+ */
+import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, posix, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
+import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IPod } from 'kubernetes-models/v1/Pod';
+import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import type { IProbe } from 'kubernetes-models/v1/Probe';
+import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
+import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
+import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
+import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import { RUN_OPTIONS } from '../../agent/config/run-options.js';
+import { envName, type OptionSpec } from '../../agent/config/option-table.js';
+import { hasModel, unknownKeys } from './model-keys.js';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const DIR = join(ROOT, 'daemonset');
+/** Seconds the pod's grace period must leave beyond the agent's drain for process exit and logs. */
+const MARGIN_S = 5;
+const SPARK_CONTAINER = 'spark-kubernetes-executor';
+const LOCAL_DIR_VOLUME = 'spark-local-dir-1';
+const AGENT_IMAGE = 'ghcr.io/spark-shuffle-agent/spark-shuffle-agent';
+/** The uid of Apache Spark's images; the agent shares it to read the executors' files. */
+const SPARK_UID = 185;
+
+interface Doc {
+  file: string;
+  apiVersion: string;
+  kind: string;
+  metadata?: { name?: string; labels?: Record<string, string> };
+  [key: string]: unknown;
+}
+
+function loadDocs(): Doc[] {
+  const docs: Doc[] = [];
+  for (const file of readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort()) {
+    for (const parsed of parseAllDocuments(readFileSync(join(DIR, file), 'utf8'))) {
+      if (parsed.errors.length > 0) throw new Error(`${file}: ${parsed.errors.map((e) => e.message).join('; ')}`);
+      const value: unknown = parsed.toJS();
+      if (value === null) continue;
+      docs.push({ ...(value as Omit<Doc, 'file'>), file });
+    }
+  }
+  return docs;
+}
+
+const DOCS = loadDocs();
+
+function only<T>(file: string, kind: string): T {
+  const found = DOCS.filter((d) => d.file === file && d.kind === kind);
+  expect(found, `${file} holds one ${kind}`).toHaveLength(1);
+  return found[0] as unknown as T;
+}
+
+// ---- the agent's command line, checked against its option table ----
+
+const OPTIONS = RUN_OPTIONS as unknown as Record<string, OptionSpec<unknown>>;
+const BY_FLAG = new Map(Object.values(OPTIONS).map((s) => [s.flag, s]));
+const BY_ENV = new Map(Object.values(OPTIONS).map((s) => [envName(s.flag), s]));
+
+/** `run --a=1 --b 2` -> {a: '1', b: '2'}; fails on a flag the agent does not have or a value it refuses. */
+function agentFlags(args: readonly string[]): Map<string, string> {
+  expect(args[0], 'first argument is the subcommand').toBe('run');
+  const flags = new Map<string, string>();
+  for (let i = 1; i < args.length; i++) {
+    const arg = args[i] as string;
+    expect(arg.startsWith('--'), `argument ${arg} is a flag`).toBe(true);
+    const eq = arg.indexOf('=');
+    const flag = arg.slice(2, eq >= 0 ? eq : undefined);
+    const spec = BY_FLAG.get(flag);
+    expect(spec, `--${flag} is a flag of shuffle-agent run`).toBeDefined();
+    const value = eq >= 0 ? arg.slice(eq + 1) : spec?.boolean ? 'true' : (args[++i] as string);
+    expect(() => spec?.parse(value), `--${flag}=${value} is accepted`).not.toThrow();
+    flags.set(flag, value);
+  }
+  return flags;
+}
+
+/** A flag's effective raw value: the argument, else a SHUFFLE_AGENT_* variable, else the default. */
+function effective(flag: string, flags: Map<string, string>, env: Map<string, string>): string {
+  const spec = BY_FLAG.get(flag);
+  expect(spec, `--${flag} exists`).toBeDefined();
+  const value = flags.get(flag) ?? env.get(envName(flag)) ?? spec?.default;
+  expect(value, `--${flag} has a value`).toBeDefined();
+  return value as string;
+}
+
+function listenPort(raw: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(raw);
+  expect(m, `listen address ${raw}`).not.toBeNull();
+  return { host: m?.[1] ?? (m?.[2] || '0.0.0.0'), port: Number(m?.[3]) };
+}
+
+/** Environment of a container: literal values, fieldRef paths as `fieldRef:<path>`, and envFrom ConfigMaps. */
+function containerEnv(c: IContainer): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const from of c.envFrom ?? []) {
+    const name = from.configMapRef?.name;
+    expect(name, 'envFrom names a ConfigMap').toBeDefined();
+    const cm = DOCS.find((d) => d.kind === 'ConfigMap' && d.metadata?.name === name) as unknown as IConfigMap | undefined;
+    expect(cm, `ConfigMap ${name} is in daemonset/`).toBeDefined();
+    for (const [k, v] of Object.entries(cm?.data ?? {})) env.set(k, v);
+  }
+  for (const e of c.env ?? []) {
+    const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
+    env.set(e.name, fieldPath !== undefined ? `fieldRef:${fieldPath}` : (e.value ?? ''));
+  }
+  for (const [name, value] of env) {
+    if (!name.startsWith('SHUFFLE_AGENT_')) continue;
+    const spec = BY_ENV.get(name);
+    expect(spec, `${name} is the variable of a flag of shuffle-agent run`).toBeDefined();
+    if (!value.startsWith('fieldRef:')) expect(() => spec?.parse(value), `${name}=${value} is accepted`).not.toThrow();
+  }
+  return env;
+}
+
+function portNumber(c: IContainer, port: number | string): number {
+  if (typeof port === 'number') return port;
+  const found = (c.ports ?? []).find((p) => p.name === port);
+  expect(found, `port ${port} is declared by container ${c.name}`).toBeDefined();
+  return found?.containerPort as number;
+}
+
+interface AgentFacts {
+  container: IContainer;
+  flags: Map<string, string>;
+  env: Map<string, string>;
+  httpPort: number;
+  grpcPort: number;
+  drainTimeoutS: number;
+}
+
+/** Everything that makes an agent container reachable, probed correctly, hardened and writable where it must be. */
+function checkAgent(pod: IPodSpec, c: IContainer): AgentFacts {
+  expect(c.image?.startsWith(`${AGENT_IMAGE}:`), `${c.name} runs the agent image`).toBe(true);
+  const flags = agentFlags(c.args ?? []);
+  expect(c.command, 'the image entrypoint (the built CLI) is kept').toBeUndefined();
+  const env = containerEnv(c);
+  const http = listenPort(effective('http-listen', flags, env));
+  const grpc = listenPort(effective('grpc-listen', flags, env));
+  // Probes and peers connect to the pod IP, never to the container's loopback.
+  for (const l of [http, grpc]) expect(['0.0.0.0', '::'], 'listens on all interfaces').toContain(l.host);
+  const ports = new Map((c.ports ?? []).map((p) => [p.containerPort, p]));
+  expect(ports.get(http.port)?.name, 'the HTTP port is declared').toBe('agent-http');
+  expect(ports.get(grpc.port)?.name, 'the gRPC port is declared').toBe('agent-grpc');
+
+  const probe = (p: IProbe | undefined, what: string, paths: string[]): void => {
+    expect(p?.httpGet, `${what} probe is an httpGet`).toBeDefined();
+    expect(paths, `${what} probe path`).toContain(p?.httpGet?.path);
+    expect(portNumber(c, p?.httpGet?.port as number | string), `${what} probe port`).toBe(http.port);
+    expect(p?.httpGet?.scheme ?? 'HTTP').toBe('HTTP');
+  };
+  probe(c.startupProbe, 'startup', ['/readyz', '/healthz']);
+  probe(c.readinessProbe, 'readiness', ['/readyz']);
+  probe(c.livenessProbe, 'liveness', ['/healthz']);
+  expect(c.livenessProbe?.httpGet?.path, 'liveness must not follow readiness (draining is not dead)').toBe('/healthz');
+
+  const sc = c.securityContext;
+  expect(sc?.runAsNonRoot).toBe(true);
+  expect(sc?.runAsUser).toBe(SPARK_UID);
+  expect(sc?.runAsGroup).toBe(SPARK_UID);
+  expect(sc?.readOnlyRootFilesystem).toBe(true);
+  expect(sc?.allowPrivilegeEscalation).toBe(false);
+  expect(sc?.privileged ?? false).toBe(false);
+  expect(sc?.capabilities?.drop).toContain('ALL');
+  expect(sc?.capabilities?.add ?? []).toEqual([]);
+  expect(sc?.seccompProfile?.type).toBe('RuntimeDefault');
+
+  expect(c.resources?.requests?.cpu, 'cpu request').toBeDefined();
+  expect(c.resources?.requests?.memory, 'memory request').toBeDefined();
+  expect(c.resources?.limits?.memory, 'memory limit').toBeDefined();
+
+  // Read-only root: TMPDIR must be a mounted emptyDir.
+  const tmp = env.get('TMPDIR');
+  expect(tmp, 'TMPDIR is set').toBeDefined();
+  const tmpMount = (c.volumeMounts ?? []).find((m) => m.mountPath === tmp);
+  expect(tmpMount, 'TMPDIR is a mount').toBeDefined();
+  expect(tmpMount?.readOnly ?? false).toBe(false);
+  expect(pod.volumes?.find((v) => v.name === tmpMount?.name)?.emptyDir, 'TMPDIR is an emptyDir').toBeDefined();
+
+  const drain = Number(effective('drain-timeout', flags, env));
+  expect(Number.isFinite(drain) && drain > 0, 'drain timeout in seconds').toBe(true);
+  return { container: c, flags, env, httpPort: http.port, grpcPort: grpc.port, drainTimeoutS: drain };
+}
+
+function mountOf(c: IContainer, volume: string): { mountPath: string; readOnly?: boolean; subPathExpr?: string } {
+  const m = (c.volumeMounts ?? []).filter((v) => v.name === volume);
+  expect(m, `${c.name} mounts ${volume} once`).toHaveLength(1);
+  return m[0] as { mountPath: string; readOnly?: boolean; subPathExpr?: string };
+}
+
+function sparkContainer(spec: IPodSpec): IContainer {
+  // Spark takes the first container of the template (unless podTemplateContainerName says otherwise).
+  const first = spec.containers[0] as IContainer;
+  expect(first.name).toBe(SPARK_CONTAINER);
+  expect(first.image, 'Spark sets the image').toBeUndefined();
+  return first;
+}
+
+function checkSparkLocalDir(spark: IContainer): string {
+  const m = mountOf(spark, LOCAL_DIR_VOLUME);
+  // Documented as spark.local.dir; Spark refuses the template if they differ.
+  expect(m.mountPath).toBe('/var/data/spark-local-dir-1');
+  return m.mountPath;
+}
+
+function checkAppIdFromLabels(env: Map<string, string>): void {
+  expect(env.get('SHUFFLE_AGENT_APP_ID')).toBe("fieldRef:metadata.labels['spark-app-selector']");
+  expect(env.get('SPARK_EXECUTOR_ID')).toBe("fieldRef:metadata.labels['spark-exec-id']");
+}
+
+function packageBin(): string {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
+  return pkg.bin['shuffle-agent'] as string;
+}
+
+describe('daemonset/ manifests', () => {
+  it('parse, and every Kubernetes object validates against kubernetes-models with no unknown key', async () => {
+    expect(DOCS.length).toBeGreaterThanOrEqual(9);
+    for (const doc of DOCS) {
+      const { file, ...body } = doc;
+      if (doc.kind === 'Kustomization' || doc.kind === 'PodMonitor') continue;
+      expect(hasModel(doc.apiVersion, doc.kind), `${file}: ${doc.apiVersion} ${doc.kind} has a model`).toBe(true);
+      const mod = (await import(`kubernetes-models/${doc.apiVersion}/${doc.kind}`)) as Record<string, new (data: unknown) => { validate(): void }>;
+      const Model = mod[doc.kind] as new (data: unknown) => { validate(): void };
+      expect(() => new Model(body).validate(), `${file} ${doc.kind}`).not.toThrow();
+      expect(unknownKeys(body), `${file}: keys the ${doc.kind} schema does not have`).toEqual([]);
+    }
+  });
+
+  it('the unknown-key check catches a misspelled safety field', () => {
+    const { file: _file, ...pod } = structuredClone(only<Doc>('executor-pod-template.yaml', 'Pod'));
+    const spec = pod.spec as Record<string, unknown>;
+    spec.terminationGracePeriodSecond = spec.terminationGracePeriodSeconds;
+    delete spec.terminationGracePeriodSeconds;
+    expect(unknownKeys(pod)).toEqual(['Pod.spec.terminationGracePeriodSecond']);
+  });
+
+  it('executor-pod-template.yaml: the agent is a native sidecar sharing spark-local-dir-1, and the grace period covers its drain', () => {
+    const pod = only<IPod>('executor-pod-template.yaml', 'Pod');
+    const spec = pod.spec as IPodSpec;
+    const spark = sparkContainer(spec);
+    const sparkDir = checkSparkLocalDir(spark);
+    expect(spec.containers.map((c) => c.name), 'the agent is not a regular container').toEqual([SPARK_CONTAINER]);
+    const sidecar = (spec.initContainers ?? []).find((c) => c.name === 'shuffle-agent') as IContainer;
+    expect(sidecar.restartPolicy, 'native sidecar').toBe('Always');
+    const agent = checkAgent(spec, sidecar);
+    expect(spec.volumes?.find((v) => v.name === LOCAL_DIR_VOLUME)?.emptyDir).toBeDefined();
+    const m = mountOf(sidecar, LOCAL_DIR_VOLUME);
+    expect(m.readOnly).toBe(true);
+    expect(agent.flags.get('local-dirs')).toBe(m.mountPath);
+    expect(m.mountPath).toBe(sparkDir);
+    expect(agent.flags.get('local-dirs-layout') ?? '').toBe('');
+    checkAppIdFromLabels(agent.env);
+    expect(agent.env.get('SHUFFLE_AGENT_STORE')).toMatch(/^s3:\/\//);
+    // The sidecar is stopped after the executor exits; its drain must fit in what is left.
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(agent.drainTimeoutS + MARGIN_S);
+  });
+
+  it('executor-pod-template-no-native-sidecar.yaml: preStop hooks wait for safe exit on the agent port, within the grace period', () => {
+    const pod = only<IPod>('executor-pod-template-no-native-sidecar.yaml', 'Pod');
+    const spec = pod.spec as IPodSpec;
+    const spark = sparkContainer(spec);
+    checkSparkLocalDir(spark);
+    expect(spec.initContainers ?? [], 'no init containers: this variant is for clusters without sidecars').toEqual([]);
+    const agentContainer = spec.containers.find((c) => c.name === 'shuffle-agent') as IContainer;
+    expect(agentContainer.restartPolicy).toBeUndefined();
+    const agent = checkAgent(spec, agentContainer);
+    checkAppIdFromLabels(agent.env);
+    expect(mountOf(agentContainer, LOCAL_DIR_VOLUME).mountPath).toBe(agent.flags.get('local-dirs'));
+
+    // Spark's container: httpGet long-poll on the agent (by number: named ports resolve in the Spark container).
+    const hook = spark.lifecycle?.preStop?.httpGet;
+    expect(hook?.port).toBe(agent.httpPort);
+    const url = new URL(hook?.path ?? '', 'http://pod');
+    expect(url.pathname).toBe('/v1/status');
+    expect(url.searchParams.get('wait')).toBe('safe_to_exit');
+    const sparkWait = Number(url.searchParams.get('timeout'));
+    expect(sparkWait).toBeGreaterThan(0);
+
+    // The agent's own hook: the CLI's wait-safe-exit against its own HTTP port.
+    const cmd = agentContainer.lifecycle?.preStop?.exec?.command ?? [];
+    expect(cmd.slice(0, 3)).toEqual(['node', posix.join('/app', packageBin()), 'wait-safe-exit']);
+    const httpArg = cmd[cmd.indexOf('--http') + 1] as string;
+    expect(new URL(httpArg).port).toBe(String(agent.httpPort));
+    const agentWait = Number(cmd[cmd.indexOf('--timeout') + 1]);
+    expect(agentWait).toBeGreaterThan(0);
+
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(Math.max(sparkWait, agentWait) + agent.drainTimeoutS + MARGIN_S);
+  });
+
+  it('DaemonSet mode: node-critical agent with NODE_NAME and the hostPath the executor template mounts per app and executor', () => {
+    const ds = only<IDaemonSet>('daemonset.yaml', 'DaemonSet');
+    const spec = ds.spec?.template.spec as IPodSpec;
+    expect(spec.priorityClassName).toBe('system-node-critical');
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.hostNetwork ?? false).toBe(false);
+    const sa = only<IServiceAccount>('serviceaccount.yaml', 'ServiceAccount');
+    expect(spec.serviceAccountName).toBe(sa.metadata?.name);
+    expect(sa.automountServiceAccountToken).toBe(false);
+    // The agent does not call the Kubernetes API: no RBAC at all.
+    expect(DOCS.filter((d) => /Role|RoleBinding/.test(d.kind))).toEqual([]);
+
+    expect(spec.containers).toHaveLength(1);
+    const c = spec.containers[0] as IContainer;
+    const agent = checkAgent(spec, c);
+    expect(agent.env.get('NODE_NAME')).toBe('fieldRef:spec.nodeName');
+    expect(agent.flags.get('local-dirs-layout')).toBe('{appId}/{executorId}');
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(agent.drainTimeoutS + MARGIN_S);
+    expect(ds.spec?.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'spark-shuffle-agent' });
+
+    // --local-dirs is inside a read-only hostPath mount; compute where it is on the host.
+    const localDir = agent.flags.get('local-dirs') as string;
+    const mount = (c.volumeMounts ?? []).find((m) => localDir === m.mountPath || localDir.startsWith(`${m.mountPath}/`));
+    expect(mount?.readOnly).toBe(true);
+    const hostPath = spec.volumes?.find((v) => v.name === mount?.name)?.hostPath;
+    expect(hostPath?.type).toBe('DirectoryOrCreate');
+    const hostLocalDir = posix.join(hostPath?.path as string, posix.relative(mount?.mountPath as string, localDir));
+
+    // The init container makes that directory 1777 (the kubelet creates executors' subPath dirs as root with the root's mode).
+    const init = (spec.initContainers ?? []) as IContainer[];
+    expect(init.map((i) => i.name)).toEqual(['prepare-local-dir']);
+    const prep = init[0] as IContainer;
+    expect(prep.restartPolicy).toBeUndefined();
+    const prepMount = mountOf(prep, mount?.name as string);
+    const script = (prep.args ?? []).join('\n');
+    expect(script).toContain(`d=${posix.join(prepMount.mountPath, posix.relative(hostPath?.path as string, hostLocalDir))}`);
+    expect(script).toMatch(/chmod 1777 "\$d"\s*$/);
+    const psc = prep.securityContext;
+    // Root only to change a root-owned directory it owns: no capability, no escalation, read-only root.
+    expect(psc?.capabilities?.drop).toContain('ALL');
+    expect(psc?.capabilities?.add ?? []).toEqual([]);
+    expect(psc?.allowPrivilegeEscalation).toBe(false);
+    expect(psc?.readOnlyRootFilesystem).toBe(true);
+    expect(psc?.seccompProfile?.type).toBe('RuntimeDefault');
+
+    const tolerated = new Set((spec.tolerations ?? []).map((t) => t.key));
+    for (const key of ['cloud.google.com/gke-spot', 'cloud.google.com/gke-preemptible', 'kubernetes.azure.com/scalesetpriority', 'karpenter.sh/capacity-type', 'aws-node-termination-handler/spot-itn']) {
+      expect(tolerated, `tolerates ${key}`).toContain(key);
+    }
+    for (const t of spec.tolerations ?? []) expect(t.operator, `${t.key} tolerated whatever its value and effect`).toBe('Exists');
+
+    // The executor template for this mode mounts exactly that directory, per app and pod.
+    const exec = only<IPod>('executor-pod-template-daemonset.yaml', 'Pod').spec as IPodSpec;
+    const spark = sparkContainer(exec);
+    expect(exec.containers).toHaveLength(1);
+    expect(exec.initContainers ?? []).toEqual([]);
+    const sparkMount = mountOf(spark, LOCAL_DIR_VOLUME);
+    expect(sparkMount.mountPath).toBe(checkSparkLocalDir(spark));
+    expect(sparkMount.subPathExpr).toBe('$(SPARK_APP_ID)/$(POD_NAME)');
+    const sparkEnv = containerEnv(spark);
+    expect(sparkEnv.get('SPARK_APP_ID')).toBe("fieldRef:metadata.labels['spark-app-selector']");
+    expect(sparkEnv.get('POD_NAME')).toBe('fieldRef:metadata.name');
+    for (const v of sparkMount.subPathExpr?.match(/\$\((\w+)\)/g) ?? []) expect(sparkEnv.has(v.slice(2, -1)), `${v} is defined`).toBe(true);
+    const execHostPath = exec.volumes?.find((v) => v.name === LOCAL_DIR_VOLUME)?.hostPath;
+    expect(execHostPath?.path).toBe(hostLocalDir);
+    // Directory, not DirectoryOrCreate: never write where no agent prepared (and watches).
+    expect(execHostPath?.type).toBe('Directory');
+  });
+
+  it('NetworkPolicy: gRPC only from Spark pods, HTTP only from Prometheus, nothing open to all', () => {
+    const ds = only<IDaemonSet>('daemonset.yaml', 'DaemonSet');
+    const c = ds.spec?.template.spec?.containers[0] as IContainer;
+    const agent = checkAgent(ds.spec?.template.spec as IPodSpec, c);
+    const np = only<INetworkPolicy>('networkpolicy.yaml', 'NetworkPolicy');
+    const podLabels = ds.spec?.template.metadata?.labels ?? {};
+    for (const [k, v] of Object.entries(np.spec?.podSelector.matchLabels ?? {})) expect(podLabels[k], `selects the agent pods by ${k}`).toBe(v);
+    expect(np.spec?.policyTypes).toContain('Ingress');
+    const rules = np.spec?.ingress ?? [];
+    expect(rules.length).toBe(2);
+    const byPort = new Map<number, (typeof rules)[number]>();
+    for (const r of rules) {
+      expect(r.from?.length ?? 0, 'every rule names its sources').toBeGreaterThan(0);
+      expect(r.ports?.length, 'every rule names one port').toBe(1);
+      byPort.set(r.ports?.[0]?.port as number, r);
+    }
+    expect([...byPort.keys()].sort()).toEqual([agent.grpcPort, agent.httpPort].sort());
+    for (const peer of byPort.get(agent.grpcPort)?.from ?? []) {
+      expect(peer.ipBlock).toBeUndefined();
+      expect(peer.podSelector?.matchExpressions).toEqual([{ key: 'spark-role', operator: 'In', values: ['driver', 'executor'] }]);
+    }
+    for (const peer of byPort.get(agent.httpPort)?.from ?? []) {
+      expect(peer.podSelector?.matchLabels?.['app.kubernetes.io/name']).toBe('prometheus');
+      expect(peer.namespaceSelector?.matchLabels, 'Prometheus from its own namespace only').toBeDefined();
+    }
+  });
+
+  it('PodMonitor scrapes /metrics on the agent HTTP port of the DaemonSet pods', () => {
+    const ds = only<IDaemonSet>('daemonset.yaml', 'DaemonSet');
+    const c = ds.spec?.template.spec?.containers[0] as IContainer;
+    const agent = checkAgent(ds.spec?.template.spec as IPodSpec, c);
+    const pm = only<Doc>('podmonitor.yaml', 'PodMonitor');
+    expect(pm.apiVersion).toBe('monitoring.coreos.com/v1');
+    const spec = pm.spec as { selector: { matchLabels: Record<string, string> }; podMetricsEndpoints: { port: string; path: string }[] };
+    expect(Object.keys(pm.spec as object).sort()).toEqual(['podMetricsEndpoints', 'selector']);
+    const podLabels = ds.spec?.template.metadata?.labels ?? {};
+    for (const [k, v] of Object.entries(spec.selector.matchLabels)) expect(podLabels[k]).toBe(v);
+    expect(spec.podMetricsEndpoints).toHaveLength(1);
+    const ep = spec.podMetricsEndpoints[0] as { port: string; path: string };
+    expect(Object.keys(ep).every((k) => ['port', 'path', 'interval', 'scrapeTimeout'].includes(k)), 'known endpoint keys').toBe(true);
+    expect(portNumber(c, ep.port)).toBe(agent.httpPort);
+    expect(ep.path).toBe('/metrics');
+  });
+
+  it('kustomization.yaml lists every applied object file and none of the pod templates', () => {
+    const k = only<Doc>('kustomization.yaml', 'Kustomization');
+    const resources = (k.resources as string[]).slice().sort();
+    const objectFiles = [...new Set(DOCS.filter((d) => d.kind !== 'Kustomization' && d.kind !== 'Pod').map((d) => d.file))].sort();
+    expect(resources).toEqual(objectFiles);
+    expect(DOCS.filter((d) => d.kind === 'Pod').map((d) => d.file).sort()).toEqual([
+      'executor-pod-template-daemonset.yaml',
+      'executor-pod-template-no-native-sidecar.yaml',
+      'executor-pod-template.yaml',
+    ]);
+    expect((k.images as { name: string }[]).map((i) => i.name)).toEqual([AGENT_IMAGE]);
+  });
+
+  // kubectl renders kustomizations offline. Locally the test runs where kubectl exists; in CI
+  // (CI=true) kubectl is required (Debian: apt-get install kubernetes-client) and its absence fails.
+  const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
+  const haveKubectl = kubectl.status === 0;
+  it.runIf(haveKubectl || process.env.CI === 'true')('`kubectl kustomize daemonset` renders offline, every object in the namespace', () => {
+    expect(haveKubectl, 'kubectl is on PATH (CI must install it: apt-get install kubernetes-client)').toBe(true);
+    const out = spawnSync('kubectl', ['kustomize', DIR], { encoding: 'utf8', timeout: 30_000 });
+    expect(out.stderr).toBe('');
+    expect(out.status).toBe(0);
+    const rendered = parseAllDocuments(out.stdout).map((d) => d.toJS() as Doc);
+    expect(rendered.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'DaemonSet', 'Namespace', 'NetworkPolicy', 'PodMonitor', 'ServiceAccount']);
+    for (const d of rendered) {
+      if (d.kind === 'Namespace') expect(d.metadata?.name).toBe('spark-shuffle-agent');
+      else expect((d.metadata as { namespace?: string }).namespace, d.kind).toBe('spark-shuffle-agent');
+    }
+    const ds = rendered.find((d) => d.kind === 'DaemonSet') as unknown as IDaemonSet;
+    for (const c of [...(ds.spec?.template.spec?.initContainers ?? []), ...(ds.spec?.template.spec?.containers ?? [])]) {
+      expect(c.image).toBe(`${AGENT_IMAGE}:0.1.0`);
+    }
+  });
+});
