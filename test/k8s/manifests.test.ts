@@ -44,9 +44,9 @@ function loadDocs(): Doc[] {
   for (const file of readdirSync(DIR).filter((f) => /\.ya?ml$/.test(f)).sort()) {
     for (const parsed of parseAllDocuments(readFileSync(join(DIR, file), 'utf8'))) {
       if (parsed.errors.length > 0) throw new Error(`${file}: ${parsed.errors.map((e) => e.message).join('; ')}`);
-      const value: unknown = parsed.toJS();
+      const value = parsed.toJS() as Doc | null;
       if (value === null) continue;
-      docs.push({ ...(value as Omit<Doc, 'file'>), file });
+      docs.push({ ...value, file });
     }
   }
   return docs;
