@@ -6,12 +6,13 @@
  * collide between apps), the status must list both apps, and SIGTERM must exit 0 once stored.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { SparkLikeExecutor, type CommittedFiles } from '../../scripts/spark-writer.js';
@@ -21,6 +22,24 @@ const CLI = join(ROOT, 'dist/agent/cli.js');
 const APP_A = 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9';
 const APP_B = 'spark-f9e8d7c6b5a4938271605f4e3d2c1b0a';
 const WAIT_MS = 20_000;
+
+/** Every httpGet probe path of the agent containers in daemonset/*.yaml. */
+function manifestProbePaths(): string[] {
+  const dir = join(ROOT, 'daemonset');
+  const paths = new Set<string>();
+  const visit = (node: unknown, key?: string): void => {
+    if (Array.isArray(node)) node.forEach((n) => visit(n));
+    else if (node !== null && typeof node === 'object') {
+      const o = node as Record<string, unknown>;
+      if (key !== undefined && /Probe$/.test(key)) paths.add((o.httpGet as { path: string }).path);
+      for (const [k, v] of Object.entries(o)) visit(v, k);
+    }
+  };
+  for (const f of readdirSync(dir).filter((n) => n.endsWith('.yaml'))) {
+    for (const d of parseAllDocuments(readFileSync(join(dir, f), 'utf8'))) visit(d.toJS());
+  }
+  return [...paths].sort();
+}
 
 interface Status {
   state: string;
@@ -121,6 +140,10 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
 
     await startAgent(localRoot, store);
     await waitForStatus((s) => s.state === 'serving');
+    // The probes the manifests point at are real endpoints of the built agent.
+    const probePaths = manifestProbePaths();
+    expect(probePaths).toEqual(['/healthz', '/readyz']);
+    for (const path of probePaths) expect((await fetch(`${baseUrl}${path}`)).status, path).toBe(200);
 
     // Committed while the agent runs, in all three executors. App B reuses app A's shuffle and
     // map ids: only the app id in the key keeps them apart.

@@ -427,7 +427,7 @@ describe('daemonset/ manifests', () => {
   // (CI=true) kubectl is required (Debian: apt-get install kubernetes-client) and its absence fails.
   const kubectl = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
   const haveKubectl = kubectl.status === 0;
-  it.runIf(haveKubectl || process.env.CI === 'true')('`kubectl kustomize daemonset` renders offline, every object in the namespace', () => {
+  it.runIf(haveKubectl || process.env.CI === 'true')('`kubectl kustomize daemonset` renders offline, every object in the namespace (runs where kubectl is on PATH; required when CI=true)', () => {
     expect(haveKubectl, 'kubectl is on PATH (CI must install it: apt-get install kubernetes-client)').toBe(true);
     const out = spawnSync('kubectl', ['kustomize', DIR], { encoding: 'utf8', timeout: 30_000 });
     expect(out.stderr).toBe('');
