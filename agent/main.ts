@@ -49,7 +49,8 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       void store.sweepPartials().then((n) => n > 0 && logger.info({ removed: n }, 'removed partial files left by a crash'));
     }
 
-    let metrics: AgentMetrics | undefined;
+    // The gauges read the queue's status when scraped, after it exists.
+    const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES });
     const writeback = new WritebackQueue({
       store,
       layout: config.fallbackLayout,
@@ -57,15 +58,8 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       order: config.writeOrder,
       maxHeldOutputs: config.maxHeldOutputs,
       logger,
-      metrics: {
-        filePersisted: (b) => metrics?.filePersisted(b),
-        outputPersisted: (l) => metrics?.outputPersisted(l),
-        writeError: (k) => metrics?.writeError(k),
-        dropped: (r) => metrics?.dropped(r),
-        skippedAlreadyStored: (n) => metrics?.skippedAlreadyStored(n),
-      },
+      metrics,
     });
-    metrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES });
     started.push({ name: 'writeback', close: () => writeback.close() });
 
     const watcher = new LocalDirWatcher({
@@ -75,7 +69,7 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       rescanIntervalMs: config.rescanInterval * 1000,
     });
     watcher.on('committed', (output) => {
-      metrics?.outputCommitted();
+      metrics.outputCommitted();
       logger.debug({ output: output.id, dataLength: output.dataLength, foundAtStart: output.foundAtStart }, 'output committed');
       writeback.add(output);
     });
@@ -84,7 +78,7 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       writeback.removed(event);
     });
     watcher.on('problem', (problem) => {
-      metrics?.watchProblem(problem.kind);
+      metrics.watchProblem(problem.kind);
       logger.warn(problem, 'local input problem');
     });
 
