@@ -66,7 +66,7 @@ const OPTIONS = RUN_OPTIONS as unknown as Record<string, OptionSpec<unknown>>;
 const BY_FLAG = new Map(Object.values(OPTIONS).map((s) => [s.flag, s]));
 const BY_ENV = new Map(Object.values(OPTIONS).map((s) => [envName(s.flag), s]));
 
-/** `run --a=1 --b 2` -> {a: '1', b: '2'}; fails on a flag the agent does not have or a value it refuses. */
+/** `run --a=1 --b 2` -> {a: '1', b: '2'}. Whether the agent knows them is checked by `agentInputProblems`. */
 function agentFlags(args: readonly string[]): Map<string, string> {
   expect(args[0], 'first argument is the subcommand').toBe('run');
   const flags = new Map<string, string>();
@@ -75,20 +75,33 @@ function agentFlags(args: readonly string[]): Map<string, string> {
     expect(arg.startsWith('--'), `argument ${arg} is a flag`).toBe(true);
     const eq = arg.indexOf('=');
     const flag = arg.slice(2, eq >= 0 ? eq : undefined);
-    const spec = BY_FLAG.get(flag);
-    expect(spec, `--${flag} is a flag of shuffle-agent run`).toBeDefined();
-    const value = eq >= 0 ? arg.slice(eq + 1) : spec?.boolean ? 'true' : (args[++i] as string);
-    expect(() => spec?.parse(value), `--${flag}=${value} is accepted`).not.toThrow();
+    const value = eq >= 0 ? arg.slice(eq + 1) : BY_FLAG.get(flag)?.boolean ? 'true' : (args[++i] as string);
     flags.set(flag, value);
   }
   return flags;
 }
 
+/** Flags, SHUFFLE_AGENT_* variables and values of an agent container that `shuffle-agent run` would refuse. */
+function agentInputProblems(c: IContainer): string[] {
+  const problems: string[] = [];
+  const check = (what: string, spec: OptionSpec<unknown> | undefined, value: string): void => {
+    if (!spec) problems.push(`${what}: not an option of shuffle-agent run`);
+    else if (!value.startsWith('fieldRef:')) {
+      try {
+        spec.parse(value);
+      } catch (err) {
+        problems.push(`${what}=${value}: ${(err as Error).message}`);
+      }
+    }
+  };
+  for (const [flag, value] of agentFlags(c.args ?? [])) check(`--${flag}`, BY_FLAG.get(flag), value);
+  for (const [name, value] of containerEnv(c)) if (name.startsWith('SHUFFLE_AGENT_')) check(name, BY_ENV.get(name), value);
+  return problems;
+}
+
 /** A flag's effective raw value: the argument, else a SHUFFLE_AGENT_* variable, else the default. */
 function effective(flag: string, flags: Map<string, string>, env: Map<string, string>): string {
-  const spec = BY_FLAG.get(flag);
-  expect(spec, `--${flag} exists`).toBeDefined();
-  const value = flags.get(flag) ?? env.get(envName(flag)) ?? spec?.default;
+  const value = flags.get(flag) ?? env.get(envName(flag)) ?? BY_FLAG.get(flag)?.default;
   expect(value, `--${flag} has a value`).toBeDefined();
   return value as string;
 }
@@ -112,12 +125,6 @@ function containerEnv(c: IContainer): Map<string, string> {
   for (const e of c.env ?? []) {
     const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
     env.set(e.name, fieldPath !== undefined ? `fieldRef:${fieldPath}` : (e.value ?? ''));
-  }
-  for (const [name, value] of env) {
-    if (!name.startsWith('SHUFFLE_AGENT_')) continue;
-    const spec = BY_ENV.get(name);
-    expect(spec, `${name} is the variable of a flag of shuffle-agent run`).toBeDefined();
-    if (!value.startsWith('fieldRef:')) expect(() => spec?.parse(value), `${name}=${value} is accepted`).not.toThrow();
   }
   return env;
 }
@@ -234,6 +241,21 @@ describe('daemonset/ manifests', () => {
       expect(() => new Model(body).validate(), `${file} ${doc.kind}`).not.toThrow();
       expect(unknownKeys(body), `${file}: keys the ${doc.kind} schema does not have`).toEqual([]);
     }
+  });
+
+  it('the agent accepts every flag, SHUFFLE_AGENT_* variable and value the manifests give it', () => {
+    const agents = DOCS.flatMap((d) => {
+      const spec = (d.kind === 'Pod' ? (d as unknown as IPod).spec : d.kind === 'DaemonSet' ? (d as unknown as IDaemonSet).spec?.template.spec : undefined) as IPodSpec | undefined;
+      const all = [...(spec?.initContainers ?? []), ...(spec?.containers ?? [])];
+      // The agent containers run the image's entrypoint (the CLI); prepare-local-dir runs a shell.
+      return all.filter((c) => c.image?.startsWith(`${AGENT_IMAGE}:`) && c.command === undefined).map((c) => ({ where: `${d.file} ${c.name}`, c }));
+    });
+    expect(agents.map((a) => a.where)).toEqual([
+      'daemonset.yaml shuffle-agent',
+      'executor-pod-template-no-native-sidecar.yaml shuffle-agent',
+      'executor-pod-template.yaml shuffle-agent',
+    ]);
+    for (const { where, c } of agents) expect(agentInputProblems(c), where).toEqual([]);
   });
 
   it('the unknown-key check catches a misspelled safety field', () => {
