@@ -5,7 +5,7 @@
  * production dependencies only, runs as the non-root uid the manifests use, and its entrypoint
  * is the built CLI.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
@@ -88,6 +88,7 @@ const IGNORE = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
   .filter((l) => l !== '' && !l.startsWith('#'));
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   type: string;
+  dependencies: Record<string, string>;
   bin: Record<string, string>;
   scripts: Record<string, string>;
 };
@@ -156,6 +157,28 @@ describe('Dockerfile', () => {
     // ESM: dist/*.js are modules only because package.json says so; version.ts reads it too.
     expect(PKG.type).toBe('module');
     expect(copies(FINAL).some((c) => c.from === undefined && c.sources.includes('package.json'))).toBe(true);
+  });
+
+  it('the agent imports at run time only what `npm ci --omit=dev` installs', () => {
+    const packages = new Set<string>();
+    const visit = (dir: string): void => {
+      for (const e of readdirSync(dir, { withFileTypes: true })) {
+        const p = join(dir, e.name);
+        if (e.isDirectory()) visit(p);
+        else if (e.name.endsWith('.ts')) {
+          const text = readFileSync(p, 'utf8');
+          // Type-only imports are erased by tsc; everything else is loaded at run time.
+          for (const m of text.matchAll(/(?:^|\n)\s*(?:import|export)(\s+type)?\b[^;]*?\bfrom\s+['"]([^'"]+)['"]|\bimport\(['"]([^'"]+)['"]\)/g)) {
+            const spec = (m[2] ?? m[3]) as string;
+            if (m[1] !== undefined || spec.startsWith('.') || spec.startsWith('node:')) continue;
+            packages.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : (spec.split('/')[0] as string));
+          }
+        }
+      }
+    };
+    visit(join(ROOT, 'agent'));
+    expect(packages.size).toBeGreaterThan(0);
+    for (const p of packages) expect(Object.keys(PKG.dependencies), `${p} is a production dependency`).toContain(p);
   });
 
   it('runs the built CLI as the non-root uid the manifests use, with TMPDIR on the mounted /tmp', () => {
