@@ -1,0 +1,34 @@
+/**
+ * docs-k8s.md tells SREs what to alert on: every metric it names must be one the agent exports,
+ * with the label values it quotes, so the guide cannot drift from the code.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { AgentMetrics, METRIC_PREFIX } from '../../agent/observability/metrics.js';
+import { AGENT_STATES } from '../../agent/lifecycle/agent-state.js';
+
+const DOC = readFileSync(join(resolve(import.meta.dirname, '../..'), 'docs-k8s.md'), 'utf8');
+
+describe('docs-k8s.md', () => {
+  it('names only metrics the agent exports', async () => {
+    const metrics = new AgentMetrics(
+      {
+        writeback: () => ({ pendingOutputs: 0, pendingFiles: 0, pendingBytes: 0, uploadingOutputs: 0, persistedOutputs: 0, persistedFiles: 0, persistedBytes: 0, failedFiles: 0, droppedOutputs: 0, failed: [] }),
+        state: () => 'serving',
+        states: AGENT_STATES,
+      },
+      { processMetrics: false },
+    );
+    const exported = new Set((await metrics.registry.getMetricsAsJSON()).map((m) => m.name));
+    const named = new Set([...DOC.matchAll(new RegExp(`\\b${METRIC_PREFIX}[a-z_]+`, 'g'))].map((m) => m[0].replace(/_(bucket|sum|count)$/, '')));
+    expect(named.size).toBeGreaterThanOrEqual(8);
+    for (const name of named) expect(exported, name).toContain(name);
+    // Label values quoted in the alerts.
+    for (const m of DOC.matchAll(/shuffle_agent_state\{state="(\w+)"\}/g)) expect(AGENT_STATES).toContain(m[1]);
+    const queue = readFileSync(join(resolve(import.meta.dirname, '../..'), 'agent/writeback/writeback-queue.ts'), 'utf8');
+    const reasons = [...DOC.matchAll(/reason="([\w-]+)"/g)].map((m) => m[1] as string);
+    expect(reasons.length).toBeGreaterThan(0);
+    for (const r of reasons) expect(queue, `drop reason ${r}`).toContain(`'${r}'`);
+  });
+});
