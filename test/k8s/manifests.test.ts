@@ -305,6 +305,8 @@ describe('daemonset/ manifests', () => {
     const url = new URL(hook?.path ?? '', 'http://pod');
     expect(url.pathname).toBe('/v1/status');
     expect(url.searchParams.get('wait')).toBe('safe_to_exit');
+    // A hook can only GET: drain=true makes the same call start the drain it waits for.
+    expect(url.searchParams.get('drain')).toBe('true');
     const sparkWait = Number(url.searchParams.get('timeout'));
     expect(sparkWait).toBeGreaterThan(0);
 
