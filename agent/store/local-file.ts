@@ -1,14 +1,14 @@
 /** Reading a local source file, through its held handle when there is one. */
 import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { LocalFile } from './block-store.js';
 import { StoreError } from './block-store.js';
 
 /** A stream of bytes `[start, end)` of the local file (end exclusive; the whole file by default). */
 export function readLocal(file: LocalFile, start = 0, end = file.size): Readable {
-  // createReadStream's `end` is inclusive. An empty range still needs a valid stream.
-  const options = { start, end: Math.max(start, end) - 1, highWaterMark: 1024 * 1024 };
-  if (end <= start) options.end = start - 1;
+  // createReadStream's `end` is inclusive and cannot express an empty range (end -1 throws).
+  if (end <= start) return Readable.from([]);
+  const options = { start, end: end - 1, highWaterMark: 1024 * 1024 };
   return file.handle
     ? createReadStream('', { ...options, fd: file.handle, autoClose: false })
     : createReadStream(file.path, options);
