@@ -226,6 +226,11 @@ start() {
   exit 1
 }
 
+# Parallel test workers may all ask for the cluster at once: one start at a time.
+mkdir -p "$(dirname "$STATE")"
+exec 9>"$STATE.lock"
+flock 9
+
 case "${1:-start}" in
   start) start ;;
   stop) stop ;;

@@ -180,7 +180,7 @@ export class S3Store implements BlockStore {
 
   private async putSingle(key: string, objectKey: string, file: LocalFile, d: FileDigests, signal?: AbortSignal): Promise<void> {
     const md5 = d.partMd5[0] ?? createHash('md5').digest();
-    const result = await this.send('PutObject', key, signal, (attemptSignal) => this.requests.run(() => {
+    await this.send('PutObject', key, signal, (attemptSignal) => this.requests.run(async () => {
       const body = this.body(file, 0, file.size);
       const command = new PutObjectCommand({
         Bucket: this.bucket,
@@ -194,9 +194,14 @@ export class S3Store implements BlockStore {
       // Sign the SHA-256 we already have as the payload hash: the server checks the body against
       // it (Swift does), and the SDK does not hash the body a second time.
       signPayload(command, d.sha256);
-      return body.guard(this.client.send(command, { abortSignal: attemptSignal }));
+      const out = await body.guard(this.client.send(command, { abortSignal: attemptSignal }));
+      if (!etagMatches(out.ETag, md5.toString('hex'))) {
+        // Only a server that verifies nothing gets here: do not leave the damaged copy readable.
+        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+        throw etagError(key, out.ETag, md5.toString('hex'));
+      }
+      return out;
     }));
-    checkEtag(result.ETag, md5.toString('hex'), key);
   }
 
   private async putMultipart(key: string, objectKey: string, file: LocalFile, d: FileDigests, signal?: AbortSignal): Promise<void> {
@@ -227,7 +232,7 @@ export class S3Store implements BlockStore {
           const end = Math.min(file.size, start + d.partSize);
           const md5 = d.partMd5[index] as Buffer;
           try {
-            const out = await this.send('UploadPart', key, signal, (s) => this.requests.run(() => {
+            const out = await this.send('UploadPart', key, signal, (s) => this.requests.run(async () => {
               const body = this.body(file, start, end);
               const command = new UploadPartCommand({
                 Bucket: this.bucket,
@@ -238,9 +243,10 @@ export class S3Store implements BlockStore {
                 ContentLength: end - start,
                 ContentMD5: md5.toString('base64'),
               });
-              return body.guard(this.client.send(command, { abortSignal: s }));
+              const answer = await body.guard(this.client.send(command, { abortSignal: s }));
+              if (!etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
+              return answer;
             }));
-            checkEtag(out.ETag, md5.toString('hex'), `${key} part ${index + 1}`);
             parts.push({ PartNumber: index + 1, ETag: out.ETag as string });
           } catch (err) {
             failed = true;
@@ -260,9 +266,8 @@ export class S3Store implements BlockStore {
       );
       // S3 and Swift answer the MD5 of the parts' binary MD5s, then `-<count>`; servers with
       // another scheme (s3rver: MD5 of the whole object) are not compared.
-      if (done.ETag?.includes('-')) {
-        checkEtag(done.ETag, `${createHash('md5').update(Buffer.concat(d.partMd5)).digest('hex')}-${count}`, key);
-      }
+      const expected = `${createHash('md5').update(Buffer.concat(d.partMd5)).digest('hex')}-${count}`;
+      if (done.ETag?.includes('-') && !etagMatches(done.ETag, expected)) throw etagError(key, done.ETag, expected);
     } catch (err) {
       await this.abortUpload(key, objectKey, uploadId);
       throw err;
@@ -572,13 +577,16 @@ function signPayload(command: PutObjectCommand, sha256: string): void {
   );
 }
 
-function checkEtag(etag: string | undefined, expected: string, what: string): void {
-  // Servers with SSE-KMS or their own ETag scheme answer something else: only a plain MD5-like ETag is comparable.
+/** Whether the server's ETag is the MD5 we sent. Servers with SSE-KMS or their own ETag scheme
+ * answer something that is not a plain MD5: those are not comparable and pass. */
+function etagMatches(etag: string | undefined, expected: string): boolean {
   const got = etag?.replace(/"/g, '').toLowerCase();
-  if (!got || !/^[0-9a-f]{32}(-\d+)?$/.test(got)) return;
-  if (got !== expected) {
-    throw new StoreError(`upload ${what}: server stored ETag ${got}, expected ${expected}`, 'transient', 'ETagMismatch');
-  }
+  if (!got || !/^[0-9a-f]{32}(-\d+)?$/.test(got)) return true;
+  return got === expected;
+}
+
+function etagError(what: string, etag: string | undefined, expected: string): StoreError {
+  return new StoreError(`upload ${what}: server stored ETag ${etag}, expected ${expected}`, 'transient', 'ETagMismatch');
 }
 
 interface SdkError {
