@@ -20,7 +20,8 @@
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { PassThrough, Readable } from 'node:stream';
+import { open, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -39,8 +40,8 @@ import {
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
 import { NotFoundError, StoreError } from './block-store.js';
-import { localReadError, readLocal } from './local-file.js';
-import { Limiter } from '../util/limiter.js';
+import { localReadError } from './local-file.js';
+import { ByteBudget, Limiter } from '../util/limiter.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { backoffDelay, sleep } from '../util/backoff.js';
 import { describeError } from '../util/errors.js';
@@ -77,6 +78,8 @@ export interface S3StoreOptions {
   partConcurrency?: number;
   /** Requests with a body in flight at once, across all uploads. */
   maxConcurrentRequests?: number;
+  /** Bytes of file content held in memory for sending at once (default 64 MiB, at least two bodies). */
+  maxBufferedBytes?: number;
   /** Bytes per second for all uploads together; 0 = unlimited. */
   maxUploadBandwidth?: number;
   /** A request whose socket sees no traffic this long fails (transient) and is retried. */
@@ -94,6 +97,8 @@ export interface S3StoreOptions {
 
 const MiB = 1024 * 1024;
 const SHA256_META = 'sha256';
+const MD5_META = 'md5';
+const CHUNK = MiB;
 
 /** Digests of a local file from one read: whole-file SHA-256 and MD5 per part (one part for a single PUT). */
 interface FileDigests {
@@ -108,6 +113,8 @@ export class S3Store implements BlockStore {
   readonly prefix: string;
   private readonly client: S3Client;
   private readonly requests: Limiter;
+  /** Bytes of local files buffered for sending at once. */
+  private readonly memory: ByteBudget;
   private readonly bucketRate: TokenBucket;
   private readonly opts: Required<
     Pick<S3StoreOptions, 'multipartThreshold' | 'partSize' | 'partConcurrency' | 'requestAttempts' | 'maxParts' | 'requestTimeoutMs'>
@@ -133,6 +140,7 @@ export class S3Store implements BlockStore {
     };
     if (this.opts.partSize < 5 * MiB) throw new RangeError(`part size ${this.opts.partSize} is below S3's 5 MiB minimum`);
     this.requests = new Limiter(options.maxConcurrentRequests ?? 8);
+    this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.opts.multipartThreshold, this.opts.partSize)));
     this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
     this.logger = options.logger;
     this.metrics = options.metrics;
@@ -141,13 +149,18 @@ export class S3Store implements BlockStore {
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
         const request = args.request as { headers?: Record<string, string>; body?: unknown };
+        // Integrity on the wire comes from Content-MD5, which the server verifies: the payload
+        // need not be hashed again for the signature, by the SDK or by the server.
+        if ((context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand') && request.headers) {
+          request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        }
         if (context.commandName === 'DeleteObjectsCommand' && request.headers && typeof request.body === 'string') {
           const hasMd5 = Object.keys(request.headers).some((h) => h.toLowerCase() === 'content-md5');
           if (!hasMd5) request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
         }
         return next(args);
       },
-      { step: 'build', name: 'deleteObjectsContentMd5', override: true },
+      { step: 'build', name: 'shuffleAgentHeaders', override: true },
     );
   }
 
@@ -170,38 +183,50 @@ export class S3Store implements BlockStore {
 
   async put(key: string, file: LocalFile, options: PutOptions = {}): Promise<StoredObject> {
     const objectKey = this.objectKey(key);
-    const multipart = file.size > this.opts.multipartThreshold;
-    const partSize = multipart ? Math.max(this.opts.partSize, Math.ceil(file.size / this.opts.maxParts / MiB) * MiB) : Math.max(file.size, 1);
-    const digests = await digestFile(file, partSize);
-    if (multipart) await this.putMultipart(key, objectKey, file, digests, options.signal);
-    else await this.putSingle(key, objectKey, file, digests, options.signal);
-    return { key, size: file.size, digest: `sha256:${digests.sha256}` };
+    if (file.size > this.opts.multipartThreshold) {
+      const partSize = Math.max(this.opts.partSize, Math.ceil(file.size / this.opts.maxParts / MiB) * MiB);
+      const digests = await digestFile(file, partSize);
+      await this.putMultipart(key, objectKey, file, digests, options.signal);
+      return { key, size: file.size, digest: `sha256:${digests.sha256}` };
+    }
+    const md5 = await this.putSingle(key, objectKey, file, options.signal);
+    return { key, size: file.size, digest: `md5:${md5}` };
   }
 
-  private async putSingle(key: string, objectKey: string, file: LocalFile, d: FileDigests, signal?: AbortSignal): Promise<void> {
-    const md5 = d.partMd5[0] ?? createHash('md5').digest();
-    await this.send('PutObject', key, signal, (attemptSignal) => this.requests.run(async () => {
-      const body = this.body(file, 0, file.size);
-      const command = new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: objectKey,
-        Body: body.stream,
-        ContentLength: file.size,
-        ContentMD5: md5.toString('base64'),
-        ContentType: 'application/octet-stream',
-        Metadata: { [SHA256_META]: d.sha256 },
-      });
-      // Sign the SHA-256 we already have as the payload hash: the server checks the body against
-      // it (Swift does), and the SDK does not hash the body a second time.
-      signPayload(command, d.sha256);
-      const out = await body.guard(this.client.send(command, { abortSignal: attemptSignal }));
-      if (!etagMatches(out.ETag, md5.toString('hex'))) {
-        // Only a server that verifies nothing gets here: do not leave the damaged copy readable.
-        await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
-        throw etagError(key, out.ETag, md5.toString('hex'));
-      }
-      return out;
-    }));
+  /**
+   * One PutObject from a buffer: the file is read once, its MD5 goes in Content-MD5 (the server
+   * verifies it) and in metadata (`x-amz-meta-md5`, also the ETag S3 answers). Buffered, not
+   * streamed, so retries do not re-read and no second hash pass is needed; the memory budget
+   * bounds how many bytes are buffered at once.
+   */
+  private async putSingle(key: string, objectKey: string, file: LocalFile, signal?: AbortSignal): Promise<string> {
+    return this.memory.run(file.size, async () => {
+      const buf = await readRange(file, 0, file.size);
+      const md5 = createHash('md5').update(buf).digest();
+      const hex = md5.toString('hex');
+      await this.send('PutObject', key, signal, (s) =>
+        this.requests.run(async () => {
+          const command = new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            Body: this.body(buf),
+            ContentLength: buf.length,
+            ContentMD5: md5.toString('base64'),
+            ContentType: 'application/octet-stream',
+            Metadata: { [MD5_META]: hex },
+          });
+          const out = await this.client.send(command, { abortSignal: s });
+          this.metrics?.bytesUploaded(buf.length);
+          if (!etagMatches(out.ETag, hex)) {
+            // Only a server that verifies nothing gets here: do not leave the damaged copy readable.
+            await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+            throw etagError(key, out.ETag, hex);
+          }
+          return out;
+        }),
+      );
+      return hex;
+    });
   }
 
   private async putMultipart(key: string, objectKey: string, file: LocalFile, d: FileDigests, signal?: AbortSignal): Promise<void> {
@@ -232,21 +257,30 @@ export class S3Store implements BlockStore {
           const end = Math.min(file.size, start + d.partSize);
           const md5 = d.partMd5[index] as Buffer;
           try {
-            const out = await this.send('UploadPart', key, signal, (s) => this.requests.run(async () => {
-              const body = this.body(file, start, end);
-              const command = new UploadPartCommand({
-                Bucket: this.bucket,
-                Key: objectKey,
-                UploadId: uploadId,
-                PartNumber: index + 1,
-                Body: body.stream,
-                ContentLength: end - start,
-                ContentMD5: md5.toString('base64'),
-              });
-              const answer = await body.guard(this.client.send(command, { abortSignal: s }));
-              if (!etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
-              return answer;
-            }));
+            const out = await this.memory.run(end - start, async () => {
+              const buf = await readRange(file, start, end);
+              // The bytes read now must be the bytes digested in the first pass.
+              if (!createHash('md5').update(buf).digest().equals(md5)) {
+                throw new StoreError(`local file ${file.path} changed while it was uploaded (part ${index + 1})`, 'source-changed', 'EDIGEST');
+              }
+              return this.send('UploadPart', key, signal, (s) =>
+                this.requests.run(async () => {
+                  const command = new UploadPartCommand({
+                    Bucket: this.bucket,
+                    Key: objectKey,
+                    UploadId: uploadId,
+                    PartNumber: index + 1,
+                    Body: this.body(buf),
+                    ContentLength: buf.length,
+                    ContentMD5: md5.toString('base64'),
+                  });
+                          const answer = await this.client.send(command, { abortSignal: s });
+                  this.metrics?.bytesUploaded(buf.length);
+                  if (!etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
+                  return answer;
+                }),
+              );
+            });
             parts.push({ PartNumber: index + 1, ETag: out.ETag as string });
           } catch (err) {
             failed = true;
@@ -351,8 +385,8 @@ export class S3Store implements BlockStore {
   async holds(key: string, file: LocalFile): Promise<boolean> {
     const existing = await this.stat(key);
     if (!existing || existing.size !== file.size || !existing.digest) return false;
-    const local = await digestFile(file, Math.max(file.size, 1));
-    return existing.digest === `sha256:${local.sha256}`;
+    const [algorithm, expected] = existing.digest.split(':') as [string, string];
+    return (await hashFile(file, algorithm)) === expected;
   }
 
   async stat(key: string): Promise<StoredObject | undefined> {
@@ -362,7 +396,9 @@ export class S3Store implements BlockStore {
         this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: s }),
       );
       const sha = head.Metadata?.[SHA256_META];
-      return { key, size: head.ContentLength ?? 0, ...(sha && /^[0-9a-f]{64}$/.test(sha) ? { digest: `sha256:${sha}` } : {}) };
+      const md5 = head.Metadata?.[MD5_META];
+      const digest = sha && /^[0-9a-f]{64}$/.test(sha) ? `sha256:${sha}` : md5 && /^[0-9a-f]{32}$/.test(md5) ? `md5:${md5}` : undefined;
+      return { key, size: head.ContentLength ?? 0, ...(digest ? { digest } : {}) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -440,46 +476,20 @@ export class S3Store implements BlockStore {
     return this.prefix && objectKey.startsWith(`${this.prefix}/`) ? objectKey.slice(this.prefix.length + 1) : objectKey;
   }
 
-  /**
-   * A body stream of `[start, end)` through the bandwidth limiter, counting bytes. `guard` maps
-   * a failure caused by reading the local file (gone, changed) to the right StoreError.
-   */
-  private body(file: LocalFile, start: number, end: number): { stream: Readable; guard: <T>(p: Promise<T>) => Promise<T> } {
-    const source = readLocal(file, start, end);
-    let sourceError: unknown;
-    let sent = 0;
-    source.on('error', (err) => (sourceError = err));
-    const out = new PassThrough({ highWaterMark: MiB });
-    const throttle = this.bucketRate.bytesPerSecond > 0 ? this.bucketRate.throttle() : undefined;
-    const counted = (chunk: Buffer): void => {
-      sent += chunk.length;
-      this.metrics?.bytesUploaded(chunk.length);
-    };
-    const head = throttle ? source.pipe(throttle) : source;
-    head.on('data', counted);
-    head.pipe(out);
-    const fail = (err: Error): void => {
-      out.destroy(err);
-    };
-    source.on('error', fail);
-    throttle?.on('error', fail);
-    return {
-      stream: out,
-      guard: async <T>(p: Promise<T>): Promise<T> => {
-        try {
-          const value = await p;
-          if (sent !== end - start) {
-            throw new StoreError(`local file ${file.path} gave ${sent} bytes of [${start}, ${end})`, 'source-changed', 'ESIZE');
-          }
-          return value;
-        } catch (err) {
-          if (sourceError !== undefined) throw localReadError(file, sourceError);
-          throw err;
-        } finally {
-          source.destroy();
+  /** A request body: the buffer itself, or 256 KiB slices paced by the bandwidth limiter. */
+  private body(buf: Buffer): Buffer | Readable {
+    if (this.bucketRate.bytesPerSecond === 0) return buf;
+    const slice = 256 * 1024;
+    const rate = this.bucketRate;
+    return Readable.from(
+      (async function* () {
+        for (let i = 0; i < buf.length; i += slice) {
+          const chunk = buf.subarray(i, Math.min(buf.length, i + slice));
+          await rate.take(chunk.length);
+          yield chunk;
         }
-      },
-    };
+      })(),
+    );
   }
 
   /**
@@ -530,51 +540,86 @@ function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConf
   };
 }
 
-/** Read a file once: SHA-256 of all of it and the MD5 of each `partSize` part. */
+/**
+ * Read `[start, end)` of a local file into one buffer (through the held handle when there is
+ * one). A missing file is source-gone; fewer bytes than committed is source-changed.
+ */
+async function readRange(file: LocalFile, start: number, end: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(end - start);
+  let handle: FileHandle | undefined;
+  try {
+    handle = file.handle ?? (await open(file.path, 'r'));
+    let filled = 0;
+    while (filled < buf.length) {
+      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, start + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    if (filled !== buf.length) {
+      throw new StoreError(`local file ${file.path} has ${start + filled} bytes, ${file.size} were committed`, 'source-changed', 'ESIZE');
+    }
+    return buf;
+  } catch (err) {
+    if (err instanceof StoreError) throw err;
+    throw localReadError(file, err);
+  } finally {
+    if (handle && handle !== file.handle) await handle.close().catch(() => undefined);
+  }
+}
+
+/** Call `visit` with successive chunks of the whole file, reusing one buffer (no garbage per chunk). */
+async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, file.size)));
+  let handle: FileHandle | undefined;
+  let position = 0;
+  try {
+    handle = file.handle ?? (await open(file.path, 'r'));
+    while (position < file.size) {
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, file.size - position), position);
+      if (bytesRead === 0) break;
+      visit(buf.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+  } catch (err) {
+    throw localReadError(file, err);
+  } finally {
+    if (handle && handle !== file.handle) await handle.close().catch(() => undefined);
+  }
+  if (position !== file.size) {
+    throw new StoreError(`local file ${file.path} has ${position} bytes, ${file.size} were committed`, 'source-changed', 'ESIZE');
+  }
+}
+
+/** Hex digest of a whole local file. */
+async function hashFile(file: LocalFile, algorithm: string): Promise<string> {
+  const hash = createHash(algorithm);
+  await forEachChunk(file, (chunk) => hash.update(chunk));
+  return hash.digest('hex');
+}
+
+/** One read of a file: SHA-256 of all of it (metadata) and the MD5 of each `partSize` part (Content-MD5). */
 async function digestFile(file: LocalFile, partSize: number): Promise<FileDigests> {
   const sha = createHash('sha256');
   const partMd5: Buffer[] = [];
   let md5 = createHash('md5');
   let inPart = 0;
-  let total = 0;
-  const source = readLocal(file);
-  try {
-    for await (const chunk of source as AsyncIterable<Buffer>) {
-      sha.update(chunk);
-      total += chunk.length;
-      let offset = 0;
-      while (offset < chunk.length) {
-        const take = Math.min(chunk.length - offset, partSize - inPart);
-        md5.update(offset === 0 && take === chunk.length ? chunk : chunk.subarray(offset, offset + take));
-        inPart += take;
-        offset += take;
-        if (inPart === partSize) {
-          partMd5.push(md5.digest());
-          md5 = createHash('md5');
-          inPart = 0;
-        }
+  await forEachChunk(file, (chunk) => {
+    sha.update(chunk);
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(chunk.length - offset, partSize - inPart);
+      md5.update(chunk.subarray(offset, offset + take));
+      inPart += take;
+      offset += take;
+      if (inPart === partSize) {
+        partMd5.push(md5.digest());
+        md5 = createHash('md5');
+        inPart = 0;
       }
     }
-  } catch (err) {
-    throw localReadError(file, err);
-  }
+  });
   if (inPart > 0 || partMd5.length === 0) partMd5.push(md5.digest());
-  if (total !== file.size) {
-    throw new StoreError(`local file ${file.path} has ${total} bytes, ${file.size} were committed`, 'source-changed', 'ESIZE');
-  }
   return { sha256: sha.digest('hex'), partMd5, partSize };
-}
-
-/** Set `x-amz-content-sha256` so SigV4 signs it instead of hashing (or not signing) the body. */
-function signPayload(command: PutObjectCommand, sha256: string): void {
-  command.middlewareStack.add(
-    (next) => async (args) => {
-      const request = args.request as { headers?: Record<string, string> };
-      if (request.headers) request.headers['x-amz-content-sha256'] = sha256;
-      return next(args);
-    },
-    { step: 'build', name: 'signedPayloadHash' },
-  );
 }
 
 /** Whether the server's ETag is the MD5 we sent. Servers with SSE-KMS or their own ETag scheme

@@ -3,7 +3,7 @@
  * check every map output the way Spark's fallback reader depends on it: the index parses, the
  * data object's length equals the last offset, an index exists wherever data does, every object
  * sits under the key FallbackStorage computes, and the bytes match the digest recorded at upload
- * (S3 metadata `sha256`; a store that keeps no digest is checked for structure only).
+ * (S3 metadata `md5` or `sha256`; a store that keeps no digest is checked for structure only).
  */
 import { createHash } from 'node:crypto';
 import type { BlockStore } from './block-store.js';
@@ -135,12 +135,12 @@ async function checkDigest(store: BlockStore, id: string, entry: Entry, report: 
       report.withoutDigest++;
       return;
     }
-    const [algorithm, expected] = stat.digest.split(':');
-    if (algorithm !== 'sha256') {
+    const [algorithm, expected] = stat.digest.split(':') as [string, string];
+    if (algorithm !== 'sha256' && algorithm !== 'md5') {
       report.withoutDigest++;
       return;
     }
-    const hash = createHash('sha256');
+    const hash = createHash(algorithm);
     let size = 0;
     if (bytes) {
       hash.update(bytes);
@@ -154,7 +154,7 @@ async function checkDigest(store: BlockStore, id: string, entry: Entry, report: 
     report.digestsChecked++;
     const actual = hash.digest('hex');
     if (actual !== expected) {
-      problems.push({ output: id, key: entry.key, kind: 'digest-mismatch', detail: `sha256 of ${size} stored bytes is ${actual}, recorded ${expected}` });
+      problems.push({ output: id, key: entry.key, kind: 'digest-mismatch', detail: `${algorithm} of ${size} stored bytes is ${actual}, recorded ${expected}` });
     }
   } catch (err) {
     problems.push({ output: id, key: entry.key, kind: 'read-failed', detail: describeError(err) });

@@ -41,14 +41,21 @@ describe('S3Store on s3rver', () => {
     await server?.close();
   });
 
-  it('keeps the SHA-256 in metadata and holds() compares content, not only size', async () => {
+  it('keeps a digest in metadata (MD5 for single PUTs, SHA-256 for multipart) and holds() compares content', async () => {
     const { file, bytes } = await randomFile(local.dir, 'x.data', 4096);
     await store.put('app/0/1/x', file);
-    expect((await store.stat('app/0/1/x'))?.digest).toBe(`sha256:${createHash('sha256').update(bytes).digest('hex')}`);
+    expect((await store.stat('app/0/1/x'))?.digest).toBe(`md5:${createHash('md5').update(bytes).digest('hex')}`);
     expect(await store.holds('app/0/1/x', file)).toBe(true);
     const same = join(local.dir, 'same-size.data');
     await writeFile(same, Buffer.alloc(4096, 7));
     expect(await store.holds('app/0/1/x', { path: same, size: 4096 })).toBe(false);
+
+    const large = await randomFile(local.dir, 'xl.data', 7 * MiB);
+    await store.put('app/0/1/xl', large.file);
+    expect((await store.stat('app/0/1/xl'))?.digest).toBe(`sha256:${createHash('sha256').update(large.bytes).digest('hex')}`);
+    expect(await store.holds('app/0/1/xl', large.file)).toBe(true);
+    await writeFile(same, Buffer.alloc(7 * MiB, 7));
+    expect(await store.holds('app/0/1/xl', { path: same, size: 7 * MiB })).toBe(false);
   });
 
   it('writes under the prefix', async () => {
