@@ -2,14 +2,20 @@
  * A BlockStore on any S3 protocol server (AWS S3, MinIO, Ceph RGW, Swift s3api), with
  * @aws-sdk/client-s3.
  *
- * Integrity: before sending a file the store reads it once (from the page cache, where Spark just
- * wrote it) to compute its SHA-256, and the MD5 of the whole body or of each part. The MD5 goes in
- * `Content-MD5`, so the server refuses a body damaged on the way (400 BadDigest); a single PUT also
- * signs its SHA-256 as the payload hash. The SHA-256 of the whole file is kept in object metadata
- * (`x-amz-meta-sha256`) for `holds()` after a restart and for `verify`. The ETag the server
- * answers is checked against the MD5s we sent, which catches a server that stored something else
- * even when it verifies nothing itself (s3rver). Bodies are then streamed, not buffered, so memory
- * stays flat whatever the file size.
+ * Integrity: every body carries `Content-MD5`, so the server refuses bytes damaged on the way
+ * (400 BadDigest), and the ETag it answers is compared with the MD5 we sent, which catches a
+ * server that stored something else even when it verifies nothing itself (s3rver). A digest of
+ * the whole file is kept in object metadata for `holds()` after a restart and for `verify`:
+ * - a file up to 16 MiB (`maxBufferedFile`) is read once into a buffer, hashed (MD5), and sent in
+ *   one PutObject; its MD5 is the digest (`x-amz-meta-md5`, also its ETag). One read and one hash
+ *   pass per byte: the least CPU an upload with a verified digest can cost.
+ * - a larger file up to the multipart threshold is read once for its MD5, then streamed.
+ * - a larger file is read once first to compute its SHA-256 (`x-amz-meta-sha256`, which must be
+ *   set when the multipart upload is created) and each part's MD5; each part is then read into a
+ *   buffer again (from the page cache), checked against that MD5, and sent. Two reads per byte.
+ * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`), so memory stays flat. The
+ * payload is sent as UNSIGNED-PAYLOAD: Content-MD5 already protects it, and hashing it again for
+ * the signature would cost both sides a SHA-256 pass.
  *
  * Failures: each request has an idle-socket timeout and a few quick retries of its own for
  * transient errors; what still fails is thrown as a StoreError whose kind tells the write-back
@@ -40,7 +46,7 @@ import {
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
 import { NotFoundError, StoreError } from './block-store.js';
-import { localReadError } from './local-file.js';
+import { localReadError, readLocal } from './local-file.js';
 import { ByteBudget, Limiter } from '../util/limiter.js';
 import { TokenBucket } from '../util/token-bucket.js';
 import { backoffDelay, sleep } from '../util/backoff.js';
@@ -80,6 +86,8 @@ export interface S3StoreOptions {
   maxConcurrentRequests?: number;
   /** Bytes of file content held in memory for sending at once (default 64 MiB, at least two bodies). */
   maxBufferedBytes?: number;
+  /** Single-PUT files up to this size are sent from one buffered read; larger ones are streamed (two reads). Default 16 MiB. */
+  maxBufferedFile?: number;
   /** Bytes per second for all uploads together; 0 = unlimited. */
   maxUploadBandwidth?: number;
   /** A request whose socket sees no traffic this long fails (transient) and is retried. */
@@ -115,6 +123,8 @@ export class S3Store implements BlockStore {
   private readonly requests: Limiter;
   /** Bytes of local files buffered for sending at once. */
   private readonly memory: ByteBudget;
+  /** Files up to this size are read into memory and sent from there; larger ones are streamed. */
+  private readonly bufferLimit: number;
   private readonly bucketRate: TokenBucket;
   private readonly opts: Required<
     Pick<S3StoreOptions, 'multipartThreshold' | 'partSize' | 'partConcurrency' | 'requestAttempts' | 'maxParts' | 'requestTimeoutMs'>
@@ -131,8 +141,8 @@ export class S3Store implements BlockStore {
     this.prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
     this.url = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
     this.opts = {
-      multipartThreshold: options.multipartThreshold ?? 16 * MiB,
-      partSize: options.partSize ?? 8 * MiB,
+      multipartThreshold: options.multipartThreshold ?? 64 * MiB,
+      partSize: options.partSize ?? 16 * MiB,
       partConcurrency: options.partConcurrency ?? 4,
       requestAttempts: options.requestAttempts ?? 3,
       maxParts: options.maxParts ?? 1000,
@@ -140,7 +150,8 @@ export class S3Store implements BlockStore {
     };
     if (this.opts.partSize < 5 * MiB) throw new RangeError(`part size ${this.opts.partSize} is below S3's 5 MiB minimum`);
     this.requests = new Limiter(options.maxConcurrentRequests ?? 8);
-    this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.opts.multipartThreshold, this.opts.partSize)));
+    this.bufferLimit = Math.min(this.opts.multipartThreshold, options.maxBufferedFile ?? 16 * MiB);
+    this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.bufferLimit, this.opts.partSize)));
     this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
     this.logger = options.logger;
     this.metrics = options.metrics;
@@ -189,8 +200,55 @@ export class S3Store implements BlockStore {
       await this.putMultipart(key, objectKey, file, digests, options.signal);
       return { key, size: file.size, digest: `sha256:${digests.sha256}` };
     }
-    const md5 = await this.putSingle(key, objectKey, file, options.signal);
+    const md5 = file.size <= this.bufferLimit ? await this.putSingle(key, objectKey, file, options.signal) : await this.putStreamed(key, objectKey, file, options.signal);
     return { key, size: file.size, digest: `md5:${md5}` };
+  }
+
+  /**
+   * One PutObject streamed from the file, for files too large to buffer but below the multipart
+   * threshold: a first read computes the MD5 (Content-MD5 must come before the body), a second
+   * one streams the body. Memory stays at a few chunks whatever the size.
+   */
+  private async putStreamed(key: string, objectKey: string, file: LocalFile, signal?: AbortSignal): Promise<string> {
+    const md5 = Buffer.from(await hashFile(file, 'md5'), 'hex');
+    const hex = md5.toString('hex');
+    await this.send('PutObject', key, signal, (s) =>
+      this.requests.run(async () => {
+        const source = readLocal(file);
+        let sourceError: unknown;
+        let sent = 0;
+        source.on('error', (err) => (sourceError = err));
+        source.on('data', (chunk: Buffer) => {
+          sent += chunk.length;
+          this.metrics?.bytesUploaded(chunk.length);
+        });
+        const body = this.bucketRate.bytesPerSecond > 0 ? source.pipe(this.bucketRate.throttle()) : source;
+        const command = new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          Body: body,
+          ContentLength: file.size,
+          ContentMD5: md5.toString('base64'),
+          ContentType: 'application/octet-stream',
+          Metadata: { [MD5_META]: hex },
+        });
+        try {
+          const out = await this.client.send(command, { abortSignal: s });
+          if (sent !== file.size) throw new StoreError(`local file ${file.path} gave ${sent} of ${file.size} bytes`, 'source-changed', 'ESIZE');
+          if (!etagMatches(out.ETag, hex)) {
+            await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+            throw etagError(key, out.ETag, hex);
+          }
+          return out;
+        } catch (err) {
+          if (sourceError !== undefined) throw localReadError(file, sourceError);
+          throw err;
+        } finally {
+          source.destroy();
+        }
+      }),
+    );
+    return hex;
   }
 
   /**

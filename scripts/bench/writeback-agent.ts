@@ -21,6 +21,7 @@ interface AgentSpec {
   credentials: { accessKeyId: string; secretAccessKey: string };
   concurrency: number;
   maxConcurrentRequests: number;
+  multipartThreshold?: number;
 }
 
 async function findOutputs(root: string, appId: string): Promise<MapOutput[]> {
@@ -71,6 +72,7 @@ const store = new S3Store({
   credentials: spec.credentials,
   checksums: 'when_required',
   maxConcurrentRequests: spec.maxConcurrentRequests,
+  ...(spec.multipartThreshold ? { multipartThreshold: spec.multipartThreshold } : {}),
 });
 const queue = new WritebackQueue({ store, concurrency: spec.concurrency });
 const started = performance.now();

@@ -4,7 +4,7 @@
  * (which verifies Content-MD5 and signed payloads) corrupted uploads being refused.
  */
 import { createHash } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { open, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -56,6 +56,24 @@ describe('S3Store on s3rver', () => {
     expect(await store.holds('app/0/1/xl', large.file)).toBe(true);
     await writeFile(same, Buffer.alloc(7 * MiB, 7));
     expect(await store.holds('app/0/1/xl', { path: same, size: 7 * MiB })).toBe(false);
+  });
+
+  it('streams single PUTs above the buffering limit, through a held descriptor after unlink', async () => {
+    const streaming = storeOn(server, bucket, { ...multipart, maxBufferedFile: MiB });
+    const { file, bytes } = await randomFile(local.dir, 'st.data', 3 * MiB + 17);
+    const handle = await open(file.path, 'r');
+    try {
+      await unlink(file.path);
+      await streaming.put('app/0/1/st', { ...file, handle });
+      await streaming.put('app/0/1/st', { ...file, handle });
+    } finally {
+      await handle.close();
+    }
+    expect((await readAll(await streaming.read('app/0/1/st'))).equals(bytes)).toBe(true);
+    expect((await streaming.stat('app/0/1/st'))?.digest).toBe(`md5:${createHash('md5').update(bytes).digest('hex')}`);
+    const err = await streaming.put('app/0/1/st2', { path: join(local.dir, 'absent'), size: 2 * MiB }).catch((e: unknown) => e);
+    expect(err).toMatchObject({ name: 'StoreError', kind: 'source-gone' });
+    await streaming.close();
   });
 
   it('writes under the prefix', async () => {
@@ -129,9 +147,10 @@ describe('S3Store on Swift s3api', () => {
 
   it('a corrupted body is refused by the server and nothing is stored (single PUT and multipart)', async () => {
     const proxy = await FaultProxy.start(server.endpoint, (r) => (r.hasBody ? 'corrupt-body' : undefined));
-    const through = storeOn({ ...server, endpoint: proxy.endpoint }, bucket, { ...multipart, requestAttempts: 1 });
+    const through = storeOn({ ...server, endpoint: proxy.endpoint }, bucket, { ...multipart, maxBufferedFile: MiB, requestAttempts: 1 });
     try {
-      for (const [name, size] of [['small', 200_000], ['large', 11 * MiB]] as const) {
+      // Buffered single PUT, streamed single PUT, multipart.
+      for (const [name, size] of [['small', 200_000], ['medium', 3 * MiB], ['large', 11 * MiB]] as const) {
         const { file } = await randomFile(local.dir, `${name}.data`, size);
         const err = await through.put(`corrupt/0/1/${name}`, file).catch((e: unknown) => e);
         expect(err, name).toBeInstanceOf(StoreError);
@@ -139,7 +158,7 @@ describe('S3Store on Swift s3api', () => {
         expect((err as StoreError).code, name).toMatch(/BadDigest|XAmzContentSHA256Mismatch/);
         expect(await store.stat(`corrupt/0/1/${name}`), name).toBeUndefined();
       }
-      expect(proxy.injected['corrupt-body']).toBeGreaterThanOrEqual(2);
+      expect(proxy.injected['corrupt-body']).toBeGreaterThanOrEqual(3);
       // The failed multipart upload was aborted.
       expect(await store.pendingUploads('corrupt/')).toEqual([]);
     } finally {
