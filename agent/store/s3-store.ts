@@ -97,6 +97,8 @@ export interface S3StoreOptions {
   requestAttempts?: number;
   /** Servers with a lower part-count limit (Swift: 1000). Part size grows to fit. */
   maxParts?: number;
+  /** Keys per ListObjectsV2 page (server default 1000); small in tests to exercise paging. */
+  listPageSize?: number;
   logger?: Logger;
   metrics?: S3StoreMetrics;
   /** Injected client (tests); built from the options above when unset. */
@@ -135,6 +137,7 @@ export class S3Store implements BlockStore {
   private readonly ownUploads = new Set<string>();
   private closed: Promise<void> | undefined;
   private cannotListUploads = false;
+  private readonly listPageSize: number | undefined;
 
   constructor(options: S3StoreOptions) {
     this.bucket = options.bucket;
@@ -154,6 +157,7 @@ export class S3Store implements BlockStore {
     this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.bufferLimit, this.opts.partSize)));
     this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
     this.logger = options.logger;
+    this.listPageSize = options.listPageSize;
     this.metrics = options.metrics;
     this.client = options.client ?? new S3Client(clientConfig(options, this.opts.requestTimeoutMs));
     // Swift (and S3 itself) require Content-MD5 on DeleteObjects; SDK v3 stopped sending it.
@@ -490,7 +494,7 @@ export class S3Store implements BlockStore {
     let token: string | undefined;
     do {
       const page = await this.send('ListObjectsV2', prefix, undefined, (s) =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ContinuationToken: token }), { abortSignal: s }),
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ContinuationToken: token, ...(this.listPageSize ? { MaxKeys: this.listPageSize } : {}) }), { abortSignal: s }),
       );
       for (const o of page.Contents ?? []) if (o.Key) yield { key: this.relative(o.Key), size: o.Size ?? 0 };
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
