@@ -168,12 +168,13 @@ EOF
 spawn() {
   local name="$1"
   shift
-  setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 &
+  # 9>&-: the daemons must not inherit the lock, or every later call would wait on them forever.
+  setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 9>&- &
   echo $! >"$STATE/run/$name.pid"
 }
 
 stop() {
-  local f
+  local f pids=()
   for f in "$STATE"/run/*.pid; do
     [ -e "$f" ] || continue
     local pid
@@ -181,7 +182,17 @@ stop() {
     # setsid made each server the leader of its own process group: end the group (its workers).
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     rm -f "$f"
+    pids+=("$pid")
   done
+  # Wait (up to 10 s) for the servers and their workers to go, then make sure.
+  local i p
+  for i in $(seq 1 50); do
+    local alive=0
+    for p in "${pids[@]}"; do kill -0 -- "-$p" 2>/dev/null && alive=1; done
+    [ "$alive" -eq 0 ] && break
+    sleep 0.2
+  done
+  for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
   rm -f "$STATE/endpoint"
 }
 
