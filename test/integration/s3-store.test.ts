@@ -115,6 +115,9 @@ describe('S3Store on s3rver', () => {
   it('openStore opens file: and s3:// URLs', async () => {
     const fileStore = await openStore(`file://${local.dir}/fs`);
     expect(fileStore).toBeInstanceOf(FileStore);
+    expect(fileStore.url).toBe(`file://${local.dir}/fs`);
+    const relative = await openStore('file:./var/test-relative-store');
+    expect(relative.url).toBe(`file://${process.cwd()}/var/test-relative-store`);
     expect(isBandwidthLimited(fileStore)).toBe(false);
     const s3 = await openStore(`s3://${bucket}/some/prefix/`, {
       s3Endpoint: server.endpoint,
