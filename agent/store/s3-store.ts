@@ -354,12 +354,24 @@ export class S3Store implements BlockStore {
       const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
       if (rejected) throw rejected.reason;
       parts.sort((a, b) => a.PartNumber - b.PartNumber);
-      const done = await this.send('CompleteMultipartUpload', key, signal, (s) =>
-        this.client.send(
-          new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
-          { abortSignal: s },
-        ),
-      );
+      let completedBefore = false;
+      const done = await this.send('CompleteMultipartUpload', key, signal, async (s) => {
+        try {
+          return await this.client.send(
+            new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+            { abortSignal: s },
+          );
+        } catch (err) {
+          // A retry after an answer lost on the way: the upload is gone because it completed.
+          const stored = classify('CompleteMultipartUpload', key, err).code === 'NoSuchUpload' ? await this.stat(key) : undefined;
+          if (stored?.size === file.size && stored.digest === `sha256:${d.sha256}`) {
+            completedBefore = true;
+            return { ETag: undefined as string | undefined };
+          }
+          throw err;
+        }
+      });
+      if (completedBefore) return;
       // S3 and Swift answer the MD5 of the parts' binary MD5s, then `-<count>`; servers with
       // another scheme (s3rver: MD5 of the whole object) are not compared.
       const expected = `${createHash('md5').update(Buffer.concat(d.partMd5)).digest('hex')}-${count}`;

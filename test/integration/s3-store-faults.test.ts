@@ -41,9 +41,11 @@ describe('S3Store write-back through faults (s3rver)', () => {
     let next = 0;
     proxy.plan = (r) => {
       if (r.n % 4 !== 0 || next >= 24) return undefined;
-      const fault = cycle[next++ % cycle.length] as Fault;
-      // Only a body can be corrupted; other requests get the next fault instead.
-      return fault === 'corrupt-body' && !r.hasBody ? 'error-500' : fault;
+      const fault = cycle[next % cycle.length] as Fault;
+      // Only a body can be corrupted: the corruption waits for the next request that has one.
+      if (fault === 'corrupt-body' && !r.hasBody) return undefined;
+      next++;
+      return fault;
     };
 
     const s3Metrics = new RecordingS3Metrics();

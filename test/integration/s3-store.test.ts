@@ -13,6 +13,7 @@ import { classify, type S3Store } from '../../agent/store/s3-store.js';
 import { openStore, isBandwidthLimited } from '../../agent/store/open-store.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { FaultProxy } from '../support/fault-proxy.js';
+import { RecordingS3Metrics } from '../support/recording-metrics.js';
 import { randomFile, readAll, tempDir } from '../support/local-files.js';
 import { createBucket, rawClient, startS3rver, storeOn, swiftS3, type S3Server } from '../support/s3-servers.js';
 
@@ -164,6 +165,28 @@ describe('S3Store on Swift s3api', () => {
       expect(proxy.injected['corrupt-body']).toBeGreaterThanOrEqual(3);
       // The failed multipart upload was aborted.
       expect(await store.pendingUploads('corrupt/')).toEqual([]);
+    } finally {
+      await through.close();
+      await proxy.close();
+    }
+  });
+
+  it('a CompleteMultipartUpload whose answer is lost is recognised as done on retry', async () => {
+    let lost = 0;
+    const proxy = await FaultProxy.start(server.endpoint, (r) =>
+      r.method === 'POST' && r.url.includes('uploadId=') && lost++ === 0 ? 'reset-after-upstream' : undefined,
+    );
+    const metrics = new RecordingS3Metrics();
+    const through = storeOn({ ...server, endpoint: proxy.endpoint }, bucket, { ...multipart, metrics });
+    try {
+      const { file, bytes } = await randomFile(local.dir, 'lost.data', 11 * MiB);
+      await through.put('lost/0/1/x', file);
+      expect(proxy.injected['reset-after-upstream']).toBe(1);
+      expect(metrics.retries.get('CompleteMultipartUpload:ECONNRESET') ?? metrics.totalRetries).toBeGreaterThan(0);
+      // Exactly one multipart upload was created: the retry did not start the file over.
+      expect(metrics.requests.get('CreateMultipartUpload:ok')).toBe(1);
+      expect((await readAll(await store.read('lost/0/1/x'))).equals(bytes)).toBe(true);
+      expect(await store.pendingUploads('lost/')).toEqual([]);
     } finally {
       await through.close();
       await proxy.close();
