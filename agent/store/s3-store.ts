@@ -605,6 +605,13 @@ function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConf
     responseChecksumValidation: checksums,
     // Retries are ours (counted, classified); the write-back queue retries whole files on top.
     maxAttempts: 1,
+    // The SDK's own messages go to our logger at debug level, never to the console.
+    logger: {
+      debug: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+      info: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+      warn: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+      error: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+    },
     requestHandler: {
       connectionTimeout: o.connectTimeoutMs ?? 5000,
       // An idle socket for this long fails the request: a stalled server cannot hold the queue.
