@@ -12,7 +12,8 @@ import type { S3Store } from '../../agent/store/s3-store.js';
 import { FaultProxy, type Fault } from '../support/fault-proxy.js';
 import { readAll, tempDir, writeMapOutput } from '../support/local-files.js';
 import { RecordingS3Metrics, RecordingWritebackMetrics } from '../support/recording-metrics.js';
-import { createBucket, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';
+import { CreateBucketCommand } from '@aws-sdk/client-s3';
+import { createBucket, rawClient, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';
 
 const MiB = 1024 * 1024;
 const APP = 'app-faults';
@@ -101,6 +102,30 @@ describe('S3Store write-back through faults (s3rver)', () => {
     await queue.close();
     await store.close();
     await direct.close();
+  });
+
+  it('a permanent error (missing bucket) keeps the output pending, reported, until it is fixed', async () => {
+    const late = `late-${Date.now().toString(36)}`;
+    const store = storeOn(server, late);
+    const queueMetrics = new RecordingWritebackMetrics();
+    const queue = new WritebackQueue({ store, retry: { baseMs: 20, maxMs: 100 }, metrics: queueMetrics });
+    const { output, data } = await writeMapOutput(`${local.dir}/blockmgr-2`, APP, 7, '1', [1000, 2000]);
+    queue.add(output);
+    // Wait until the failure has been seen a few times.
+    while ((queueMetrics.writeErrors.get('permanent') ?? 0) < 3) await new Promise<void>((r) => queue.once('change', () => r()));
+    const status = queue.status();
+    expect(status.pendingOutputs).toBe(1);
+    expect(status.droppedOutputs).toBe(0);
+    expect(status.failed[0]).toMatchObject({ kind: 'permanent', code: 'NoSuchBucket' });
+    // Somebody creates the bucket: the output goes through.
+    const raw = rawClient(server);
+    await raw.send(new CreateBucketCommand({ Bucket: late }));
+    raw.destroy();
+    await queue.whenIdle();
+    expect(queue.status().persistedOutputs).toBe(1);
+    expect((await readAll(await store.read(fallbackKey(APP, 7, shuffleFileName(7, '1', 'data'))))).equals(data)).toBe(true);
+    await queue.close();
+    await store.close();
   });
 
   it('a stalled server fails the request after the idle timeout instead of hanging', async () => {
