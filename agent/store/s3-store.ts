@@ -9,8 +9,8 @@
  * - a file up to 16 MiB (`maxBufferedFile`) is read once into a buffer, hashed (MD5), and sent in
  *   one PutObject; its MD5 is the digest (`x-amz-meta-md5`, also its ETag). One read and one hash
  *   pass per byte: the least CPU an upload with a verified digest can cost.
- * - a larger file up to the multipart threshold is read once for its MD5, then streamed.
- * - a larger file is read once first to compute its SHA-256 (`x-amz-meta-sha256`, which must be
+ * - a larger file up to the multipart threshold (64 MiB) is read once for its MD5, then streamed.
+ * - a file above the threshold goes in a multipart upload: it is read once first to compute its SHA-256 (`x-amz-meta-sha256`, which must be
  *   set when the multipart upload is created) and each part's MD5; each part is then read into a
  *   buffer again (from the page cache), checked against that MD5, and sent. Two reads per byte.
  * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`), so memory stays flat. The
@@ -21,7 +21,7 @@
  * transient errors; what still fails is thrown as a StoreError whose kind tells the write-back
  * queue whether to keep retrying. A failed multipart upload is aborted. Uploads that a killed
  * process left behind for a key are aborted the next time that key is written (and uploads older
- * than `staleUploadAgeMs` under the prefix by `abortStaleUploads`), so none stays orphaned.
+ * than a given age under the prefix by `abortStaleUploads`, called at open), so none stays orphaned.
  */
 import { createHash } from 'node:crypto';
 import { Agent } from 'node:http';
@@ -110,7 +110,7 @@ const SHA256_META = 'sha256';
 const MD5_META = 'md5';
 const CHUNK = MiB;
 
-/** Digests of a local file from one read: whole-file SHA-256 and MD5 per part (one part for a single PUT). */
+/** Digests of a local file for a multipart upload, from one read: whole-file SHA-256 and MD5 per part. */
 interface FileDigests {
   sha256: string;
   partMd5: Buffer[];
