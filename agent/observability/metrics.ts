@@ -4,10 +4,11 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
+import type { S3StoreMetrics } from '../store/s3-store.js';
 
 export const METRIC_PREFIX = 'shuffle_agent_';
 
-export class AgentMetrics implements WritebackMetrics {
+export class AgentMetrics implements WritebackMetrics, S3StoreMetrics {
   readonly registry = new Registry();
   private readonly persistedFilesTotal: Counter;
   private readonly persistedBytesTotal: Counter;
@@ -18,6 +19,9 @@ export class AgentMetrics implements WritebackMetrics {
   private readonly skippedTotal: Counter;
   private readonly committedTotal: Counter;
   private readonly watchProblems: Counter<'kind'>;
+  private readonly storeRequests: Counter<'op' | 'outcome'>;
+  private readonly storeRetries: Counter<'op' | 'reason'>;
+  private readonly storeBytes: Counter;
 
   constructor(source: { writeback: () => WritebackStatus; state: () => string; states: readonly string[] }, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -83,6 +87,9 @@ export class AgentMetrics implements WritebackMetrics {
       registers,
     });
     this.skippedTotal = new Counter({ name: `${p}already_stored_files_total`, help: 'Files found intact in the store after a restart and not sent again.', registers });
+    this.storeRequests = new Counter({ name: `${p}store_requests_total`, help: 'S3 requests by operation and outcome (ok, or the error kind).', labelNames: ['op', 'outcome'], registers });
+    this.storeRetries = new Counter({ name: `${p}store_retries_total`, help: 'S3 requests retried, by operation and error code.', labelNames: ['op', 'reason'], registers });
+    this.storeBytes = new Counter({ name: `${p}store_uploaded_bytes_total`, help: 'Body bytes sent to S3, retried parts included.', registers });
     this.watchProblems = new Counter({ name: `${p}watch_problems_total`, help: 'Bad local input reported by the watcher, by kind.', labelNames: ['kind'], registers });
   }
 
@@ -110,6 +117,18 @@ export class AgentMetrics implements WritebackMetrics {
 
   skippedAlreadyStored(files: number): void {
     this.skippedTotal.inc(files);
+  }
+
+  request(op: string, outcome: string): void {
+    this.storeRequests.inc({ op, outcome });
+  }
+
+  retry(op: string, reason: string): void {
+    this.storeRetries.inc({ op, reason });
+  }
+
+  bytesUploaded(bytes: number): void {
+    this.storeBytes.inc(bytes);
   }
 
   watchProblem(kind: string): void {
