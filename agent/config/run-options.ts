@@ -136,6 +136,17 @@ export const RUN_OPTIONS = {
       return n;
     },
   }),
+  grpcMaxBuffered: option({
+    group: 'serve',
+    flag: 'grpc-max-buffered',
+    default: '64MiB',
+    doc: 'Bytes read for gRPC streams and not yet sent, over all streams (each stream may still hold one chunk): bounds memory.',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 1024 * 1024) throw new Error(`must be at least 1MiB, got ${n}`);
+      return n;
+    },
+  }),
   grpcCloseTimeout: option({
     group: 'serve',
     flag: 'grpc-close-timeout',

@@ -13,6 +13,7 @@ import { isValidMapId, isValidShuffleId, shuffleFileName } from '../spark/file-n
 import { mapOutputId } from '../watch/map-output.js';
 import type { OutputView } from '../writeback/writeback-queue.js';
 import { describeError, errorCode } from '../util/errors.js';
+import { allocChunk } from './chunk-codec.js';
 import { invalid, notFound, unavailable } from './errors.js';
 import type { BlockSourceKind, OutputLookup } from './types.js';
 
@@ -186,7 +187,7 @@ export class HandleReader implements ChunkReader {
   async next(max: number): Promise<Buffer | null> {
     const want = Math.min(max, this.end - this.position);
     if (want <= 0) return null;
-    const buf = Buffer.allocUnsafe(want);
+    const buf = allocChunk(want);
     let got = 0;
     while (got < want) {
       const { bytesRead } = await this.handle.read(buf, got, want - got, this.position + got);

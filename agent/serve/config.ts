@@ -12,6 +12,7 @@ export interface GrpcSettings {
   grpcTokenFile?: string | undefined;
   grpcMaxStreams: number;
   grpcChunkSize: number;
+  grpcMaxBuffered?: number | undefined;
 }
 
 /** Read the certificate, key, CA and token files; fail fast with the key that is wrong. */
@@ -34,6 +35,7 @@ export async function grpcServerOptions(settings: GrpcSettings): Promise<GrpcSer
     port: settings.grpcListen.port,
     maxStreams: settings.grpcMaxStreams,
     chunkSize: settings.grpcChunkSize,
+    ...(settings.grpcMaxBuffered !== undefined ? { maxBufferedBytes: settings.grpcMaxBuffered } : {}),
     ...(tls ? { tls } : {}),
     ...(token !== undefined ? { token } : {}),
   };

@@ -9,6 +9,8 @@ import { NotFoundError } from '../store/block-store.js';
 import type { FallbackLayout } from '../spark/fallback-key.js';
 import { describeError } from '../util/errors.js';
 import { serverCredentials, TokenCheck, type TlsFiles } from './auth.js';
+import { ByteBudget } from './byte-budget.js';
+import { encodeChunk } from './chunk-codec.js';
 import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolvedRange } from './block-source.js';
 import { invalid, ServeError, statusName, unavailable } from './errors.js';
 import { listMapOutputs } from './list-outputs.js';
@@ -31,6 +33,7 @@ export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 /** Clients' default max receive size is 4 MiB; a chunk plus framing must stay below it. */
 export const MAX_CHUNK_SIZE = 4 * 1024 * 1024 - 1024;
 export const DEFAULT_MAX_STREAMS = 256;
+export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
 
 export interface GrpcServerDeps {
   /** Outputs known locally (the write-back queue). */
@@ -58,6 +61,11 @@ export interface GrpcServerOptions {
   chunkSize?: number;
   /** Chunks per stream handed to the transport and not yet sent (flow control holds them). */
   windowChunks?: number;
+  /**
+   * Bytes read and not yet sent, over all streams (64 MiB by default). Each stream may still hold
+   * one chunk beyond it, so a stalled client never blocks the others.
+   */
+  maxBufferedBytes?: number;
 }
 
 export interface RunningGrpcServer {
@@ -94,6 +102,7 @@ class BlockService {
   private readonly chunkSize: number;
   private readonly maxStreams: number;
   private readonly windowChunks: number;
+  private readonly budget: ByteBudget;
   private readonly stopping = new AbortController();
   private readonly calls = new Set<AbortController>();
   private limited = 0;
@@ -112,12 +121,19 @@ class BlockService {
     }
     this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.windowChunks = options.windowChunks ?? 2;
+    this.budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED);
     this.server = new grpc.Server({
       // Requests are a few ids: anything large is hostile.
       'grpc.max_receive_message_length': 64 * 1024,
       'grpc.max_send_message_length': this.chunkSize + 1024,
     });
-    const { service } = loadProto();
+    const { service: loaded } = loadProto();
+    // Chunks are encoded by hand (one copy of the payload instead of two): see chunk-codec.ts.
+    const fast = (method: string): grpc.MethodDefinition<object, object> => ({
+      ...(loaded[method] as grpc.MethodDefinition<object, object>),
+      responseSerialize: encodeChunk as (value: object) => Buffer,
+    });
+    const service: grpc.ServiceDefinition = { ...loaded, FetchShuffleBlock: fast('FetchShuffleBlock'), FetchBlockFileRange: fast('FetchBlockFileRange') };
     // Handlers are typed per method below; grpc-js wants them as one loose map.
     const handlers: grpc.UntypedServiceImplementation = {
       FetchShuffleBlock: (call: grpc.ServerWritableStream<FetchShuffleBlockRequest, Chunk>) =>
@@ -236,6 +252,7 @@ class BlockService {
     let position = start;
     const sent: Record<BlockSourceKind, number> = { local: 0, store: 0 };
     const failures: unknown[] = [];
+    const lease = this.budget.lease();
     try {
       for (const source of range.sources) {
         if (position >= end || ctx.signal.aborted) break;
@@ -250,11 +267,23 @@ class BlockService {
         try {
           const kind = source.kind === 'local' ? 'BLOCK_SOURCE_LOCAL' : 'BLOCK_SOURCE_STORE';
           while (position < end) {
-            if (ctx.signal.aborted) return;
-            const data = await reader.next(this.chunkSize);
-            if (data === null) break;
+            const want = Math.min(this.chunkSize, end - position);
+            if (!(await lease.acquire(want, ctx.signal))) return;
+            let data: Buffer | null;
+            try {
+              data = await reader.next(want);
+            } catch (err) {
+              lease.release(want);
+              throw err;
+            }
+            if (data === null) {
+              lease.release(want);
+              break;
+            }
+            const size = data.length;
+            lease.release(want - size);
             const first = position === start;
-            const written = await ctx.writer.write({ data, offset: position - start, total_length: first ? end - start : 0, source: kind });
+            const written = await ctx.writer.write({ data, offset: position - start, total_length: first ? end - start : 0, source: kind }, () => lease.release(size));
             if (!written) return;
             position += data.length;
             sent[source.kind] += data.length;
@@ -271,6 +300,7 @@ class BlockService {
         throw unavailable(`neither local disk nor store can serve bytes from offset ${position - start}: ${failures.map(describeError).join('; ')}`);
       }
     } finally {
+      lease.close();
       let reported = false;
       for (const kind of ['local', 'store'] as const) {
         if (sent[kind] > 0) {

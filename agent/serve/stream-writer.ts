@@ -29,13 +29,17 @@ export class StreamWriter<T> {
     call.on('drain', this.notify);
   }
 
-  /** Resolves true once the message is handed over, false if the call ended first. */
-  async write(message: T): Promise<boolean> {
+  /**
+   * Resolves true once the message is handed over, false if the call ended first. `onSent` runs
+   * when the transport took the bytes (never, if the call was cancelled meanwhile).
+   */
+  async write(message: T, onSent?: () => void): Promise<boolean> {
     while (this.pending >= this.window && !this.signal.aborted) await this.changed();
     if (this.signal.aborted) return false;
     this.pending++;
     const ok = this.call.write(message, () => {
       this.pending--;
+      onSent?.();
       this.notify();
     });
     while (!ok && this.call.writableNeedDrain && !this.signal.aborted) await this.changed();
