@@ -139,8 +139,8 @@ export const RUN_OPTIONS = {
   grpcMaxBuffered: option({
     group: 'serve',
     flag: 'grpc-max-buffered',
-    default: '64MiB',
-    doc: 'Bytes read for gRPC streams and not yet sent, over all streams (each stream may still hold one chunk): bounds memory.',
+    default: '32MiB',
+    doc: 'Bytes read for gRPC streams and not yet sent, over all streams: bounds memory. Chunks shrink (to 64 KiB at least) when many streams share it; each stream may still hold one chunk.',
     parse: (raw) => {
       const n = parsers.bytes(raw);
       if (n < 1024 * 1024) throw new Error(`must be at least 1MiB, got ${n}`);

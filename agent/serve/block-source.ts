@@ -19,7 +19,8 @@ import type { BlockSourceKind, OutputLookup } from './types.js';
 
 /** Reads a range sequentially, at most `max` bytes a call; null at the end of the range. */
 export interface ChunkReader {
-  next(max: number): Promise<Buffer | null>;
+  /** `alloc` supplies the buffer to read into, when the reader reads into buffers of its own. */
+  next(max: number, alloc?: (length: number) => Buffer): Promise<Buffer | null>;
   /** Releases what the reader holds (its own descriptor, the store's stream). Never throws. */
   close(): Promise<void>;
 }
@@ -184,10 +185,10 @@ export class HandleReader implements ChunkReader {
     this.position = start;
   }
 
-  async next(max: number): Promise<Buffer | null> {
+  async next(max: number, alloc: (length: number) => Buffer = allocChunk): Promise<Buffer | null> {
     const want = Math.min(max, this.end - this.position);
     if (want <= 0) return null;
-    const buf = allocChunk(want);
+    const buf = alloc(want);
     let got = 0;
     while (got < want) {
       const { bytesRead } = await this.handle.read(buf, got, want - got, this.position + got);

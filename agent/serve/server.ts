@@ -10,7 +10,7 @@ import type { FallbackLayout } from '../spark/fallback-key.js';
 import { describeError } from '../util/errors.js';
 import { serverCredentials, TokenCheck, type TlsFiles } from './auth.js';
 import { ByteBudget } from './byte-budget.js';
-import { encodeChunk } from './chunk-codec.js';
+import { ChunkPool, encodeChunk } from './chunk-codec.js';
 import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolvedRange } from './block-source.js';
 import { invalid, ServeError, statusName, unavailable } from './errors.js';
 import { listMapOutputs } from './list-outputs.js';
@@ -33,7 +33,9 @@ export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 /** Clients' default max receive size is 4 MiB; a chunk plus framing must stay below it. */
 export const MAX_CHUNK_SIZE = 4 * 1024 * 1024 - 1024;
 export const DEFAULT_MAX_STREAMS = 256;
-export const DEFAULT_MAX_BUFFERED = 64 * 1024 * 1024;
+export const DEFAULT_MAX_BUFFERED = 32 * 1024 * 1024;
+/** Chunks shrink down to this when many streams share the byte budget. */
+const MIN_CHUNK = 64 * 1024;
 
 export interface GrpcServerDeps {
   /** Outputs known locally (the write-back queue). */
@@ -62,7 +64,8 @@ export interface GrpcServerOptions {
   /** Chunks per stream handed to the transport and not yet sent (flow control holds them). */
   windowChunks?: number;
   /**
-   * Bytes read and not yet sent, over all streams (64 MiB by default). Each stream may still hold
+   * Bytes read and not yet sent, over all streams (32 MiB by default); chunks shrink (to 64 KiB
+   * at least) when many streams share it. Each stream may still hold
    * one chunk beyond it, so a stalled client never blocks the others.
    */
   maxBufferedBytes?: number;
@@ -103,6 +106,8 @@ class BlockService {
   private readonly maxStreams: number;
   private readonly windowChunks: number;
   private readonly budget: ByteBudget;
+  private readonly pool: ChunkPool;
+  private readonly takeBuffer = (length: number): Buffer => this.pool.take(length);
   private readonly stopping = new AbortController();
   private readonly calls = new Set<AbortController>();
   private limited = 0;
@@ -122,6 +127,7 @@ class BlockService {
     this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.windowChunks = options.windowChunks ?? 2;
     this.budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED);
+    this.pool = new ChunkPool(this.chunkSize, Math.ceil(this.budget.limit / this.chunkSize));
     this.server = new grpc.Server({
       // Requests are a few ids: anything large is hostile.
       'grpc.max_receive_message_length': 64 * 1024,
@@ -267,11 +273,11 @@ class BlockService {
         try {
           const kind = source.kind === 'local' ? 'BLOCK_SOURCE_LOCAL' : 'BLOCK_SOURCE_STORE';
           while (position < end) {
-            const want = Math.min(this.chunkSize, end - position);
+            const want = Math.min(this.currentChunkSize(), end - position);
             if (!(await lease.acquire(want, ctx.signal))) return;
             let data: Buffer | null;
             try {
-              data = await reader.next(want);
+              data = await reader.next(want, this.takeBuffer);
             } catch (err) {
               lease.release(want);
               throw err;
@@ -283,7 +289,12 @@ class BlockService {
             const size = data.length;
             lease.release(want - size);
             const first = position === start;
-            const written = await ctx.writer.write({ data, offset: position - start, total_length: first ? end - start : 0, source: kind }, () => lease.release(size));
+            const sentData = data;
+            const written = await ctx.writer.write({ data, offset: position - start, total_length: first ? end - start : 0, source: kind }, () => {
+              lease.release(size);
+              // grpc-js copied the payload into its frame before calling back: the buffer is free.
+              this.pool.give(sentData);
+            });
             if (!written) return;
             position += data.length;
             sent[source.kind] += data.length;
@@ -310,6 +321,16 @@ class BlockService {
       }
       if (!reported) this.metrics.fetch(range.sources[0]?.kind ?? 'local', 0);
     }
+  }
+
+  /**
+   * The chunk size now: the configured size, smaller when so many streams are open that their
+   * chunks would not fit the byte budget (never below 64 KiB). Memory stays near the budget
+   * however many streams are open.
+   */
+  private currentChunkSize(): number {
+    const share = Math.floor(this.budget.limit / Math.max(1, this.limited) / MIN_CHUNK) * MIN_CHUNK;
+    return Math.min(this.chunkSize, Math.max(MIN_CHUNK, share));
   }
 
   private async listMapOutputs(req: ListMapOutputsRequest, ctx: StreamContext<MapOutputInfo>): Promise<void> {

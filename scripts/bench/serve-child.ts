@@ -36,7 +36,12 @@ async function main(): Promise<void> {
   };
   const view: OutputView = { output, phase: 'queued', local: true };
   const lookup = { get: (id: string) => (id === output.id ? view : undefined), list: () => [view] };
-  const server = await startGrpcServer({ lookup, store: new FileStore(join(dir, 'store')) }, { host: '127.0.0.1', port: 0, maxStreams: 1024 });
+  const server = await startGrpcServer({ lookup, store: new FileStore(join(dir, 'store')) }, {
+    host: '127.0.0.1',
+    port: 0,
+    maxStreams: 1024,
+    ...(args.get('--max-buffered') ? { maxBufferedBytes: Number(args.get('--max-buffered')) } : {}),
+  });
   process.stdout.write(`${JSON.stringify({ port: server.port })}\n`);
   process.once('SIGTERM', () => void server.close(1000).then(() => process.exit(0)));
 }

@@ -13,7 +13,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer } from 'node:net';
@@ -36,6 +35,11 @@ const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)).replace
 const argv = process.argv.slice(2);
 const SECONDS = Number(argv[argv.indexOf('--seconds') + 1] ?? 3) || 3;
 const SKIP_PYTHON = argv.includes('--skip-python');
+/** `--only TEXT`: run only the phases whose name contains TEXT (and skip nginx unless it matches). */
+const ONLY = argv.includes('--only') ? (argv[argv.indexOf('--only') + 1] ?? '') : '';
+const wanted = (name: string): boolean => ONLY === '' || name.includes(ONLY);
+/** Passed to the agent's server: bytes read and not yet sent over all streams. */
+const MAX_BUFFERED = argv.includes('--max-buffered') ? (argv[argv.indexOf('--max-buffered') + 1] ?? '') : '';
 
 interface Row {
   server: string;
@@ -129,8 +133,8 @@ async function childPids(pid: number): Promise<number[]> {
 // ---- servers ----
 
 async function startAgent(dir: string): Promise<{ child: ChildProcess; port: number }> {
-  const script = fileURLToPath(new URL('./serve-child.js', import.meta.url));
-  const child = spawn(process.execPath, [script, '--dir', dir, '--app', APP], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const script = process.env.BENCH_CHILD ?? fileURLToPath(new URL('./serve-child.js', import.meta.url));
+  const child = spawn(process.execPath, [script, '--dir', dir, '--app', APP, ...(MAX_BUFFERED ? ['--max-buffered', MAX_BUFFERED] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout as NodeJS.ReadableStream }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`agent child exited with ${code}`)));
@@ -191,16 +195,18 @@ http {
 
 const DATA_PATH = `/${shuffleFileName(0, '0', 'data')}`;
 
-function httpGet(agent: http.Agent, port: number, range?: [number, number]): Promise<number> {
+/** GET the data file (or a range of it); with `signal`, stops when it aborts and returns the bytes so far. */
+function httpGet(agent: http.Agent, port: number, range?: [number, number], signal?: AbortSignal): Promise<number> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = range ? { range: `bytes=${range[0]}-${range[1] - 1}` } : {};
-    const req = http.get({ host: '127.0.0.1', port, path: DATA_PATH, agent, headers }, (res) => {
-      let n = 0;
+    let n = 0;
+    const failed = (err: Error): void => (signal?.aborted ? resolve(n) : reject(err));
+    const req = http.get({ host: '127.0.0.1', port, path: DATA_PATH, agent, headers, ...(signal ? { signal } : {}) }, (res) => {
       res.on('data', (b: Buffer) => (n += b.length));
       res.on('end', () => resolve(n));
-      res.on('error', reject);
+      res.on('error', failed);
     });
-    req.on('error', reject);
+    req.on('error', failed);
   });
 }
 
@@ -258,31 +264,39 @@ async function main(): Promise<void> {
   const target = `127.0.0.1:${agent.port}`;
   try {
     const tuned = new ShuffleAgentClient({ target });
-    const untuned = new ShuffleAgentClient({ target, channelOptions: { 'grpc-node.flow_control_window': 65535 } });
     await grpcWhole(tuned); // warm-up: JIT, connection
-    let m = await measure(agentPids, async () => (await grpcWhole(tuned)) + (await grpcWhole(tuned)));
-    add('agent', 'whole file (16 MiB window)', m, m.result);
-    m = await measure(agentPids, () => grpcWhole(untuned));
-    add('agent', 'whole file (default window)', m, m.result);
-    untuned.close();
+    let m;
+    if (wanted('whole file (16 MiB window)')) {
+      m = await measure(agentPids, async () => (await grpcWhole(tuned)) + (await grpcWhole(tuned)));
+      add('agent', 'whole file (16 MiB window)', m, m.result);
+    }
+    if (wanted('whole file (default window)')) {
+      const untuned = new ShuffleAgentClient({ target, channelOptions: { 'grpc-node.flow_control_window': 65535 } });
+      m = await measure(agentPids, () => grpcWhole(untuned));
+      add('agent', 'whole file (default window)', m, m.result);
+      untuned.close();
+    }
     for (const c of [1, 8, 32]) {
+      if (!wanted(`64 KiB partitions x${c}`)) continue;
       const pm = await measure(agentPids, () =>
         partitions(c, async (p) => (await tuned.fetchBlock({ app_id: APP, shuffle_id: 0, map_id: 0, start_reduce_id: p, end_reduce_id: p + 1 })).length),
       );
       add('agent', `64 KiB partitions x${c}`, pm, pm.result[1], pm.result[0]);
     }
-    // 64 whole-file streams open at once, on 8 channels (as 8 peers would), for SECONDS.
-    const clients = Array.from({ length: 8 }, () => new ShuffleAgentClient({ target }));
-    const controller = new AbortController();
-    const timer = setTimeout(() => controller.abort(), SECONDS * 1000);
-    m = await measure(agentPids, async () => (await Promise.all(Array.from({ length: 64 }, (_, i) => grpcWhole(clients[i % 8] as ShuffleAgentClient, controller.signal)))).reduce((a, b) => a + b, 0));
-    clearTimeout(timer);
-    add('agent', '64 streams open (whole file)', m, m.result);
-    for (const c of clients) c.close();
+    if (wanted('64 streams open (whole file)')) {
+      // 64 whole-file streams open at once, on 8 channels (as 8 peers would), for SECONDS.
+      const clients = Array.from({ length: 8 }, () => new ShuffleAgentClient({ target }));
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), SECONDS * 1000);
+      const before = await rssBytes(await agentPids());
+      m = await measure(agentPids, async () => (await Promise.all(Array.from({ length: 64 }, (_, i) => grpcWhole(clients[i % 8] as ShuffleAgentClient, controller.signal)))).reduce((a, b) => a + b, 0));
+      clearTimeout(timer);
+      add('agent', '64 streams open (whole file)', m, m.result, undefined, `RSS before: ${(before / 1048576).toFixed(0)} MiB`);
+      for (const c of clients) c.close();
+    }
 
-    if (!SKIP_PYTHON) {
-      const py = fileURLToPath(new URL('../../../test/support/python_grpc_client.py', import.meta.url)).replace('/dist/test/', '/test/');
-      const script = existsSync(py) ? py : join(ROOT, 'test', 'support', 'python_grpc_client.py');
+    if (!SKIP_PYTHON && wanted('whole file, Python grpcio')) {
+      const script = join(ROOT, 'test', 'support', 'python_grpc_client.py');
       try {
         const pm = await measure(agentPids, async () => {
           const { stdout } = await run('/usr/bin/python3', [script, 'bench', target, APP, '0', '0', '0', String(PARTS), '3'], { maxBuffer: 1 << 20 });
@@ -305,18 +319,26 @@ async function main(): Promise<void> {
   try {
     const one = new http.Agent({ keepAlive: true, maxSockets: 1 });
     await httpGet(one, nginx.port);
-    const m = await measure(nginx.pids, async () => (await httpGet(one, nginx.port)) + (await httpGet(one, nginx.port)));
-    add('nginx', 'whole file', m, m.result);
+    if (wanted('whole file')) {
+      const m = await measure(nginx.pids, async () => (await httpGet(one, nginx.port)) + (await httpGet(one, nginx.port)));
+      add('nginx', 'whole file', m, m.result);
+    }
     for (const c of [1, 8, 32]) {
+      if (!wanted(`64 KiB partitions x${c}`)) continue;
       const pool = new http.Agent({ keepAlive: true, maxSockets: c });
       const pm = await measure(nginx.pids, () => partitions(c, (p) => httpGet(pool, nginx.port, [p * PART, (p + 1) * PART])));
       add('nginx', `64 KiB partitions x${c}`, pm, pm.result[1], pm.result[0]);
       pool.destroy();
     }
-    const pool = new http.Agent({ keepAlive: true, maxSockets: 64 });
-    const m64 = await measure(nginx.pids, async () => (await Promise.all(Array.from({ length: 64 }, () => httpGet(pool, nginx.port)))).reduce((a, b) => a + b, 0));
-    add('nginx', '64 streams open (whole file)', m64, m64.result);
-    pool.destroy();
+    if (wanted('64 streams open (whole file)')) {
+      const pool = new http.Agent({ keepAlive: true, maxSockets: 64 });
+      const controller = new AbortController();
+      const timer = setTimeout(() => controller.abort(), SECONDS * 1000);
+      const m64 = await measure(nginx.pids, async () => (await Promise.all(Array.from({ length: 64 }, () => httpGet(pool, nginx.port, undefined, controller.signal)))).reduce((a, b) => a + b, 0));
+      clearTimeout(timer);
+      add('nginx', '64 streams open (whole file)', m64, m64.result);
+      pool.destroy();
+    }
     one.destroy();
   } finally {
     nginx.child.kill('SIGQUIT');
@@ -325,11 +347,11 @@ async function main(): Promise<void> {
 
   // ---- report ----
   const nginxOf = (test: string): Row | undefined => rows.find((r) => r.server === 'nginx' && test.replace(/ \(.*\)$/, '').startsWith(r.test.replace(/ \(.*\)$/, '')));
-  const lines = ['| server | test | MiB/s | fetches/s | vs nginx | server CPU | server peak RSS |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |'];
+  const lines = ['| server | test | MiB/s | fetches/s | vs nginx | server CPU | server peak RSS | note |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |'];
   for (const r of rows) {
     const base = r.server === 'agent' ? nginxOf(r.test) : undefined;
     const ratio = base ? `${(r.mibPerS / base.mibPerS).toFixed(2)}x` : '';
-    lines.push(`| ${r.server} | ${r.test} | ${r.mibPerS.toFixed(0)} | ${r.fetchesPerS?.toFixed(0) ?? ''} | ${ratio} | ${r.cpuPct.toFixed(0)}% | ${r.peakRssMiB.toFixed(0)} MiB |`);
+    lines.push(`| ${r.server} | ${r.test} | ${r.mibPerS.toFixed(0)} | ${r.fetchesPerS?.toFixed(0) ?? ''} | ${ratio} | ${r.cpuPct.toFixed(0)}% | ${r.peakRssMiB.toFixed(0)} MiB | ${r.note ?? ''} |`);
   }
   const table = lines.join('\n');
   process.stdout.write(`${table}\n`);
