@@ -190,13 +190,16 @@ class BlockService {
     const controller = new AbortController();
     this.calls.add(controller);
     let why: 'CANCELLED' | 'DEADLINE_EXCEEDED' | undefined;
+    const deadline = call.getDeadline();
+    const deadlineAt = deadline instanceof Date ? deadline.getTime() : deadline;
+    const ms = deadlineAt - Date.now();
     const onCancel = (): void => {
-      why ??= 'CANCELLED';
+      // A client's own deadline timer fires about when ours does and resets the stream: a cancel
+      // that close to the deadline is counted as the deadline passing.
+      why ??= Date.now() >= deadlineAt - 250 ? 'DEADLINE_EXCEEDED' : 'CANCELLED';
       controller.abort();
     };
     call.on('cancelled', onCancel);
-    const deadline = call.getDeadline();
-    const ms = deadline instanceof Date ? deadline.getTime() - Date.now() : deadline - Date.now();
     // grpc-js answers DEADLINE_EXCEEDED itself; this timer makes sure reading stops at once too.
     const timer = Number.isFinite(ms)
       ? setTimeout(() => {
