@@ -15,6 +15,7 @@ import type { OutputView } from '../writeback/writeback-queue.js';
 import { describeError, errorCode } from '../util/errors.js';
 import { allocChunk } from './chunk-codec.js';
 import { invalid, notFound, unavailable } from './errors.js';
+import type { HandleCache } from './handle-cache.js';
 import type { BlockSourceKind, OutputLookup } from './types.js';
 
 /** Reads a range sequentially, at most `max` bytes a call; null at the end of the range. */
@@ -44,6 +45,8 @@ export interface ResolveDeps {
   lookup: OutputLookup;
   store: BlockStore;
   layout: FallbackLayout;
+  /** Shared descriptors on local files; without it each read opens the file itself. */
+  handles?: HandleCache;
 }
 
 export interface OutputIds {
@@ -132,7 +135,7 @@ function sourcesOf(deps: ResolveDeps, ids: OutputIds, view: OutputView, file: Bl
   const held = file === 'data' ? view.handles?.data : view.handles?.index;
   const path = file === 'data' ? view.output.dataPath : view.output.indexPath;
   if (held) sources.push(heldSource(held, path ?? '(held descriptor)'));
-  if (path !== undefined) sources.push(pathSource(path));
+  if (path !== undefined) sources.push(pathSource(path, deps.handles));
   sources.push(storeSource(deps.store, keyOf(deps, ids, file)));
   return sources;
 }
@@ -143,23 +146,26 @@ function heldSource(handle: FileHandle, describe: string): RangeSource {
     describe: `held:${describe}`,
     // The queue owns the descriptor and may close it once the output is persisted: reads then
     // fail with EBADF and the server moves on to the next source.
-    open: async (start, end) => new HandleReader(handle, start, end, false),
+    open: async (start, end) => new HandleReader(handle, start, end),
   };
 }
 
-function pathSource(path: string): RangeSource {
+function pathSource(path: string, cache: HandleCache | undefined): RangeSource {
   return {
     kind: 'local',
     describe: path,
     open: async (start, end) => {
-      let handle: FileHandle;
       try {
-        handle = await open(path, 'r');
+        if (cache) {
+          const cached = await cache.acquire(path);
+          return new HandleReader(cached.handle, start, end, async () => cached.release());
+        }
+        const handle = await open(path, 'r');
+        return new HandleReader(handle, start, end, () => handle.close());
       } catch (err) {
         if (errorCode(err) === 'ENOENT') throw new NotFoundError(path);
         throw err;
       }
-      return new HandleReader(handle, start, end, true);
     },
   };
 }
@@ -177,10 +183,11 @@ export class HandleReader implements ChunkReader {
   private position: number;
 
   constructor(
-    private readonly handle: Pick<FileHandle, 'read' | 'close'>,
+    private readonly handle: Pick<FileHandle, 'read'>,
     start: number,
     private readonly end: number,
-    private readonly owned: boolean,
+    /** Gives the descriptor back (close it, or release it to a cache); none for a borrowed one. */
+    private readonly done?: () => Promise<void>,
   ) {
     this.position = start;
   }
@@ -200,7 +207,7 @@ export class HandleReader implements ChunkReader {
   }
 
   async close(): Promise<void> {
-    if (this.owned) await this.handle.close().catch(() => undefined);
+    await this.done?.().catch(() => undefined);
   }
 }
 

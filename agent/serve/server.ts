@@ -11,7 +11,8 @@ import { describeError } from '../util/errors.js';
 import { serverCredentials, TokenCheck, type TlsFiles } from './auth.js';
 import { ByteBudget } from './byte-budget.js';
 import { ChunkPool, encodeChunk } from './chunk-codec.js';
-import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolvedRange } from './block-source.js';
+import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolveDeps, type ResolvedRange } from './block-source.js';
+import { HandleCache } from './handle-cache.js';
 import { invalid, ServeError, statusName, unavailable } from './errors.js';
 import { listMapOutputs } from './list-outputs.js';
 import {
@@ -107,6 +108,7 @@ class BlockService {
   private readonly windowChunks: number;
   private readonly budget: ByteBudget;
   private readonly pool: ChunkPool;
+  private readonly handles = new HandleCache();
   private readonly takeBuffer = (length: number): Buffer => this.pool.take(length);
   private readonly stopping = new AbortController();
   private readonly calls = new Set<AbortController>();
@@ -170,6 +172,11 @@ class BlockService {
 
   private async close(graceMs: number): Promise<void> {
     this.stopping.abort();
+    await this.closeServer(graceMs);
+    await this.handles.close();
+  }
+
+  private async closeServer(graceMs: number): Promise<void> {
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.deps.logger?.warn({ streams: this.calls.size }, 'gRPC streams still running at the close deadline; cutting them');
@@ -403,8 +410,8 @@ class BlockService {
     return this.deps.lifecycle;
   }
 
-  private resolveDeps(): { lookup: OutputLookup; store: BlockStore; layout: FallbackLayout } {
-    return { lookup: this.deps.lookup, store: this.deps.store, layout: this.layout };
+  private resolveDeps(): ResolveDeps {
+    return { lookup: this.deps.lookup, store: this.deps.store, layout: this.layout, handles: this.handles };
   }
 }
 

@@ -1,10 +1,14 @@
-/** Pure parts of the gRPC service: the Chunk encoder, the byte budget, request validation, token check. */
+/** Parts of the gRPC service: the Chunk encoder, the byte budget, request validation, token check, descriptor cache. */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Metadata } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { TokenCheck } from '../../agent/serve/auth.js';
 import { int64Field, validateIds } from '../../agent/serve/block-source.js';
 import { ByteBudget } from '../../agent/serve/byte-budget.js';
 import { allocChunk, encodeChunk } from '../../agent/serve/chunk-codec.js';
+import { HandleCache } from '../../agent/serve/handle-cache.js';
 import { parseReduce } from '../../agent/serve/client.js';
 import { loadProto, type Chunk } from '../../agent/serve/proto.js';
 
@@ -104,5 +108,41 @@ describe('TokenCheck', () => {
     expect(() => check.verify(md('bearer t0k'))).not.toThrow();
     for (const v of [undefined, '', 't0k', 'Bearer', 'Bearer t0', 'Bearer t0kk', 'Basic t0k']) expect(() => check.verify(md(v)), String(v)).toThrow(/bearer token/);
     expect(() => new TokenCheck('')).toThrow();
+  });
+});
+
+describe('HandleCache', () => {
+  it('shares one descriptor per path, closes idle ones over the limit and at close', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'grpc-hc-'));
+    try {
+      const paths = [0, 1, 2].map((i) => join(dir, `f${i}`));
+      for (const [i, p] of paths.entries()) await writeFile(p, `file ${i}`);
+      const cache = new HandleCache(2, 60_000);
+      const a = await cache.acquire(paths[0] as string);
+      const b = await cache.acquire(paths[0] as string);
+      expect(a.handle).toBe(b.handle);
+      expect(cache.size).toBe(1);
+      a.release();
+      a.release(); // idempotent
+      b.release();
+      const again = await cache.acquire(paths[0] as string);
+      expect(again.handle).toBe(a.handle); // kept open while idle
+      again.release();
+      (await cache.acquire(paths[1] as string)).release();
+      const third = await cache.acquire(paths[2] as string); // at the limit: idle ones are closed
+      expect(cache.size).toBe(1);
+      await expect(a.handle.stat()).rejects.toThrow();
+      const buf = Buffer.alloc(6);
+      await third.handle.read(buf, 0, 6, 0);
+      expect(buf.toString()).toBe('file 2');
+      await expect(cache.acquire(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+      expect(cache.size).toBe(1);
+      await cache.close();
+      expect(cache.size).toBe(1); // still in use
+      third.release();
+      expect(cache.size).toBe(0);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
