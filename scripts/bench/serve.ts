@@ -12,7 +12,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer } from 'node:net';
@@ -287,6 +287,7 @@ async function main(): Promise<void> {
       // 64 whole-file streams open at once, on 8 channels (as 8 peers would), for SECONDS.
       const clients = Array.from({ length: 8 }, () => new ShuffleAgentClient({ target }));
       const controller = new AbortController();
+      setMaxListeners(128, controller.signal); // one listener per stream
       const timer = setTimeout(() => controller.abort(), SECONDS * 1000);
       const before = await rssBytes(await agentPids());
       m = await measure(agentPids, async () => (await Promise.all(Array.from({ length: 64 }, (_, i) => grpcWhole(clients[i % 8] as ShuffleAgentClient, controller.signal)))).reduce((a, b) => a + b, 0));
