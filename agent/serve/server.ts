@@ -134,6 +134,10 @@ class BlockService {
       // Requests are a few ids: anything large is hostile.
       'grpc.max_receive_message_length': 64 * 1024,
       'grpc.max_send_message_length': this.chunkSize + 1024,
+      // Pings find peers that vanished without closing (a killed executor): their streams are
+      // cancelled and give back their share of the byte budget.
+      'grpc.keepalive_time_ms': 60_000,
+      'grpc.keepalive_timeout_ms': 20_000,
     });
     const { service: loaded } = loadProto();
     // Chunks are encoded by hand (one copy of the payload instead of two): see chunk-codec.ts.
