@@ -4,6 +4,7 @@
  * A request never carries a path: paths come from the watcher's own records, keys from
  * `fallbackKey`, so nothing outside the watched dirs and the store's prefix can be read.
  */
+import { read as fsRead } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { BlockStore } from '../store/block-store.js';
@@ -158,7 +159,7 @@ function pathSource(path: string, cache: HandleCache | undefined): RangeSource {
       try {
         if (cache) {
           const cached = await cache.acquire(path);
-          return new HandleReader(cached.handle, start, end, async () => cached.release());
+          return new HandleReader(fdReader(cached.handle.fd), start, end, async () => cached.release());
         }
         const handle = await open(path, 'r');
         return new HandleReader(handle, start, end, () => handle.close());
@@ -178,12 +179,32 @@ function storeSource(store: BlockStore, key: string): RangeSource {
   };
 }
 
+/**
+ * Positioned reads on a raw descriptor with the callback API: about half the CPU of
+ * `FileHandle.read` per 64 KiB read (no promise machinery around the thread-pool hop). Only for
+ * descriptors this service owns (the handle cache closes them when no reader holds them), never
+ * for the queue's: a number read after someone else closed it could name another file.
+ */
+function fdReader(fd: number): PositionalRead {
+  return {
+    read: (buffer, offset, length, position) =>
+      new Promise((resolve, reject) => {
+        fsRead(fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })));
+      }),
+  };
+}
+
+/** What HandleReader needs of a descriptor; a FileHandle has it. */
+export interface PositionalRead {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+}
+
 /** Positioned reads through a descriptor: nothing is read before the caller asks for it. */
 export class HandleReader implements ChunkReader {
   private position: number;
 
   constructor(
-    private readonly handle: Pick<FileHandle, 'read'>,
+    private readonly handle: PositionalRead,
     start: number,
     private readonly end: number,
     /** Gives the descriptor back (close it, or release it to a cache); none for a borrowed one. */
