@@ -41,7 +41,9 @@ export class ChunkPool {
 
   /** A buffer of `length` bytes (at most chunkSize) with headroom for the encoder. */
   take(length: number): Buffer {
-    if (length > this.chunkSize) return allocChunk(length);
+    // Small reads (one 64 KiB partition) get a buffer of their own size: pinning a pooled 1 MiB
+    // buffer for each would make the pool, not the data, the memory cost.
+    if (length > this.chunkSize || length < this.chunkSize / 2) return allocChunk(length);
     const backing = this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_HEADROOM + this.chunkSize).buffer;
     const data = Buffer.from(backing, CHUNK_HEADROOM, length);
     withHeadroom.add(data);
