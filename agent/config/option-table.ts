@@ -28,8 +28,11 @@ export interface OptionSpec<T> {
   group: string;
 }
 
-export function option<T>(spec: OptionSpec<T>): OptionSpec<T> {
-  return spec;
+/** Declare an option; keeps whether it has a default in its type (no default: value may be undefined). */
+export function option<T, const D extends string | undefined = undefined>(
+  spec: Omit<OptionSpec<T>, 'default'> & { default?: D },
+): OptionSpec<T> & { default: D } {
+  return spec as OptionSpec<T> & { default: D };
 }
 
 export function envName(flag: string): string {

@@ -1,0 +1,60 @@
+/**
+ * The agent's lifecycle as an explicit transition table:
+ * `starting -> serving -> draining -> safe_to_exit`, and back to `draining` when new outputs are
+ * committed while `safe_to_exit`. Refused transitions are logged and reported, never thrown.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+
+export const AGENT_STATES = ['starting', 'serving', 'draining', 'safe_to_exit'] as const;
+export type AgentStateName = (typeof AGENT_STATES)[number];
+
+const TRANSITIONS: Readonly<Record<AgentStateName, readonly AgentStateName[]>> = {
+  starting: ['serving', 'draining'],
+  serving: ['draining'],
+  draining: ['safe_to_exit'],
+  safe_to_exit: ['draining'],
+};
+
+export interface StateChange {
+  from: AgentStateName;
+  to: AgentStateName;
+  reason: string;
+  at: number;
+}
+
+export class AgentState extends EventEmitter<{ change: [StateChange] }> {
+  private current: AgentStateName = 'starting';
+  private since: number;
+
+  constructor(
+    private readonly logger?: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    super();
+    this.since = now();
+  }
+
+  get state(): AgentStateName {
+    return this.current;
+  }
+
+  get enteredAt(): number {
+    return this.since;
+  }
+
+  /** Move to `to`; returns false (and logs) when the table does not allow it. */
+  transition(to: AgentStateName, reason: string): boolean {
+    const from = this.current;
+    if (from === to) return true;
+    if (!TRANSITIONS[from].includes(to)) {
+      this.logger?.warn({ from, to, reason }, 'refused state transition');
+      return false;
+    }
+    this.current = to;
+    this.since = this.now();
+    this.logger?.info({ from, to, reason }, 'state changed');
+    this.emit('change', { from, to, reason, at: this.since });
+    return true;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Prometheus metrics behind a small facade with domain verbs. Labels are low-cardinality kinds
+ * only: never an app, shuffle or block id.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
+
+export const METRIC_PREFIX = 'shuffle_agent_';
+
+export class AgentMetrics implements WritebackMetrics {
+  readonly registry = new Registry();
+  private readonly persistedFilesTotal: Counter;
+  private readonly persistedBytesTotal: Counter;
+  private readonly persistedOutputsTotal: Counter;
+  private readonly lag: Histogram;
+  private readonly errors: Counter<'kind'>;
+  private readonly droppedTotal: Counter<'reason'>;
+  private readonly skippedTotal: Counter;
+  private readonly committedTotal: Counter;
+  private readonly watchProblems: Counter<'kind'>;
+
+  constructor(source: { writeback: () => WritebackStatus; state: () => string; states: readonly string[] }, options: { processMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
+    const p = METRIC_PREFIX;
+    new Gauge({
+      name: `${p}pending_files`,
+      help: 'Committed files not yet persisted.',
+      registers,
+      collect() {
+        this.set(source.writeback().pendingFiles);
+      },
+    });
+    new Gauge({
+      name: `${p}pending_bytes`,
+      help: 'Bytes of committed files not yet persisted.',
+      registers,
+      collect() {
+        this.set(source.writeback().pendingBytes);
+      },
+    });
+    new Gauge({
+      name: `${p}pending_outputs`,
+      help: 'Committed map outputs not yet persisted.',
+      registers,
+      collect() {
+        this.set(source.writeback().pendingOutputs);
+      },
+    });
+    new Gauge({
+      name: `${p}failing_files`,
+      help: 'Pending files whose last write-back attempt failed (being retried).',
+      registers,
+      collect() {
+        this.set(source.writeback().failedFiles);
+      },
+    });
+    new Gauge({
+      name: `${p}state`,
+      help: 'Lifecycle state: 1 for the current state, 0 for the others.',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const current = source.state();
+        for (const s of source.states) this.set({ state: s }, s === current ? 1 : 0);
+      },
+    });
+    this.persistedFilesTotal = new Counter({ name: `${p}persisted_files_total`, help: 'Files written to the store.', registers });
+    this.persistedBytesTotal = new Counter({ name: `${p}persisted_bytes_total`, help: 'Bytes written to the store.', registers });
+    this.persistedOutputsTotal = new Counter({ name: `${p}persisted_outputs_total`, help: 'Map outputs completely written (data and index).', registers });
+    this.committedTotal = new Counter({ name: `${p}committed_outputs_total`, help: 'Map outputs seen committed on local disk.', registers });
+    this.lag = new Histogram({
+      name: `${p}commit_to_persisted_seconds`,
+      help: 'Time from seeing a map output committed to having it persisted.',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers,
+    });
+    this.errors = new Counter({ name: `${p}writeback_errors_total`, help: 'Failed write-back attempts, by kind.', labelNames: ['kind'], registers });
+    this.droppedTotal = new Counter({
+      name: `${p}writeback_dropped_outputs_total`,
+      help: 'Pending outputs dropped: cleaned-up (Spark removed the shuffle) or source-gone (files vanished before they could be read).',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.skippedTotal = new Counter({ name: `${p}already_stored_files_total`, help: 'Files found intact in the store after a restart and not sent again.', registers });
+    this.watchProblems = new Counter({ name: `${p}watch_problems_total`, help: 'Bad local input reported by the watcher, by kind.', labelNames: ['kind'], registers });
+  }
+
+  outputCommitted(): void {
+    this.committedTotal.inc();
+  }
+
+  filePersisted(bytes: number): void {
+    this.persistedFilesTotal.inc();
+    this.persistedBytesTotal.inc(bytes);
+  }
+
+  outputPersisted(lagSeconds: number): void {
+    this.persistedOutputsTotal.inc();
+    this.lag.observe(lagSeconds);
+  }
+
+  writeError(kind: string): void {
+    this.errors.inc({ kind });
+  }
+
+  dropped(reason: string): void {
+    this.droppedTotal.inc({ reason });
+  }
+
+  skippedAlreadyStored(files: number): void {
+    this.skippedTotal.inc(files);
+  }
+
+  watchProblem(kind: string): void {
+    this.watchProblems.inc({ kind });
+  }
+}

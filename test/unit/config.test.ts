@@ -1,0 +1,67 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envName, markdownReference, parsers, printable, resolveOptions } from '../../agent/config/option-table.js';
+import { RUN_OPTIONS } from '../../agent/config/run-options.js';
+import { matchLayout, parseLayout } from '../../agent/watch/layout.js';
+
+describe('run options', () => {
+  it('has defaults for the embedded mode', () => {
+    const { config } = resolveOptions(RUN_OPTIONS, [], {});
+    expect(config.localDirs).toEqual(['./var/spark-local']);
+    expect(config.store).toBe('file:./var/fallback');
+    expect(config.httpListen).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(config.grpcListen).toEqual({ host: '127.0.0.1', port: 7337 });
+    expect(config.appId).toBeUndefined();
+  });
+
+  it('takes flags over env over defaults', () => {
+    const env = { SHUFFLE_AGENT_LOCAL_DIRS: '/a,/b', SHUFFLE_AGENT_LOG_LEVEL: 'debug' };
+    const { config, sources } = resolveOptions(RUN_OPTIONS, ['--log-level=warn', '--app-id', 'app-7'], env);
+    expect(config.localDirs).toEqual(['/a', '/b']);
+    expect(config.logLevel).toBe('warn');
+    expect(config.appId).toBe('app-7');
+    expect(sources.localDirs).toBe('env');
+    expect(sources.logLevel).toBe('flag');
+  });
+
+  it('names the flag or env var in errors', () => {
+    const fail = (argv: string[], env: Record<string, string> = {}): ConfigError => {
+      try {
+        resolveOptions(RUN_OPTIONS, argv, env);
+      } catch (err) {
+        return err as ConfigError;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    expect(fail(['--nope']).message).toMatch(/unknown flag --nope/);
+    expect(fail(['--http-listen', 'localhost']).message).toMatch(/--http-listen: expected HOST:PORT/);
+    expect(fail([], { SHUFFLE_AGENT_UPLOAD_CONCURRENCY: '0' }).message).toMatch(/SHUFFLE_AGENT_UPLOAD_CONCURRENCY: must be between 1/);
+    expect(fail(['--app-id', '../x']).key).toBe('appId');
+    expect(fail(['--store', 'ftp://x']).message).toMatch(/--store/);
+    expect(fail(['--local-dirs-layout', '{app}']).message).toMatch(/layout segment/);
+    expect(fail(['--app-id']).message).toMatch(/needs a value/);
+  });
+
+  it('parses sizes, addresses and prints a reference', () => {
+    expect(parsers.bytes('8MiB')).toBe(8 * 1024 * 1024);
+    expect(parsers.bytes('64k')).toBe(65536);
+    expect(parsers.listen('[::1]:0')).toEqual({ host: '::1', port: 0 });
+    expect(parsers.listen(':9000')).toEqual({ host: '0.0.0.0', port: 9000 });
+    expect(envName('grpc-tls-cert')).toBe('SHUFFLE_AGENT_GRPC_TLS_CERT');
+    const doc = markdownReference(RUN_OPTIONS);
+    expect(doc).toContain('`--local-dirs`');
+    expect(doc).toContain('`SHUFFLE_AGENT_STORE`');
+    const shown = printable({ secret: { ...RUN_OPTIONS.appId, secret: true } }, { secret: 'x' });
+    expect(shown.secret).toBe('***');
+  });
+});
+
+describe('local dir layout', () => {
+  it('matches app and executor segments', () => {
+    const l = parseLayout('{appId}/{executorId}');
+    expect(matchLayout(l, ['spark-abc', '3'])).toEqual({ appId: 'spark-abc', executorId: '3' });
+    expect(matchLayout(l, ['..', '3'])).toBeUndefined();
+    expect(parseLayout('').segments).toEqual([]);
+    expect(matchLayout(parseLayout('apps/{appId}'), ['other', 'x'])).toBeUndefined();
+    expect(() => parseLayout('{appId}/{appId}')).toThrow(/twice/);
+  });
+});
