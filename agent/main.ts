@@ -8,6 +8,7 @@ import { AgentMetrics } from './observability/metrics.js';
 import { HttpServer } from './observability/http-server.js';
 import { AGENT_STATES, AgentState } from './lifecycle/agent-state.js';
 import { openStore } from './store/open-store.js';
+import { grpcServerOptions, startGrpcServer } from './serve/index.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
@@ -135,6 +136,13 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
     const httpAddress = await http.listen(config.httpListen.host, config.httpListen.port);
     started.push({ name: 'http', close: () => http.close() });
     logger.info({ http: httpAddress }, 'http listening');
+
+    const grpcServer = await startGrpcServer(
+      { lookup: writeback, store, layout: config.fallbackLayout, metrics, logger: logger.child({ component: 'grpc' }) },
+      await grpcServerOptions(config),
+    );
+    started.push({ name: 'grpc', close: () => grpcServer.close(config.grpcCloseTimeout * 1000) });
+    logger.info({ grpc: { host: config.grpcListen.host, port: grpcServer.port } }, 'grpc listening');
 
     started.push({ name: 'watcher', close: () => watcher.close() });
     // Writing competes with the start-up scan for the disk and the thread pool: scan first
