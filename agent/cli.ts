@@ -17,6 +17,8 @@ Usage: shuffle-agent <command> [flags]
 
 Commands:
   run          watch Spark local dirs, write outputs back to the store, serve them
+  fetch        fetch shuffle partitions from an agent over gRPC
+  verify       check every map output an app has in a store (--store URL --app-id ID)
   config-doc   print the configuration reference (Markdown)
   version      print the version
 
@@ -73,6 +75,10 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run':
         return await run(rest);
+      case 'fetch':
+        return await (await import('./serve/client.js')).runFetch(rest);
+      case 'verify':
+        return await (await import('./store/verify.js')).runVerify(rest);
       case 'config-doc':
         process.stdout.write(markdownReference(RUN_OPTIONS) + '\n');
         return EXIT.ok;

@@ -2,6 +2,7 @@
 import { FALLBACK_LAYOUTS } from '../spark/fallback-key.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
 import { parseLayout } from '../watch/layout.js';
+import { S3_CHECKSUM_MODES } from '../store/s3-checksums.js';
 import { WRITE_ORDERS } from '../writeback/writeback-queue.js';
 import { option, parsers, type ValuesOf } from './option-table.js';
 
@@ -42,6 +43,13 @@ export const RUN_OPTIONS = {
     doc: 'Seconds between reconciling rescans of the local dirs (catches missed file events); 0 disables.',
     parse: parsers.number(0, 86_400),
   }),
+  incompleteGrace: option({
+    group: 'watch',
+    flag: 'incomplete-grace',
+    default: '10',
+    doc: 'Seconds an invalid index, or one whose data file does not match, may stay so before it is reported as bad input.',
+    parse: parsers.number(0, 3600),
+  }),
   store: option({
     group: 'store',
     flag: 'store',
@@ -58,6 +66,93 @@ export const RUN_OPTIONS = {
     default: 'spark-3.3',
     doc: 'Key layout: `spark-3.3` (`<app>/<shuffle>/<hash>/<file>`, Spark 3.3+) or `spark-3.1` (`<app>/<shuffle>/<file>`).',
     parse: parsers.oneOf(FALLBACK_LAYOUTS),
+  }),
+  s3Endpoint: option({
+    group: 'store',
+    flag: 's3-endpoint',
+    doc: 'S3 endpoint URL for MinIO, Ceph, Swift or tests (e.g. `http://127.0.0.1:9000`); AWS S3 when unset.',
+    parse: (raw) => {
+      if (!/^https?:\/\/[^/]+/.test(raw)) throw new Error(`expected http(s)://host[:port], got ${JSON.stringify(raw)}`);
+      return raw.replace(/\/+$/, '');
+    },
+  }),
+  s3Region: option({
+    group: 'store',
+    flag: 's3-region',
+    doc: 'S3 region. Default: env `AWS_REGION`, else `us-east-1`.',
+    parse: parsers.string,
+  }),
+  s3ForcePathStyle: option({
+    group: 'store',
+    flag: 's3-force-path-style',
+    default: 'false',
+    boolean: true,
+    doc: 'Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers.',
+    parse: parsers.bool,
+  }),
+  s3Checksums: option({
+    group: 'store',
+    flag: 's3-checksums',
+    default: 'when_supported',
+    doc: 'SDK flexible checksums: `when_supported` (AWS S3, recent MinIO) or `when_required` (Swift s3api, Ceph RGW before Squid, s3rver, older MinIO). Content-MD5 is always sent.',
+    parse: parsers.oneOf(S3_CHECKSUM_MODES),
+  }),
+  s3MultipartThreshold: option({
+    group: 'store',
+    flag: 's3-multipart-threshold',
+    default: '64MiB',
+    doc: 'Files larger than this are sent as multipart uploads (smaller ones in one PutObject: fewer requests, and far cheaper on Swift).',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 1 || n > 5 * 1024 ** 3) throw new Error('must be between 1 byte and 5GiB');
+      return n;
+    },
+  }),
+  s3PartSize: option({
+    group: 'store',
+    flag: 's3-part-size',
+    default: '16MiB',
+    doc: 'Multipart part size (at least 5MiB; grows so that a file needs at most 1000 parts).',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 5 * 1024 ** 2 || n > 5 * 1024 ** 3) throw new Error('must be between 5MiB and 5GiB');
+      return n;
+    },
+  }),
+  s3PartConcurrency: option({
+    group: 'store',
+    flag: 's3-part-concurrency',
+    default: '4',
+    doc: 'Parts of one multipart upload sent at once.',
+    parse: parsers.int(1, 64),
+  }),
+  s3MaxConcurrentRequests: option({
+    group: 'store',
+    flag: 's3-max-concurrent-requests',
+    default: '8',
+    doc: 'Upload requests (PUTs and parts) in flight at once, across all outputs.',
+    parse: parsers.int(1, 256),
+  }),
+  s3RequestTimeout: option({
+    group: 'store',
+    flag: 's3-request-timeout',
+    default: '30',
+    doc: 'Seconds a request may go without any traffic before it fails and is retried.',
+    parse: parsers.number(0.1, 3600),
+  }),
+  s3StaleUploadAge: option({
+    group: 'store',
+    flag: 's3-stale-upload-age',
+    default: '3600',
+    doc: 'At start, abort multipart uploads under the prefix older than this many seconds (left by crashed agents); 0 disables.',
+    parse: parsers.number(0, 30 * 86_400),
+  }),
+  maxUploadBandwidth: option({
+    group: 'store',
+    flag: 'max-upload-bandwidth',
+    default: '0',
+    doc: 'Upload bandwidth ceiling in bytes/s (`100MiB` works), so write-back leaves network to running tasks; 0 = unlimited. Lifted while draining.',
+    parse: parsers.bytes,
   }),
   uploadConcurrency: option({
     group: 'writeback',
@@ -93,6 +188,66 @@ export const RUN_OPTIONS = {
     default: '127.0.0.1:7337',
     doc: 'Address of the gRPC block service.',
     parse: parsers.listen,
+  }),
+  grpcTlsCert: option({
+    group: 'serve',
+    flag: 'grpc-tls-cert',
+    doc: 'PEM certificate chain of the gRPC server; with `--grpc-tls-key` turns TLS on.',
+    parse: parsers.string,
+  }),
+  grpcTlsKey: option({
+    group: 'serve',
+    flag: 'grpc-tls-key',
+    doc: 'PEM private key of the gRPC server.',
+    parse: parsers.string,
+  }),
+  grpcTlsClientCa: option({
+    group: 'serve',
+    flag: 'grpc-tls-client-ca',
+    doc: 'PEM CA bundle: clients must present a certificate it signed (mTLS). Needs `--grpc-tls-cert`.',
+    parse: parsers.string,
+  }),
+  grpcTokenFile: option({
+    group: 'serve',
+    flag: 'grpc-token-file',
+    doc: 'File holding a shared token; clients then must send `authorization: Bearer <token>` (UNAUTHENTICATED otherwise).',
+    parse: parsers.string,
+  }),
+  grpcMaxStreams: option({
+    group: 'serve',
+    flag: 'grpc-max-streams',
+    default: '256',
+    doc: 'Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED.',
+    parse: parsers.int(1, 100_000),
+  }),
+  grpcChunkSize: option({
+    group: 'serve',
+    flag: 'grpc-chunk-size',
+    default: '1MiB',
+    doc: 'Largest chunk of a gRPC fetch stream (at most 4 MiB - 1 KiB, the default receive limit of clients).',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 4096 || n > 4 * 1024 * 1024 - 1024) throw new Error(`must be between 4KiB and 4MiB-1KiB, got ${n}`);
+      return n;
+    },
+  }),
+  grpcMaxBuffered: option({
+    group: 'serve',
+    flag: 'grpc-max-buffered',
+    default: '32MiB',
+    doc: 'Bytes read for gRPC streams and not yet sent, over all streams: bounds memory. Chunks shrink (to 64 KiB at least) when many streams share it; each stream may still hold one chunk.',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 1024 * 1024) throw new Error(`must be at least 1MiB, got ${n}`);
+      return n;
+    },
+  }),
+  grpcCloseTimeout: option({
+    group: 'serve',
+    flag: 'grpc-close-timeout',
+    default: '5',
+    doc: 'Seconds running gRPC fetches may take to finish when the agent stops, before they are cut.',
+    parse: parsers.number(0, 600),
   }),
   logLevel: option({
     group: 'observability',
