@@ -3,8 +3,9 @@
  * root laid out `<root>/<appId>/<executorId>/blockmgr-*` for TWO apps and THREE executors, as the
  * executor pod template's `subPathExpr: $(SPARK_APP_ID)/$(POD_NAME)` lays it out on a node. Each
  * app's outputs must land under its own app id in the store (even where shuffle and map ids
- * collide between apps) and read back the way Spark's FallbackStorage reads them, the status
- * must list both apps, the manifests' probe paths must answer, and SIGTERM must exit 0.
+ * collide between apps) and read back the way Spark's FallbackStorage reads them, gRPC must list
+ * and serve each app's outputs by app id, the status must list both apps, the manifests' probe
+ * paths must answer, and SIGTERM must exit 0.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
@@ -18,6 +19,7 @@ import { SparkLikeExecutor, type CommittedFiles } from '../../scripts/spark-writ
 import { FileStore } from '../../agent/store/file-store.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
+import { ShuffleAgentClient } from '../../agent/serve/client.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const APP_A = 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9';
@@ -54,7 +56,7 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
     for (const c of cleanups.splice(0).reverse()) await c();
   });
 
-  it('stores each app under its own app id, lists both apps, and exits 0 on SIGTERM', async () => {
+  it('stores and serves each app under its own app id, lists both apps, and exits 0 on SIGTERM', async () => {
     const t = await tempDir('ssa-daemonset-');
     cleanups.push(t.cleanup);
     const localRoot = join(t.path, 'local');
@@ -117,6 +119,21 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
       expect((await readPartitionsLikeSpark(store, APP_B, 0, '0', 0, 2)).length).toBe(600);
     } finally {
       await store.close();
+    }
+
+    // gRPC: each app lists only its own outputs and serves them by app id (shuffle 0 map 0
+    // exists in both apps with different bytes).
+    const client = new ShuffleAgentClient({ target: `127.0.0.1:${running.grpcPort}` });
+    cleanups.push(async () => client.close());
+    for (const app of [APP_A, APP_B]) {
+      const listed: string[] = [];
+      for await (const o of client.listMapOutputs(app)) listed.push(`${o.app_id}/${o.shuffle_id}/${o.map_id}`);
+      const mine = expected.filter((e) => e.appId === app).map((e) => `${app}/${e.files.shuffleId}/${e.files.mapId}`);
+      expect(listed.sort(), `outputs listed for ${app}`).toEqual(mine.sort());
+    }
+    for (const { appId, files } of expected) {
+      const got = await client.fetchBlock({ app_id: appId, shuffle_id: files.shuffleId, map_id: files.mapId, start_reduce_id: 0, end_reduce_id: files.offsets.length - 1 });
+      expect(got.equals(files.data), `gRPC ${appId} shuffle ${files.shuffleId} map ${files.mapId}`).toBe(true);
     }
 
     expect((await running.stop('SIGTERM')).code).toBe(0);
