@@ -36,7 +36,10 @@ ENV NODE_ENV=production \
     TMPDIR=/tmp
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+# package.json: "type": "module" for dist/*.js, and the version; proto/: loaded by the gRPC
+# service at start (dist/agent/serve/ looks for ../../../proto).
 COPY package.json ./
+COPY proto ./proto
 USER 185:185
 # 9464: HTTP (/healthz, /readyz, /metrics, /v1/status); 7337: gRPC block service.
 EXPOSE 9464 7337

@@ -88,6 +88,7 @@ const IGNORE = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
   .filter((l) => l !== '' && !l.startsWith('#'));
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   type: string;
+  files: string[];
   dependencies: Record<string, string>;
   bin: Record<string, string>;
   scripts: Record<string, string>;
@@ -144,6 +145,12 @@ describe('Dockerfile', () => {
     const source = bin.slice(tsconfig.compilerOptions.outDir.length + 1).replace(/\.js$/, '.ts');
     expect(existsSync(join(ROOT, source)), `${source} exists`).toBe(true);
     expect(copies(FINAL).some((c) => c.from === 'build' && c.sources.includes(`/src/${tsconfig.compilerOptions.outDir}`))).toBe(true);
+  });
+
+  it('puts in the image everything the published package holds (package.json "files")', () => {
+    const dests = copies(FINAL).map((c) => c.dest.replace(/^\.\//, '').replace(/\/$/, ''));
+    expect(PKG.files.length).toBeGreaterThan(0);
+    for (const f of PKG.files) expect(dests, `${f} is copied into the runtime stage`).toContain(f);
   });
 
   it('gives the runtime production dependencies only', () => {
