@@ -13,21 +13,35 @@ import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
 import { VERSION } from './version.js';
+import { Lifecycle } from './lifecycle/lifecycle.js';
+import { hasBandwidthControl, type ExitOutcome } from './lifecycle/drain-handler.js';
+import { registerLifecycleRoutes } from './lifecycle/http-routes.js';
+import { openSources } from './lifecycle/sources/open-sources.js';
+import type { TerminationSource } from './lifecycle/notice.js';
 
 export interface Agent {
   readonly state: AgentState;
   readonly writeback: WritebackQueue;
   readonly watcher: LocalDirWatcher;
   readonly http: { host: string; port: number };
+  /** Termination sources, drain, safe-exit: what the gRPC status and drain RPCs call. */
+  readonly lifecycle: Lifecycle;
   /** Status document served at `/v1/status`. */
   status(): Record<string, unknown>;
-  /** Wait until nothing is pending or `timeoutMs` passes; true when everything committed is stored. */
+  /** Resolves when the process should exit (SIGTERM drained or timed out, or a second signal). */
+  readonly exitRequested: Promise<ExitOutcome>;
+  /** Request a drain and wait until `safe_to_exit` or `timeoutMs` passes; true when everything committed is stored. */
   drain(timeoutMs: number): Promise<boolean>;
   /** Stop everything, in reverse order of start. Idempotent. */
   close(): Promise<void>;
 }
 
-export async function startAgent(config: RunConfig, logger: Logger): Promise<Agent> {
+export interface StartOptions {
+  /** Replace the sources `--termination-sources` names (tests, embedding). */
+  sources?: TerminationSource[];
+}
+
+export async function startAgent(config: RunConfig, logger: Logger, options: StartOptions = {}): Promise<Agent> {
   const started: Array<{ name: string; close: () => Promise<void> }> = [];
   const state = new AgentState(logger);
   let closing: Promise<void> | undefined;
@@ -49,7 +63,8 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       void store.sweepPartials().then((n) => n > 0 && logger.info({ removed: n }, 'removed partial files left by a crash'));
     }
 
-    let metrics: AgentMetrics | undefined;
+    // The metrics read the queue only when scraped, after it exists.
+    const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES });
     const writeback = new WritebackQueue({
       store,
       layout: config.fallbackLayout,
@@ -57,15 +72,8 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       order: config.writeOrder,
       maxHeldOutputs: config.maxHeldOutputs,
       logger,
-      metrics: {
-        filePersisted: (b) => metrics?.filePersisted(b),
-        outputPersisted: (l) => metrics?.outputPersisted(l),
-        writeError: (k) => metrics?.writeError(k),
-        dropped: (r) => metrics?.dropped(r),
-        skippedAlreadyStored: (n) => metrics?.skippedAlreadyStored(n),
-      },
+      metrics,
     });
-    metrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES });
     started.push({ name: 'writeback', close: () => writeback.close() });
 
     const watcher = new LocalDirWatcher({
@@ -75,7 +83,7 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       rescanIntervalMs: config.rescanInterval * 1000,
     });
     watcher.on('committed', (output) => {
-      metrics?.outputCommitted();
+      metrics.outputCommitted();
       logger.debug({ output: output.id, dataLength: output.dataLength, foundAtStart: output.foundAtStart }, 'output committed');
       writeback.add(output);
     });
@@ -84,17 +92,43 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       writeback.removed(event);
     });
     watcher.on('problem', (problem) => {
-      metrics?.watchProblem(problem.kind);
+      metrics.watchProblem(problem.kind);
       logger.warn(problem, 'local input problem');
     });
+
+    const lifecycle = new Lifecycle({
+      state,
+      writeback,
+      ...(hasBandwidthControl(store) ? { bandwidth: store } : {}),
+      sources: options.sources ?? openSources(config, logger, metrics),
+      drainTimeoutMs: config.drainTimeout * 1000,
+      drainOnRebalance: config.drainOnRebalance,
+      drainConcurrency: Math.max(config.drainConcurrency, config.uploadConcurrency),
+      drainOrder: config.drainOrder,
+      ...(config.safeExitFile !== undefined ? { safeExitFile: config.safeExitFile } : {}),
+      acknowledge: config.azureAck,
+      rescan: () => watcher.rescan(),
+      settle: () => watcher.settled(),
+      logger,
+      metrics,
+    });
+    started.push({ name: 'lifecycle', close: () => lifecycle.close() });
+    void lifecycle.exitRequested.then(() => metrics.exiting(writeback.pending().length));
+    // Sources start before the initial scan: a notice during a long scan already drains.
+    await lifecycle.start();
 
     const localDirs = config.localDirs.map((d) => resolve(d));
     const status = (): Record<string, unknown> => {
       const wb = writeback.status();
       const problems = watcher.problems();
+      const life = lifecycle.snapshot();
       return {
-        state: state.state,
-        stateSince: new Date(state.enteredAt).toISOString(),
+        state: life.state,
+        stateSince: life.stateSince,
+        ...(life.drainStartedAt ? { drainStartedAt: life.drainStartedAt } : {}),
+        ...(life.deadline ? { deadline: life.deadline } : {}),
+        ...(life.exitBy ? { exitBy: life.exitBy } : {}),
+        notices: life.notices,
         version: VERSION,
         appId: config.appId,
         apps: writeback.apps(),
@@ -121,23 +155,26 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
         const ready = state.state !== 'starting';
         return { status: ready ? 200 : 503, body: ready ? 'ready\n' : `not ready: ${state.state}\n` };
       })
-      .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }))
-      .route('GET', '/v1/status', () => ({ status: 200, body: status() }));
+      .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+    registerLifecycleRoutes(http, lifecycle, status);
     const httpAddress = await http.listen(config.httpListen.host, config.httpListen.port);
     started.push({ name: 'http', close: () => http.close() });
     logger.info({ http: httpAddress }, 'http listening');
 
     started.push({ name: 'watcher', close: () => watcher.close() });
     await watcher.start();
+    // Refused (and logged) when a notice during the scan already started a drain.
     state.transition('serving', 'initial scan done');
+    // The gRPC block service starts here, given `lifecycle` (LifecycleControl), and pushes its
+    // graceful close onto `started`: it is then closed first.
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
     const drain = async (timeoutMs: number): Promise<boolean> => {
-      writeback.retryNow();
-      await writeback.whenIdle(AbortSignal.timeout(timeoutMs));
+      lifecycle.requestDrain('http', 'agent.drain()');
+      await lifecycle.waitForState('safe_to_exit', AbortSignal.timeout(timeoutMs));
       return writeback.isIdle();
     };
-    return { state, writeback, watcher, http: httpAddress, status, drain, close };
+    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status, drain, close };
   } catch (err) {
     await close();
     throw err;

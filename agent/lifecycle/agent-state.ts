@@ -9,7 +9,11 @@ import type { Logger } from 'pino';
 export const AGENT_STATES = ['starting', 'serving', 'draining', 'safe_to_exit'] as const;
 export type AgentStateName = (typeof AGENT_STATES)[number];
 
-const TRANSITIONS: Readonly<Record<AgentStateName, readonly AgentStateName[]>> = {
+/**
+ * Allowed moves. `starting -> draining`: a termination notice during the initial scan. There is
+ * no way back to `serving`: once told the machine goes away, the agent keeps draining.
+ */
+export const TRANSITIONS: Readonly<Record<AgentStateName, readonly AgentStateName[]>> = {
   starting: ['serving', 'draining'],
   serving: ['draining'],
   draining: ['safe_to_exit'],
@@ -56,5 +60,31 @@ export class AgentState extends EventEmitter<{ change: [StateChange] }> {
     this.logger?.info({ from, to, reason }, 'state changed');
     this.emit('change', { from, to, reason, at: this.since });
     return true;
+  }
+
+  /**
+   * Resolves true as soon as the state is `target` (at once if it already is), false when
+   * `signal` aborts first. Driven by change events: no polling.
+   */
+  whenState(target: AgentStateName, signal?: AbortSignal): Promise<boolean> {
+    if (this.current === target) return Promise.resolve(true);
+    if (signal?.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onChange = (change: StateChange): void => {
+        if (change.to !== target) return;
+        cleanup();
+        resolve(true);
+      };
+      const onAbort = (): void => {
+        cleanup();
+        resolve(false);
+      };
+      const cleanup = (): void => {
+        this.off('change', onChange);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      this.on('change', onChange);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 }

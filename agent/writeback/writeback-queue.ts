@@ -18,9 +18,18 @@ import type { RemovedOutput } from '../watch/local-dir-watcher.js';
 import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
 import { describeError, errorCode } from '../util/errors.js';
 
-/** Order in which queued outputs are written. */
-export type WriteOrder = 'fifo' | 'smallest-first' | 'oldest-shuffle-first';
-export const WRITE_ORDERS: readonly WriteOrder[] = ['fifo', 'smallest-first', 'oldest-shuffle-first'];
+/**
+ * Order in which queued outputs are written:
+ * - `fifo`: as committed;
+ * - `smallest-first`: fewest bytes left to write first (an output whose data is stored needs only its index);
+ * - `index-first`: outputs whose data is already stored (only the index, the commit marker, is missing) first, then FIFO;
+ * - `oldest-shuffle-first`: lowest shuffle id (the oldest shuffle) first, then FIFO.
+ */
+export type WriteOrder = 'fifo' | 'smallest-first' | 'index-first' | 'oldest-shuffle-first';
+export const WRITE_ORDERS: readonly WriteOrder[] = ['fifo', 'smallest-first', 'index-first', 'oldest-shuffle-first'];
+
+/** The store methods the queue uses. */
+export type WritebackStore = Pick<BlockStore, 'put' | 'holds'>;
 
 export type OutputPhase = 'queued' | 'uploading' | 'retrying' | 'persisted';
 
@@ -34,7 +43,7 @@ export interface WritebackMetrics {
 }
 
 export interface WritebackOptions {
-  store: BlockStore;
+  store: WritebackStore;
   layout?: FallbackLayout;
   /** Outputs written at once. */
   concurrency?: number;
@@ -112,6 +121,8 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private persistedBytes = 0;
   private droppedOutputs = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Aborted by close(): writes under way stop (the store leaves no partial object). */
+  private readonly writes = new AbortController();
   private readonly opts: Required<Omit<WritebackOptions, 'logger' | 'metrics'>> & Pick<WritebackOptions, 'logger' | 'metrics'>;
 
   constructor(options: WritebackOptions) {
@@ -274,12 +285,14 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     }
   }
 
-  /** Stop starting new writes, wait for running ones, release every held descriptor. */
+  /** Stop starting new writes, abort the running ones and wait for them, release every held
+   * descriptor. Outputs not stored stay in `pending()`, for the exit accounting. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const e of this.entries.values()) clearTimeout(e.retryTimer);
     this.queue = [];
+    this.writes.abort(new Error('write-back queue closed'));
     while (this.running > 0) await new Promise((r) => this.once('change', () => r(undefined)));
     await Promise.all([...this.entries.values()].map((e) => this.releaseHandles(e)));
   }
@@ -287,7 +300,9 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private readonly compare = (a: Entry, b: Entry): number => {
     switch (this.opts.order) {
       case 'smallest-first':
-        return a.output.dataLength - b.output.dataLength || a.seq - b.seq;
+        return bytesLeft(a) - bytesLeft(b) || a.seq - b.seq;
+      case 'index-first':
+        return Number(b.dataStored) - Number(a.dataStored) || a.seq - b.seq;
       case 'oldest-shuffle-first':
         return a.output.shuffleId - b.output.shuffleId || a.seq - b.seq;
       default:
@@ -387,7 +402,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       for (const f of files) {
         if (f.type === 'data' && entry.dataStored) continue;
         currentFile = f.name;
-        await store.put(this.key(output, f.name), this.localFile(entry, f));
+        await store.put(this.key(output, f.name), this.localFile(entry, f), { signal: this.writes.signal });
         bytes += f.size;
         this.persistedFiles++;
         this.persistedBytes += f.size;
@@ -400,7 +415,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     }
   }
 
-  private get store(): BlockStore {
+  private get store(): WritebackStore {
     return this.opts.store;
   }
 
@@ -432,6 +447,11 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   }
 
   private fail(entry: Entry, file: string, err: unknown): void {
+    if (this.closed) {
+      // Aborted by close(): not a store failure; the output stays pending.
+      entry.phase = 'queued';
+      return;
+    }
     const kind = err instanceof StoreError ? err.kind : 'transient';
     const code = err instanceof StoreError ? err.code : errorCode(err, 'ERROR');
     this.opts.metrics?.writeError(kind);
@@ -485,6 +505,10 @@ interface OutputFile {
   name: string;
   path: string;
   size: number;
+}
+
+function bytesLeft(entry: Entry): number {
+  return (entry.dataStored ? 0 : entry.output.dataLength) + entry.output.indexLength;
 }
 
 /** The files to store for an output: data (when Spark wrote one) before index. */
