@@ -164,7 +164,12 @@ export class DrainHandler {
   }
 
   private readonly onQueueChange = (): void => {
-    if (this.drainStartedAt !== undefined) this.evaluate();
+    if (this.drainStartedAt === undefined) return;
+    // Leaving safe_to_exit is synchronous: no reader may see `safe_to_exit` once work is pending.
+    if (this.opts.state.state === 'safe_to_exit' && !this.opts.writeback.isIdle()) {
+      this.opts.state.transition('draining', 'new output committed');
+    }
+    this.evaluate();
   };
 
   private readonly onStateChange = (change: StateChange): void => {
@@ -195,10 +200,6 @@ export class DrainHandler {
 
   private async evaluateOnce(): Promise<void> {
     const { state, writeback } = this.opts;
-    if (state.state === 'safe_to_exit' && !writeback.isIdle()) {
-      state.transition('draining', 'new output committed');
-      return;
-    }
     if (state.state !== 'draining' || !writeback.isIdle()) return;
     await this.pass;
     await this.opts.settle?.();

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { WriteOrder } from '../writeback/writeback-queue.js';
 import type { AgentState, AgentStateName, StateChange } from './agent-state.js';
 import { DrainHandler, type BandwidthControl, type DrainableQueue, type DrainMetrics, type ExitOutcome } from './drain-handler.js';
-import { NoticeStore, type Decision } from './notice-store.js';
+import { NoticeStore } from './notice-store.js';
 import { describeNotice, isAcknowledging, type AcknowledgingSource, type NoticeKind, type NoticeSource, type TerminationNotice, type TerminationSource } from './notice.js';
 import { SafeExitFile } from './safe-exit-file.js';
 
@@ -103,7 +103,6 @@ export class Lifecycle implements LifecycleControl {
       ...(opts.metrics ? { metrics: opts.metrics } : {}),
       now,
     });
-    this.notices.on('decision', (d: Decision) => this.handler.handle(d));
   }
 
   /** Resolves when the process should exit: after SIGTERM's drain (or its deadline), or a second signal. */
@@ -131,6 +130,7 @@ export class Lifecycle implements LifecycleControl {
     if (!decision) return;
     this.opts.metrics?.noticeReceived(notice.source, notice.kind);
     this.opts.logger?.info({ notice: describeNotice(notice), action: decision.action }, 'termination notice');
+    this.handler.handle(decision);
   }
 
   requestDrain(origin: 'http' | 'grpc', reason?: string): LifecycleSnapshot {

@@ -8,7 +8,6 @@
  * - the first `exit` notice -> `exit` with a deadline of now + `--drain-timeout`;
  * - a second `exit` notice (a second signal) -> `exit-now`.
  */
-import { EventEmitter } from 'node:events';
 import type { TerminationNotice } from './notice.js';
 
 export type Decision =
@@ -33,19 +32,18 @@ interface Kept {
   lastSeen: number;
 }
 
-export class NoticeStore extends EventEmitter<{ decision: [Decision] }> {
+export class NoticeStore {
   private readonly kept = new Map<string, Kept>();
   private exitDeadline: number | undefined;
   private readonly now: () => number;
   private readonly forgetAfterMs: number;
 
   constructor(private readonly options: NoticeStoreOptions) {
-    super();
     this.now = options.now ?? Date.now;
     this.forgetAfterMs = options.forgetAfterMs ?? 6 * 3600_000;
   }
 
-  /** Record a notice; returns (and emits) the decision it causes, or undefined for a duplicate. */
+  /** Record a notice; returns the decision it causes, or undefined for a duplicate. */
   add(notice: TerminationNotice): Decision | undefined {
     const now = this.now();
     this.forget(now);
@@ -60,9 +58,7 @@ export class NoticeStore extends EventEmitter<{ decision: [Decision] }> {
       return undefined;
     }
     this.kept.set(key, { notice, firstSeen: now, lastSeen: now });
-    const decision = this.decide(notice, now);
-    this.emit('decision', decision);
-    return decision;
+    return this.decide(notice, now);
   }
 
   private decide(notice: TerminationNotice, now: number): Decision {
