@@ -13,6 +13,7 @@ import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { parseSparkFileName, shuffleFileName } from '../spark/file-names.js';
 import { checkCommitted, InvalidIndexError, parseIndex } from '../spark/index-file.js';
+import { localPlacement } from '../spark/java-hash.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
 import { Limiter } from '../util/limiter.js';
 import { errorCode } from '../util/errors.js';
@@ -60,7 +61,11 @@ export interface LocalDirWatcherOptions {
 
 interface OutputState {
   key: string;
+  /** `[<layout dirs>/]blockmgr-<uuid>`, relative to a root: the executor. */
+  executorDir: string;
+  /** Directory of the index file, and of the data file (Spark places each by its own name's hash). */
   dir: string;
+  dataDir: string;
   blockManagerDir: string;
   appId: string;
   executorId: string | undefined;
@@ -225,7 +230,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   private onDirRemoved(path: string): void {
     if (this.closed) return;
     for (const s of this.states.values()) {
-      if (s.dir === path || s.dir.startsWith(path + sep)) this.scheduleKey(s);
+      if ([s.dir, s.dataDir].some((d) => d === path || d.startsWith(path + sep))) this.scheduleKey(s);
     }
   }
 
@@ -234,17 +239,22 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     const name = parseSparkFileName(basename(path));
     if (name.kind !== 'shuffle' || name.type === 'checksum') return undefined;
     const dir = dirname(path);
-    const key = `${dir}${sep}${name.shuffleId}_${name.mapId}`;
+    const root = this.rootOf(path) as string;
+    const parts = relative(root, dir).split(sep);
+    const l = this.layout.segments.length;
+    // Index and data of one output sit in different sub-directories (and maybe roots): the state
+    // is per executor and map output, wherever the event came from.
+    const executorDir = join(...parts.slice(0, l + 1));
+    const key = `${executorDir}${sep}${name.shuffleId}_${name.mapId}`;
     let state = this.states.get(key);
     if (!state) {
-      const root = this.rootOf(path) as string;
-      const parts = relative(root, dir).split(sep);
-      const l = this.layout.segments.length;
       const match = matchLayout(this.layout, parts.slice(0, l)) ?? {};
       state = {
         key,
+        executorDir,
         dir,
-        blockManagerDir: join(root, ...parts.slice(0, l + 1)),
+        dataDir: dir,
+        blockManagerDir: join(root, executorDir),
         appId: match.appId ?? this.options.defaultAppId,
         executorId: match.executorId,
         shuffleId: name.shuffleId,
@@ -281,9 +291,34 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     this.inflight.add(p);
   }
 
+  /** The configured roots (in order) holding this executor's `blockmgr-*`: the executor's local dirs. */
+  private async executorRoots(executorDir: string): Promise<string[]> {
+    const found = await Promise.all(
+      this.roots.map((r) =>
+        stat(join(r, executorDir)).then(
+          (s) => s.isDirectory(),
+          () => false,
+        ),
+      ),
+    );
+    return this.roots.filter((_, i) => found[i]);
+  }
+
   private async check(state: OutputState): Promise<void> {
-    const indexPath = join(state.dir, shuffleFileName(state.shuffleId, state.mapId, 'index'));
-    const dataPath = join(state.dir, shuffleFileName(state.shuffleId, state.mapId, 'data'));
+    // DiskBlockManager's placement: root `hash % numRoots`, sub-directory `(hash / numRoots) % 64`,
+    // assuming `--local-dirs` lists the executor's local dirs in Spark's order.
+    const roots = await this.executorRoots(state.executorDir);
+    if (roots.length === 0) return this.onGone(state);
+    const place = (type: 'index' | 'data'): string => {
+      const name = shuffleFileName(state.shuffleId, state.mapId, type);
+      const p = localPlacement(name, roots.length);
+      return join(roots[p.dirId] as string, state.executorDir, p.subDir, name);
+    };
+    const indexPath = place('index');
+    const dataPath = place('data');
+    state.dir = dirname(indexPath);
+    state.dataDir = dirname(dataPath);
+    state.blockManagerDir = join(roots[localPlacement(basename(indexPath), roots.length).dirId] as string, state.executorDir);
     let indexBytes: Buffer;
     try {
       indexBytes = await readFile(indexPath);
