@@ -173,7 +173,7 @@ export class DrainHandler {
   };
 
   private readonly onStateChange = (change: StateChange): void => {
-    this.syncMarker();
+    if (change.to !== 'safe_to_exit') this.syncMarker();
     if (change.to === 'safe_to_exit' && this.exitNotice) this.decideExit('drained');
   };
 
@@ -204,6 +204,12 @@ export class DrainHandler {
     await this.pass;
     await this.opts.settle?.();
     if (this.closed || state.state !== 'draining' || !writeback.isIdle()) return;
+    // The marker goes first, so whoever sees `safe_to_exit` (HTTP, gRPC) also finds the file.
+    await this.writeMarker();
+    if (this.closed || state.state !== 'draining' || !writeback.isIdle()) {
+      this.syncMarker();
+      return;
+    }
     const seconds = (this.now() - (this.drainStartedAt ?? this.now())) / 1000;
     if (state.transition('safe_to_exit', 'nothing committed is pending')) {
       this.opts.metrics?.safeToExit(seconds);
@@ -211,18 +217,31 @@ export class DrainHandler {
     }
   }
 
-  /** Make the marker file match the state; operations run in order, the last one wins. */
+  /** Remove the marker unless the state is `safe_to_exit`; operations run in order. */
   private syncMarker(): void {
     const marker = this.opts.marker;
     if (!marker) return;
     this.markerOps = this.markerOps.then(async () => {
       try {
-        if (this.opts.state.state === 'safe_to_exit') await marker.write(this.summary());
-        else await marker.remove();
+        if (this.opts.state.state !== 'safe_to_exit') await marker.remove();
       } catch (err) {
-        this.opts.logger?.error({ err }, 'safe-exit file not updated');
+        this.opts.logger?.error({ err }, 'safe-exit file not removed');
       }
     });
+  }
+
+  /** Write the marker for the `safe_to_exit` about to be entered (in order with removals). */
+  private writeMarker(): Promise<void> {
+    const marker = this.opts.marker;
+    if (!marker) return Promise.resolve();
+    this.markerOps = this.markerOps.then(async () => {
+      try {
+        await marker.write({ ...this.summary(), state: 'safe_to_exit', since: new Date(this.now()).toISOString() });
+      } catch (err) {
+        this.opts.logger?.error({ err }, 'safe-exit file not written');
+      }
+    });
+    return this.markerOps;
   }
 
   /** The JSON document of the marker file. */
