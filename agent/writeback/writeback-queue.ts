@@ -6,7 +6,7 @@
  * the copies are needed. To survive that, the queue holds the files of pending outputs open, so
  * their bytes can still be read after Spark unlinks them.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile } from '../store/block-store.js';
@@ -127,6 +127,8 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
 
   constructor(options: WritebackOptions) {
     super();
+    // Every write under way listens on the close signal: as many as the (drain) concurrency.
+    setMaxListeners(0, this.writes.signal);
     this.opts = {
       layout: 'spark-3.3',
       concurrency: 4,
