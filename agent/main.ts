@@ -63,7 +63,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       void store.sweepPartials().then((n) => n > 0 && logger.info({ removed: n }, 'removed partial files left by a crash'));
     }
 
-    // The metrics read the queue only when scraped, after it exists.
+    // The gauges read the queue's status when scraped, after it exists.
     const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES });
     const writeback = new WritebackQueue({
       store,

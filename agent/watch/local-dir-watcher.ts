@@ -9,11 +9,11 @@
  */
 import { EventEmitter } from 'node:events';
 import { mkdir, readFile, readdir, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve, sep } from 'node:path';
+import { basename, join, relative, resolve, sep } from 'node:path';
 import { watch, type FSWatcher } from 'chokidar';
 import { parseSparkFileName, shuffleFileName } from '../spark/file-names.js';
-import { checkCommitted, InvalidIndexError, parseIndex } from '../spark/index-file.js';
 import { localPlacement } from '../spark/java-hash.js';
+import { checkCommitted, InvalidIndexError, parseIndex } from '../spark/index-file.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
 import { Limiter } from '../util/limiter.js';
 import { errorCode } from '../util/errors.js';
@@ -60,17 +60,16 @@ export interface LocalDirWatcherOptions {
 }
 
 interface OutputState {
+  /** The output id: `<appId>/<shuffleId>/<mapId>` (a map id is a task attempt id, unique per app). */
   key: string;
-  /** `[<layout dirs>/]blockmgr-<uuid>`, relative to a root: the executor. */
-  executorDir: string;
-  /** Directory of the index file, and of the data file (Spark places each by its own name's hash). */
-  dir: string;
-  dataDir: string;
-  blockManagerDir: string;
   appId: string;
   executorId: string | undefined;
   shuffleId: number;
   mapId: string;
+  /** Where the files were seen. DiskBlockManager places each file by the hash of its own name,
+   * so index and data usually sit in different sub-directories, even different roots. */
+  indexPath?: string;
+  dataPath?: string;
   committed?: MapOutput;
   identity?: string;
   running: boolean;
@@ -125,11 +124,14 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     watcher.on('change', (p) => this.onFileEvent(p, 'change'));
     watcher.on('unlink', (p) => this.onFileEvent(p, 'unlink'));
     watcher.on('unlinkDir', (p) => this.onDirRemoved(p));
+    watcher.on('addDir', (p) => this.onDirAdded(p));
     watcher.on('error', (err) => {
       this.emit('problem', { path: errorPath(err) ?? this.roots.join(','), kind: 'watch-error', message: String(err) });
     });
     await new Promise<void>((resolveReady) => watcher.once('ready', () => resolveReady()));
-    await this.settled();
+    // Anything created between chokidar listing a directory and watching it would be missed
+    // until the next rescan: look once more now.
+    await this.rescan();
     this.initialScanDone = true;
     if (this.opts.rescanIntervalMs > 0) this.scheduleRescan();
   }
@@ -152,31 +154,57 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     return out;
   }
 
-  /** Walk every root and check every index found; also notices outputs whose files vanished. */
+  /**
+   * Walk every root and check every output file not known yet; also re-checks known outputs
+   * whose files were not found (they vanished without an event).
+   */
   async rescan(): Promise<void> {
     const seen = new Set<string>();
-    const visit = async (dir: string, depthLeft: number): Promise<void> => {
-      let entries;
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (err) {
-        const code = errorCode(err);
-        if (code !== 'ENOENT') this.emit('problem', { path: dir, kind: 'unreadable', message: `cannot list ${dir}: ${code}` });
-        return;
-      }
-      for (const e of entries) {
-        const p = join(dir, e.name);
-        if (!this.isRelevant(p)) continue;
-        if (e.isDirectory() && depthLeft > 0) await visit(p, depthLeft - 1);
-        else if (e.isFile()) {
-          const key = this.schedule(p);
-          if (key) seen.add(key);
-        }
-      }
-    };
-    await Promise.all(this.roots.map((r) => visit(r, this.layout.segments.length + 2)));
+    await Promise.all(this.roots.map((r) => this.scanDir(r, this.layout.segments.length + 2, seen)));
     for (const [key, s] of this.states) if (!seen.has(key) && s.committed) this.scheduleKey(s);
     await this.settled();
+  }
+
+  /** List `dir` (and below, `depthLeft` levels) and schedule checks of output files not known yet. */
+  private async scanDir(dir: string, depthLeft: number, seen?: Set<string>): Promise<void> {
+    let entries;
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      const code = errorCode(err);
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') this.emit('problem', { path: dir, kind: 'unreadable', message: `cannot list ${dir}: ${code}` });
+      return;
+    }
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (!this.isRelevant(p)) continue;
+      if (e.isDirectory() && depthLeft > 0) await this.scanDir(p, depthLeft - 1, seen);
+      else if (e.isFile()) {
+        const key = this.scheduleIfUnknown(p);
+        if (key) seen?.add(key);
+      }
+    }
+  }
+
+  /**
+   * chokidar lists a new directory and then watches it: a file renamed into it in between raises
+   * no event. Spark creates sub-directories lazily, right before the first file, so list every
+   * new directory again once it is watched, and once more a moment later.
+   */
+  private onDirAdded(path: string): void {
+    if (this.closed) return;
+    const root = this.rootOf(path);
+    if (root === undefined) return;
+    const depth = relative(root, path).split(sep).length;
+    const depthLeft = this.layout.segments.length + 2 - depth;
+    if (depthLeft < 0) return;
+    const scan = (): void => {
+      if (this.closed) return;
+      const p = this.scanDir(path, depthLeft).finally(() => this.inflight.delete(p));
+      this.inflight.add(p);
+    };
+    scan();
+    setTimeout(scan, 250).unref();
   }
 
   async close(): Promise<void> {
@@ -230,42 +258,73 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   private onDirRemoved(path: string): void {
     if (this.closed) return;
     for (const s of this.states.values()) {
-      if ([s.dir, s.dataDir].some((d) => d === path || d.startsWith(path + sep))) this.scheduleKey(s);
+      if ([s.indexPath, s.dataPath].some((f) => f !== undefined && f.startsWith(path + sep))) this.scheduleKey(s);
     }
+  }
+
+  /** Which output a file belongs to, or undefined for files that are not shuffle index/data. */
+  private identify(path: string): { key: string; appId: string; executorId?: string; shuffleId: number; mapId: string; type: 'index' | 'data' } | undefined {
+    const name = parseSparkFileName(basename(path));
+    if (name.kind !== 'shuffle' || name.type === 'checksum') return undefined;
+    const root = this.rootOf(path);
+    if (root === undefined) return undefined;
+    const parts = relative(root, path).split(sep);
+    const match = matchLayout(this.layout, parts.slice(0, this.layout.segments.length)) ?? {};
+    const appId = match.appId ?? this.options.defaultAppId;
+    return { key: mapOutputId(appId, name.shuffleId, name.mapId), appId, ...match, shuffleId: name.shuffleId, mapId: name.mapId, type: name.type };
   }
 
   /** Schedule a check of the output a file belongs to; returns its state key. */
   private schedule(path: string): string | undefined {
-    const name = parseSparkFileName(basename(path));
-    if (name.kind !== 'shuffle' || name.type === 'checksum') return undefined;
-    const dir = dirname(path);
-    const root = this.rootOf(path) as string;
-    const parts = relative(root, dir).split(sep);
-    const l = this.layout.segments.length;
-    // Index and data of one output sit in different sub-directories (and maybe roots): the state
-    // is per executor and map output, wherever the event came from.
-    const executorDir = join(...parts.slice(0, l + 1));
-    const key = `${executorDir}${sep}${name.shuffleId}_${name.mapId}`;
-    let state = this.states.get(key);
+    const id = this.identify(path);
+    if (!id) return undefined;
+    let state = this.states.get(id.key);
     if (!state) {
-      const match = matchLayout(this.layout, parts.slice(0, l)) ?? {};
-      state = {
-        key,
-        executorDir,
-        dir,
-        dataDir: dir,
-        blockManagerDir: join(root, executorDir),
-        appId: match.appId ?? this.options.defaultAppId,
-        executorId: match.executorId,
-        shuffleId: name.shuffleId,
-        mapId: name.mapId,
-        running: false,
-        again: false,
-      };
-      this.states.set(key, state);
+      state = { key: id.key, appId: id.appId, executorId: id.executorId, shuffleId: id.shuffleId, mapId: id.mapId, running: false, again: false };
+      this.states.set(id.key, state);
     }
+    if (id.type === 'index') state.indexPath = path;
+    else state.dataPath = path;
     this.scheduleKey(state);
-    return key;
+    return id.key;
+  }
+
+  private scheduleIfUnknown(path: string): string | undefined {
+    const id = this.identify(path);
+    if (!id) return undefined;
+    const s = this.states.get(id.key);
+    // A committed output's own files need no second look (keeps rescans of large trees cheap).
+    if (s?.committed && (s.indexPath === path || s.dataPath === path)) return id.key;
+    return this.schedule(path);
+  }
+
+  /**
+   * Where DiskBlockManager puts the data file of an output whose index we know, for when no file
+   * event named it: root `hash % roots`, sub-directory by hash, in any `blockmgr-*` there.
+   */
+  private async findDataFile(state: OutputState, indexPath: string): Promise<string | undefined> {
+    const name = shuffleFileName(state.shuffleId, state.mapId, 'data');
+    const indexRoot = this.rootOf(indexPath) as string;
+    const scope = relative(indexRoot, indexPath).split(sep).slice(0, this.layout.segments.length);
+    const placement = localPlacement(name, this.layout.segments.length > 0 ? 1 : this.roots.length);
+    const root = this.layout.segments.length > 0 ? indexRoot : (this.roots[placement.dirId] as string);
+    const base = join(root, ...scope);
+    const dirs = await readdir(base).catch(() => [] as string[]);
+    for (const d of dirs.filter((x) => BLOCKMGR.test(x))) {
+      const candidate = join(base, d, placement.subDir, name);
+      if (await stat(candidate).then(() => true, () => false)) {
+        state.dataPath = candidate;
+        return candidate;
+      }
+    }
+    return undefined;
+  }
+
+  /** The `blockmgr-*` directory a file sits in. */
+  private blockManagerDirOf(path: string): string {
+    const root = this.rootOf(path) as string;
+    const parts = relative(root, path).split(sep);
+    return join(root, ...parts.slice(0, this.layout.segments.length + 1));
   }
 
   private scheduleKey(state: OutputState): void {
@@ -279,10 +338,10 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
         do {
           state.again = false;
           await this.check(state);
-        } while (state.again && !this.closed);
+        } while (state.again && !this.closed && this.states.get(state.key) === state);
       })
       .catch((err: unknown) => {
-        this.emit('problem', { path: state.dir, kind: 'watch-error', message: `check failed: ${String(err)}` });
+        this.emit('problem', { path: state.indexPath ?? state.key, kind: 'watch-error', message: `check failed: ${String(err)}` });
       })
       .finally(() => {
         state.running = false;
@@ -291,34 +350,9 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     this.inflight.add(p);
   }
 
-  /** The configured roots (in order) holding this executor's `blockmgr-*`: the executor's local dirs. */
-  private async executorRoots(executorDir: string): Promise<string[]> {
-    const found = await Promise.all(
-      this.roots.map((r) =>
-        stat(join(r, executorDir)).then(
-          (s) => s.isDirectory(),
-          () => false,
-        ),
-      ),
-    );
-    return this.roots.filter((_, i) => found[i]);
-  }
-
   private async check(state: OutputState): Promise<void> {
-    // DiskBlockManager's placement: root `hash % numRoots`, sub-directory `(hash / numRoots) % 64`,
-    // assuming `--local-dirs` lists the executor's local dirs in Spark's order.
-    const roots = await this.executorRoots(state.executorDir);
-    if (roots.length === 0) return this.onGone(state);
-    const place = (type: 'index' | 'data'): string => {
-      const name = shuffleFileName(state.shuffleId, state.mapId, type);
-      const p = localPlacement(name, roots.length);
-      return join(roots[p.dirId] as string, state.executorDir, p.subDir, name);
-    };
-    const indexPath = place('index');
-    const dataPath = place('data');
-    state.dir = dirname(indexPath);
-    state.dataDir = dirname(dataPath);
-    state.blockManagerDir = join(roots[localPlacement(basename(indexPath), roots.length).dirId] as string, state.executorDir);
+    const { indexPath } = state;
+    if (indexPath === undefined) return; // Only a data file so far: the index names the output.
     let indexBytes: Buffer;
     try {
       indexBytes = await readFile(indexPath);
@@ -338,14 +372,17 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     }
     let dataLength: number | undefined;
     let dataIdentity = 'none';
-    try {
-      const s = await stat(dataPath);
-      dataLength = s.size;
-      dataIdentity = `${s.ino}:${s.size}:${s.mtimeMs}`;
-    } catch (err) {
-      const code = errorCode(err);
-      if (code !== 'ENOENT') {
-        return this.setProblem(state, { path: dataPath, kind: 'unreadable', message: `cannot stat ${dataPath}: ${code}` });
+    const dataPath = state.dataPath ?? (offsets[offsets.length - 1] !== 0 ? await this.findDataFile(state, indexPath) : undefined);
+    if (dataPath !== undefined) {
+      try {
+        const s = await stat(dataPath);
+        dataLength = s.size;
+        dataIdentity = `${s.ino}:${s.size}:${s.mtimeMs}`;
+      } catch (err) {
+        const code = errorCode(err);
+        if (code !== 'ENOENT') {
+          return this.setProblem(state, { path: dataPath, kind: 'unreadable', message: `cannot stat ${dataPath}: ${code}` });
+        }
       }
     }
     try {
@@ -369,15 +406,15 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     const identity = `${indexBytes.toString('base64')}|${dataIdentity}`;
     if (state.identity === identity) return;
     const output: MapOutput = {
-      id: mapOutputId(state.appId, state.shuffleId, state.mapId),
+      id: state.key,
       appId: state.appId,
       ...(state.executorId === undefined ? {} : { executorId: state.executorId }),
       shuffleId: state.shuffleId,
       mapId: state.mapId,
-      blockManagerDir: state.blockManagerDir,
+      blockManagerDir: this.blockManagerDirOf(indexPath),
       indexPath,
       indexLength: indexBytes.length,
-      ...(dataLength === undefined ? {} : { dataPath }),
+      ...(dataLength === undefined || dataPath === undefined ? {} : { dataPath }),
       dataLength: dataLength ?? 0,
       offsets,
       committedAt: this.opts.now(),
@@ -392,7 +429,10 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     clearTimeout(state.graceTimer);
     state.graceTimer = undefined;
     const committed = state.committed;
-    this.states.delete(state.key);
+    state.committed = undefined;
+    state.identity = undefined;
+    state.again = false;
+    if (this.states.get(state.key) === state) this.states.delete(state.key);
     if (state.problem) this.emit('resolved', state.key);
     if (!committed) return;
     // Let a recursive delete of the whole tree reach the directory before deciding why it went.
