@@ -38,7 +38,7 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
   });
 
   async function agentWith(args: string[]): Promise<AgentProcess> {
-    const a = await AgentProcess.start(['--local-dirs', join(dir, 'local'), '--store', store.url, '--app-id', APP, ...args]);
+    const a = await AgentProcess.start(['--local-dirs', join(dir, 'local'), ...store.args, '--app-id', APP, ...args], store.env);
     running.push(a);
     return a;
   }

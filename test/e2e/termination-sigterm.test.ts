@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
+import { encodeIndex } from '../../agent/spark/index-file.js';
 import { AgentProcess } from '../helpers/agent-process.js';
 import { commitOutputs, keysOf, storedIntact, type Committed } from '../helpers/outputs.js';
 import { STORE_FIXTURES, type StoreFixture } from '../helpers/store-fixtures.js';
@@ -40,16 +41,8 @@ describe.each(STORE_FIXTURES)('SIGTERM with the $name store', ({ make }) => {
     const committed = await commitOutputs(executor, APP, { ...outputs, shuffles: 3 });
     // A data-less output (every partition empty) is complete too, and must be stored.
     const empty = await executor.commit({ shuffleId: 0, mapId: 9999, partitions: [0, 0, 0] });
-    committed.push({ id: `${APP}/0/9999`, shuffleId: 0, mapId: '9999', data: Buffer.alloc(0), index: (await import('../../agent/spark/index-file.js')).encodeIndex(empty.offsets) });
-    const started = await AgentProcess.start([
-      '--local-dirs',
-      `${join(dir, 'local-1')},${join(dir, 'local-2')}`,
-      '--store',
-      store.url,
-      '--app-id',
-      APP,
-      ...args,
-    ]);
+    committed.push({ id: `${APP}/0/9999`, shuffleId: 0, mapId: '9999', data: Buffer.alloc(0), index: encodeIndex(empty.offsets) });
+    const started = await AgentProcess.start(['--local-dirs', `${join(dir, 'local-1')},${join(dir, 'local-2')}`, ...store.args, '--app-id', APP, ...args], store.env);
     agent = started;
     return { committed, agent: started };
   }

@@ -8,7 +8,10 @@ import { join } from 'node:path';
 
 export interface StoreFixture {
   name: string;
-  url: string;
+  /** `--store URL` and whatever else the agent needs to reach it. */
+  args: string[];
+  /** Environment for the agent (credentials). */
+  env: NodeJS.ProcessEnv;
   /** Make every write fail (transiently) from now on. */
   down(): Promise<void>;
   /** Make writes succeed again. */
@@ -25,7 +28,8 @@ export async function fileStoreFixture(dir: string): Promise<StoreFixture> {
   const root = join(dir, 'store');
   return {
     name: 'file',
-    url: `file:${root}`,
+    args: ['--store', `file:${root}`],
+    env: {},
     async down() {
       await rm(root, { recursive: true, force: true });
       await writeFile(root, 'the store is down\n');
