@@ -47,6 +47,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      state.transition('stopping', 'closing');
       for (const step of started.reverse()) {
         try {
           await step.close();
@@ -152,7 +153,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     http
       .route('GET', '/healthz', () => ({ status: 200, body: 'ok\n' }))
       .route('GET', '/readyz', () => {
-        const ready = state.state !== 'starting';
+        const ready = state.state !== 'starting' && state.state !== 'stopping';
         return { status: ready ? 200 : 503, body: ready ? 'ready\n' : `not ready: ${state.state}\n` };
       })
       .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));

@@ -1,23 +1,26 @@
 /**
  * The agent's lifecycle as an explicit transition table:
- * `starting -> serving -> draining -> safe_to_exit`, and back to `draining` when new outputs are
- * committed while `safe_to_exit`. Refused transitions are logged and reported, never thrown.
+ * `starting -> serving -> draining -> safe_to_exit`, back to `draining` when new outputs are
+ * committed while `safe_to_exit`, and `stopping` once the process closes. Refused transitions are logged and reported, never thrown.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 
-export const AGENT_STATES = ['starting', 'serving', 'draining', 'safe_to_exit'] as const;
+export const AGENT_STATES = ['starting', 'serving', 'draining', 'safe_to_exit', 'stopping'] as const;
 export type AgentStateName = (typeof AGENT_STATES)[number];
 
 /**
  * Allowed moves. `starting -> draining`: a termination notice during the initial scan. There is
  * no way back to `serving`: once told the machine goes away, the agent keeps draining.
+ * `stopping` (from anywhere, for good): the process is closing after SIGTERM's drain, so that the
+ * gRPC status stream can say so before the server goes away.
  */
 export const TRANSITIONS: Readonly<Record<AgentStateName, readonly AgentStateName[]>> = {
-  starting: ['serving', 'draining'],
-  serving: ['draining'],
-  draining: ['safe_to_exit'],
-  safe_to_exit: ['draining'],
+  starting: ['serving', 'draining', 'stopping'],
+  serving: ['draining', 'stopping'],
+  draining: ['safe_to_exit', 'stopping'],
+  safe_to_exit: ['draining', 'stopping'],
+  stopping: [],
 };
 
 export interface StateChange {

@@ -173,7 +173,9 @@ export class DrainHandler {
   };
 
   private readonly onStateChange = (change: StateChange): void => {
-    if (change.to !== 'safe_to_exit') this.syncMarker();
+    // Leaving safe_to_exit for draining removes the marker; `stopping` leaves it as it is (an
+    // agent that stops after a complete drain was safe to exit).
+    if (change.to === 'draining') this.syncMarker();
     if (change.to === 'safe_to_exit' && this.exitNotice) this.decideExit('drained');
   };
 
@@ -217,13 +219,13 @@ export class DrainHandler {
     }
   }
 
-  /** Remove the marker unless the state is `safe_to_exit`; operations run in order. */
+  /** Remove the marker while the state is `draining`; operations run in order. */
   private syncMarker(): void {
     const marker = this.opts.marker;
     if (!marker) return;
     this.markerOps = this.markerOps.then(async () => {
       try {
-        if (this.opts.state.state !== 'safe_to_exit') await marker.remove();
+        if (this.opts.state.state === 'draining') await marker.remove();
       } catch (err) {
         this.opts.logger?.error({ err }, 'safe-exit file not removed');
       }

@@ -45,8 +45,8 @@ export interface LifecycleControl {
   waitForState(target: AgentStateName, signal?: AbortSignal): Promise<boolean>;
   /**
    * Snapshots while a drain makes progress: one at once, then one after each change of pending
-   * work or state (coalesced to the consumer's pace); ends after the `safe_to_exit` one, or when
-   * `signal` aborts.
+   * work or state (coalesced to the consumer's pace); ends after the `safe_to_exit` (or
+   * `stopping`) one, or when `signal` aborts.
    */
   drainProgress(signal?: AbortSignal): AsyncIterable<LifecycleSnapshot>;
 }
@@ -193,7 +193,7 @@ export class Lifecycle implements LifecycleControl {
         dirty = false;
         const snap = this.snapshot();
         yield snap;
-        if (snap.state === 'safe_to_exit') return;
+        if (snap.state === 'safe_to_exit' || snap.state === 'stopping') return;
       }
     } finally {
       this.opts.writeback.off('change', poke);

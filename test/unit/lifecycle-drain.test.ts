@@ -215,6 +215,39 @@ describe('drain handler through the lifecycle', () => {
     await t.lifecycle.close();
   });
 
+  it('the gRPC view: status, state-change subscription and a Drain stream that ends with done', async () => {
+    const { lifecycleView } = await import('../../agent/lifecycle/status-view.js');
+    const t = setup();
+    await t.lifecycle.start();
+    const view = lifecycleView(t.lifecycle, () => 2);
+    expect(view.status()).toMatchObject({ state: 'serving', pendingOutputs: 0, failedFiles: 2 });
+    const changes: string[] = [];
+    const off = view.onStateChange((s) => changes.push(s.state));
+    t.queue.commit(2);
+    const progress: Array<{ pending: number; done: boolean }> = [];
+    for await (const p of view.drain('operator', new AbortController().signal)) {
+      progress.push({ pending: p.status.pendingOutputs, done: p.done });
+      if (p.status.pendingOutputs > 0) t.queue.store(1);
+    }
+    off();
+    expect(progress.at(0)).toEqual({ pending: 2, done: false });
+    expect(progress.at(-1)).toEqual({ pending: 0, done: true });
+    expect(progress.filter((p) => p.done)).toHaveLength(1);
+    expect(changes).toEqual(['draining', 'safe_to_exit']);
+    expect(view.status()).toMatchObject({ state: 'safe_to_exit', reason: 'grpc drain' });
+    await t.lifecycle.close();
+  });
+
+  it('stopping after a complete drain keeps the marker', async () => {
+    const t = setup();
+    await t.lifecycle.start();
+    t.lifecycle.requestDrain('http');
+    await t.lifecycle.waitForState('safe_to_exit');
+    t.state.transition('stopping', 'closing');
+    await t.lifecycle.close();
+    expect(await exists(t.marker)).toBe(true);
+  });
+
   it('removes a marker a previous run left behind at start', async () => {
     const t = setup();
     const { SafeExitFile } = await import('../../agent/lifecycle/safe-exit-file.js');

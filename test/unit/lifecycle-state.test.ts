@@ -46,6 +46,18 @@ describe('AgentState transition table', () => {
     for (const [from, tos] of Object.entries(TRANSITIONS)) if (from !== 'starting') expect(tos).not.toContain('serving');
   });
 
+  it('stopping is reachable from every other state and final', () => {
+    for (const from of ['starting', 'serving', 'draining', 'safe_to_exit'] as const) {
+      const state = new AgentState();
+      if (from !== 'starting') state.transition('serving', 'x');
+      if (from === 'draining' || from === 'safe_to_exit') state.transition('draining', 'x');
+      if (from === 'safe_to_exit') state.transition('safe_to_exit', 'x');
+      expect(state.state).toBe(from);
+      expect(state.transition('stopping', 'closing')).toBe(true);
+      for (const to of ['serving', 'draining', 'safe_to_exit'] as const) expect(state.transition(to, 'x')).toBe(false);
+    }
+  });
+
   it('whenState resolves on the change event, at once when already there, false on abort', async () => {
     const state = new AgentState();
     state.transition('serving', 'x');
