@@ -248,6 +248,20 @@ describe('drain handler through the lifecycle', () => {
     expect(await exists(t.marker)).toBe(true);
   });
 
+  it('a notice during the initial scan drains at once; the end of the scan cannot make it serving', async () => {
+    const state = new AgentState();
+    const queue = new FakeQueue();
+    const lifecycle = new Lifecycle({ state, writeback: queue, sources: [], drainTimeoutMs: 1000, drainOnRebalance: false, drainConcurrency: 8, drainOrder: 'fifo', acknowledge: false });
+    await lifecycle.start();
+    queue.commit(1);
+    lifecycle.notify({ id: 'preempted', kind: 'terminate', source: 'gcp' });
+    expect(state.state).toBe('draining');
+    expect(state.transition('serving', 'initial scan done')).toBe(false);
+    queue.store(1);
+    await lifecycle.waitForState('safe_to_exit');
+    await lifecycle.close();
+  });
+
   it('removes a marker a previous run left behind at start', async () => {
     const t = setup();
     const { SafeExitFile } = await import('../../agent/lifecycle/safe-exit-file.js');
