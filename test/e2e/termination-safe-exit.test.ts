@@ -8,10 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import { AgentProcess, CliProcess } from '../helpers/agent-process.js';
-import { FakeHttpServer, json } from '../helpers/fake-http.js';
-import { commitOutputs, storedIntact, type Committed } from '../helpers/outputs.js';
-import { STORE_FIXTURES, type StoreFixture } from '../helpers/store-fixtures.js';
+import { AgentProcess, CliProcess } from '../support/cli-process.js';
+import { FakeHttpServer, json } from '../support/fake-http.js';
+import { commitOutputs, storedIntact, type Committed } from '../support/committed-outputs.js';
+import { STORE_FIXTURES, type StoreFixture } from '../support/store-fixtures.js';
 
 const APP = 'app-safe';
 const MiB = 1024 * 1024;
@@ -67,7 +67,8 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
 
     const waiting = cli(['wait-safe-exit', '--http', agent.baseUrl, '--timeout', '30']);
     const longPoll = fetch(`${agent.baseUrl}/v1/status?wait=safe_to_exit&timeout=30`);
-    // Both wait on the agent's state; the store is still down, so neither may finish.
+    // Both wait on the agent's state; the store is still down, so neither may finish. (Proving
+    // that something does NOT happen needs a window; the exit-after-up check below is the strict one.)
     const early = await Promise.race([waiting.exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('still waiting'), 300))]);
     expect(early).toBe('still waiting');
     expect(await exists(join(dir, 'safe.json'))).toBe(false);

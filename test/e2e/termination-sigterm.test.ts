@@ -9,9 +9,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
-import { AgentProcess } from '../helpers/agent-process.js';
-import { commitOutputs, keysOf, storedIntact, type Committed } from '../helpers/outputs.js';
-import { STORE_FIXTURES, type StoreFixture } from '../helpers/store-fixtures.js';
+import { AgentProcess } from '../support/cli-process.js';
+import { commitOutputs, keysOf, storedIntact, type Committed } from '../support/committed-outputs.js';
+import { STORE_FIXTURES, type StoreFixture } from '../support/store-fixtures.js';
 
 const APP = 'app-e2e';
 const MiB = 1024 * 1024;

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AwsImdsSource } from '../../agent/lifecycle/sources/aws-imds.js';
 import type { TerminationNotice } from '../../agent/lifecycle/notice.js';
-import { FakeHttpServer, json } from '../helpers/fake-http.js';
+import { FakeHttpServer, json } from '../support/fake-http.js';
 
 /** IMDSv2 as documented: PUT /latest/api/token (TTL header) -> token; GETs need the token header. */
 class FakeImds {

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AZURE_API_PATH, AzureScheduledEventsSource } from '../../agent/lifecycle/sources/azure-scheduled-events.js';
 import type { TerminationNotice } from '../../agent/lifecycle/notice.js';
-import { FakeHttpServer, json } from '../helpers/fake-http.js';
+import { FakeHttpServer, json } from '../support/fake-http.js';
 
 /** Azure Scheduled Events as documented: `Metadata: true` required (400 without), GET the
  * document, POST `{"StartRequests":[{"EventId"}]}` to approve an event. */

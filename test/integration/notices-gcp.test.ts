@@ -2,7 +2,7 @@ import type { ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GcpMetadataSource } from '../../agent/lifecycle/sources/gcp-metadata.js';
 import type { TerminationNotice } from '../../agent/lifecycle/notice.js';
-import { FakeHttpServer } from '../helpers/fake-http.js';
+import { FakeHttpServer } from '../support/fake-http.js';
 
 /**
  * The GCP metadata server as documented: `instance/preempted` answers TRUE/FALSE with an ETag,
