@@ -5,6 +5,7 @@
  * 2 bad flag or value; 3 the drain after SIGTERM ended (deadline or second signal) with committed
  * outputs not stored: the log line "exiting with outputs not stored" lists them (`notStored`).
  */
+import './threadpool.js';
 import { ConfigError, markdownReference, printable, resolveOptions } from './config/option-table.js';
 import { RUN_OPTIONS, type RunConfig } from './config/run-options.js';
 import { createLogger } from './observability/logger.js';

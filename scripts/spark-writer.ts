@@ -35,6 +35,7 @@ export interface CommitOptions {
 
 export class SparkLikeExecutor {
   readonly blockManagerDirs: string[];
+  private readonly made = new Set<string>();
 
   /** `roots` are the executor's local dirs; a `blockmgr-<uuid>` is made under each, as Spark does. */
   constructor(
@@ -48,7 +49,11 @@ export class SparkLikeExecutor {
   async dirFor(fileName: string): Promise<string> {
     const p = localPlacement(fileName, this.roots.length);
     const dir = join(this.blockManagerDirs[p.dirId] as string, p.subDir);
-    await mkdir(dir, { recursive: true });
+    if (!this.made.has(dir)) {
+      // DiskBlockManager creates sub-directories lazily, the first time a file needs one.
+      await mkdir(dir, { recursive: true });
+      this.made.add(dir);
+    }
     return dir;
   }
 
@@ -101,6 +106,7 @@ export class SparkLikeExecutor {
 
   /** Executor stop: Spark deletes its whole `blockmgr-*` tree. */
   async stop(): Promise<void> {
+    this.made.clear();
     for (const d of this.blockManagerDirs) await rm(d, { recursive: true, force: true });
   }
 }

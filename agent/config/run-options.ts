@@ -63,8 +63,8 @@ export const RUN_OPTIONS = {
   uploadConcurrency: option({
     group: 'writeback',
     flag: 'upload-concurrency',
-    default: '4',
-    doc: 'Map outputs written to the store at once.',
+    default: '16',
+    doc: 'Map outputs written to the store at once (small outputs are latency-bound: fsyncs, round trips).',
     parse: parsers.int(1, 256),
   }),
   writeOrder: option({

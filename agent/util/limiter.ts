@@ -1,7 +1,9 @@
 /** A counting semaphore: at most `limit` tasks run at once, the rest wait in FIFO order. */
 export class Limiter {
   private active = 0;
-  private readonly waiting: Array<() => void> = [];
+  /** FIFO of waiting tasks; `head` advances instead of shift(), which is O(n) on long queues. */
+  private waiting: Array<() => void> = [];
+  private head = 0;
 
   constructor(private limit: number) {
     if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`limit must be a positive integer, got ${limit}`);
@@ -12,7 +14,7 @@ export class Limiter {
   }
 
   get queued(): number {
-    return this.waiting.length;
+    return this.waiting.length - this.head;
   }
 
   /** Change the limit; waiting tasks start at once if it grew. */
@@ -33,9 +35,15 @@ export class Limiter {
   }
 
   private pump(): void {
-    while (this.active < this.limit && this.waiting.length > 0) {
+    while (this.active < this.limit && this.head < this.waiting.length) {
       this.active++;
-      (this.waiting.shift() as () => void)();
+      const next = this.waiting[this.head] as () => void;
+      this.head++;
+      if (this.head > 1024 && this.head * 2 > this.waiting.length) {
+        this.waiting = this.waiting.slice(this.head);
+        this.head = 0;
+      }
+      next();
     }
   }
 }

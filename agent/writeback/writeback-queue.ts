@@ -17,6 +17,7 @@ import type { MapOutput } from '../watch/map-output.js';
 import type { RemovedOutput } from '../watch/local-dir-watcher.js';
 import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
 import { describeError, errorCode } from '../util/errors.js';
+import { Heap } from '../util/heap.js';
 
 /**
  * Order in which queued outputs are written:
@@ -111,11 +112,13 @@ export interface OutputView {
 
 export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private readonly entries = new Map<string, Entry>();
-  private queue: Entry[] = [];
+  /** Entries waiting to be written; a stale entry (no longer queued) is skipped when popped. */
+  private readonly queue = new Heap<Entry>((a, b) => this.compare(a, b));
   private running = 0;
   private seq = 0;
   private held = 0;
   private closed = false;
+  private paused = false;
   private persistedOutputs = 0;
   private persistedFiles = 0;
   private persistedBytes = 0;
@@ -147,7 +150,17 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   /** Change the write order; the queue is re-sorted at once. */
   setOrder(order: WriteOrder): void {
     this.opts.order = order;
-    this.queue.sort(this.compare);
+    this.queue.rebuild((e) => e.phase === 'queued');
+  }
+
+  /** Hold writes back (outputs still queue up), e.g. while the start-up scan reads every index. */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    this.paused = false;
+    this.pump();
   }
 
   /** Change how many outputs are written at once (raised while draining). */
@@ -170,7 +183,13 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       if (existing.phase === 'retrying') {
         clearTimeout(existing.retryTimer);
       }
-      if (existing.phase === 'queued') this.queue = this.queue.filter((e) => e !== existing);
+      if (existing.phase === 'queued') {
+        // Still in the heap: written once, with the newer output. Descriptors held on the
+        // replaced files would read old bytes: let go of them (the write reads by path).
+        existing.dataStored = false;
+        void this.releaseHandles(existing);
+        return;
+      }
       existing.dataStored = false;
       existing.attempts = 0;
       existing.lastError = undefined;
@@ -293,7 +312,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     if (this.closed) return;
     this.closed = true;
     for (const e of this.entries.values()) clearTimeout(e.retryTimer);
-    this.queue = [];
+    this.queue.clear();
     this.writes.abort(new Error('write-back queue closed'));
     while (this.running > 0) await new Promise((r) => this.once('change', () => r(undefined)));
     await Promise.all([...this.entries.values()].map((e) => this.releaseHandles(e)));
@@ -316,23 +335,17 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     if (this.closed) return;
     entry.phase = 'queued';
     entry.dirty = false;
-    // Keep the queue sorted: binary insertion (FIFO appends at the end).
-    let lo = 0;
-    let hi = this.queue.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.compare(this.queue[mid] as Entry, entry) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    this.queue.splice(lo, 0, entry);
+    this.queue.push(entry);
     if (!entry.handles && entry.local && this.held < this.opts.maxHeldOutputs) void this.holdHandles(entry);
     this.emit('change');
     this.pump();
   }
 
   private pump(): void {
-    while (!this.closed && this.running < this.opts.concurrency && this.queue.length > 0) {
-      const entry = this.queue.shift() as Entry;
+    while (!this.closed && !this.paused && this.running < this.opts.concurrency) {
+      const entry = this.queue.pop();
+      if (!entry) break;
+      if (entry.phase !== 'queued' || this.entries.get(entry.output.id) !== entry) continue; // dropped meanwhile
       this.running++;
       entry.phase = 'uploading';
       void this.write(entry).finally(() => {
@@ -485,7 +498,6 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
 
   private drop(entry: Entry, reason: string): void {
     clearTimeout(entry.retryTimer);
-    this.queue = this.queue.filter((e) => e !== entry);
     this.entries.delete(entry.output.id);
     this.droppedOutputs++;
     this.opts.metrics?.dropped(reason);
