@@ -153,8 +153,11 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     http
       .route('GET', '/healthz', () => ({ status: 200, body: 'ok\n' }))
       .route('GET', '/readyz', () => {
-        const ready = state.state !== 'starting' && state.state !== 'stopping';
-        return { status: ready ? 200 : 503, body: ready ? 'ready\n' : `not ready: ${state.state}\n` };
+        if (state.state === 'starting' || state.state === 'stopping') return { status: 503, body: `not ready: ${state.state}\n` };
+        // A store that refuses us (credentials, permissions, missing bucket) needs a human.
+        const permanent = writeback.status().failed.find((f) => f.kind === 'permanent');
+        if (permanent) return { status: 503, body: `not ready: store refuses writes (${permanent.code}): ${permanent.error}\n` };
+        return { status: 200, body: 'ready\n' };
       })
       .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
     registerLifecycleRoutes(http, lifecycle, status);

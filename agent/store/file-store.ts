@@ -8,7 +8,8 @@
 import { constants } from 'node:fs';
 import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
-import { dirname, join, resolve, sep } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
+import { errorCode } from '../util/errors.js';
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
@@ -83,16 +84,34 @@ export class FileStore implements BlockStore {
             () => false,
           );
           if (!sourceThere) throw localReadError(file, err);
-          try {
-            await mkdir(dir, { recursive: true });
-          } catch (mkdirErr) {
-            throw storeWriteError(`create ${dir}`, mkdirErr);
-          }
+          await this.makeDir(dir);
           continue;
         }
         if (e.code === 'ENOENT') throw localReadError(file, err);
         throw storeWriteError(`copy to ${temp}`, err);
       }
+    }
+  }
+
+  /**
+   * mkdir -p under the root. Node's recursive mkdir reports ENOENT for a read-only file system;
+   * on failure, step down from the root to report the real cause (EROFS, ENOSPC, EACCES...).
+   */
+  private async makeDir(dir: string): Promise<void> {
+    try {
+      await mkdir(dir, { recursive: true });
+      return;
+    } catch (err) {
+      let current = this.root;
+      for (const part of ['', ...relative(this.root, dir).split(sep)]) {
+        current = part === '' ? current : join(current, part);
+        try {
+          await mkdir(current);
+        } catch (stepErr) {
+          if (errorCode(stepErr) !== 'EEXIST') throw storeWriteError(`create ${current}`, stepErr);
+        }
+      }
+      throw storeWriteError(`create ${dir}`, err);
     }
   }
 

@@ -7,6 +7,7 @@
  * consistent pair is reported. A periodic rescan catches anything the file events missed
  * (inotify overflow, a directory that was unreadable for a while).
  */
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { mkdir, readdir, stat } from 'node:fs/promises';
@@ -372,7 +373,8 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       state.problem = undefined;
       this.emit('resolved', state.key);
     }
-    const identity = `${indexBytes.toString('base64')}|${dataIdentity}`;
+    // A digest, not the bytes: tens of thousands of outputs stay in memory.
+    const identity = `${createHash('sha1').update(indexBytes).digest('base64')}|${dataIdentity}`;
     if (state.identity === identity) return;
     const output: MapOutput = {
       id: state.key,

@@ -190,6 +190,29 @@ describe('shuffle-agent run (end to end)', () => {
     expect((await agent.stop()).code).toBe(0);
   });
 
+  it('reports a read-only store as not ready, keeps outputs pending, recovers when it is writable', async () => {
+    const { local, base } = await setup();
+    const mnt = join(base, 'ro-store');
+    await mkdir(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=4m', 'tmpfs', mnt]);
+    cleanups.push(async () => {
+      execFileSync('umount', ['-l', mnt]);
+    });
+    const agent = await start(local, mnt);
+    const exec = new SparkLikeExecutor([local]);
+    const o = await exec.commit({ shuffleId: 1, mapId: 1, partitions: [1234, 5] });
+    const failing = await agent.waitForStatus((s) => (s.failed as Array<{ kind: string; code: string }>).some((f) => f.kind === 'permanent' && f.code === 'EROFS'));
+    expect(failing.pendingOutputs).toBe(1);
+    const notReady = await fetch(`${agent.url}/readyz`);
+    expect(notReady.status).toBe(503);
+    expect(await notReady.text()).toMatch(/store refuses writes \(EROFS\)/);
+    execFileSync('mount', ['-o', 'remount,rw', mnt]);
+    await agent.waitForStatus((s) => s.persistedOutputs === 1 && s.failedFiles === 0, 40_000);
+    expect((await fetch(`${agent.url}/readyz`)).status).toBe(200);
+    expect((await readFile(join(mnt, fallbackKey('app-e2e', 1, shuffleFileName(1, '1', 'data'))))).equals(o.data)).toBe(true);
+    expect((await agent.stop()).code).toBe(0);
+  });
+
   it('exits 2 with a message naming a bad flag', () => {
     let err: { status: number; stderr: Buffer } | undefined;
     try {
