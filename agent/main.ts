@@ -30,8 +30,6 @@ export interface Agent {
   status(): Record<string, unknown>;
   /** Resolves when the process should exit (SIGTERM drained or timed out, or a second signal). */
   readonly exitRequested: Promise<ExitOutcome>;
-  /** Request a drain and wait until `safe_to_exit` or `timeoutMs` passes; true when everything committed is stored. */
-  drain(timeoutMs: number): Promise<boolean>;
   /** Stop everything, in reverse order of start. Idempotent. */
   close(): Promise<void>;
 }
@@ -177,12 +175,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     // graceful close onto `started`: it is then closed first.
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
-    const drain = async (timeoutMs: number): Promise<boolean> => {
-      lifecycle.requestDrain('http', 'agent.drain()');
-      await lifecycle.waitForState('safe_to_exit', AbortSignal.timeout(timeoutMs));
-      return writeback.isIdle();
-    };
-    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status, drain, close };
+    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status, close };
   } catch (err) {
     await close();
     throw err;
