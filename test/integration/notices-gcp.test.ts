@@ -111,4 +111,23 @@ describe('GCP preempted source against a local metadata server', () => {
     expect(notice).toMatchObject({ id: 'preempted', kind: 'terminate', source: 'gcp' });
     expect(kinds).toEqual(['http-503', 'malformed']);
   });
+
+  it('a hanging metadata server costs one request timeout, then polling goes on', async () => {
+    gce.set('TRUE');
+    const handler = gce.http.handler;
+    let swallowed = 0;
+    gce.http.handler = (req, res) => {
+      if (swallowed++ === 0) return; // never answers the first request
+      handler(req, res);
+    };
+    const kinds: string[] = [];
+    const source = new GcpMetadataSource({ endpoint: gce.http.url, pollIntervalMs: 10, requestTimeoutMs: 150, metrics: { metadataError: (_s, k) => kinds.push(k) } });
+    const controller = new AbortController();
+    const t0 = Date.now();
+    const notice = await new Promise<TerminationNotice>((resolve) => void source.run(resolve, controller.signal));
+    controller.abort();
+    expect(notice.id).toBe('preempted');
+    expect(kinds).toEqual(['timeout']);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(140);
+  });
 });
