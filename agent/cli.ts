@@ -23,6 +23,7 @@ Commands:
   wait-safe-exit  request a drain and wait until the agent is safe to exit (preStop helper):
                   --http URL (default http://127.0.0.1:9464) --timeout SECONDS (default 25);
                   exit 0 once safe_to_exit, 1 on timeout
+  verify          check every map output an app has in a store (--store URL --app-id ID)
   config-doc      print the configuration reference (Markdown)
   version         print the version
 
@@ -106,6 +107,8 @@ export async function main(argv: string[]): Promise<number> {
         return await run(rest);
       case 'wait-safe-exit':
         return await waitSafeExitCommand(rest);
+      case 'verify':
+        return await (await import('./store/verify.js')).runVerify(rest);
       case 'config-doc':
         process.stdout.write(markdownReference(RUN_OPTIONS) + '\n');
         return EXIT.ok;

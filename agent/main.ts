@@ -8,7 +8,6 @@ import { AgentMetrics } from './observability/metrics.js';
 import { HttpServer } from './observability/http-server.js';
 import { AGENT_STATES, AgentState } from './lifecycle/agent-state.js';
 import { openStore } from './store/open-store.js';
-import { FileStore } from './store/file-store.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
@@ -56,14 +55,25 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     })());
 
   try {
-    const store = await openStore(config.store);
-    started.push({ name: 'store', close: () => store.close() });
-    if (store instanceof FileStore) {
-      void store.sweepPartials().then((n) => n > 0 && logger.info({ removed: n }, 'removed partial files left by a crash'));
-    }
-
     // The gauges read the queue's status when scraped, after it exists.
     const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES });
+    const store = await openStore(config.store, {
+      s3Endpoint: config.s3Endpoint,
+      s3Region: config.s3Region,
+      s3ForcePathStyle: config.s3ForcePathStyle,
+      s3Checksums: config.s3Checksums,
+      s3MultipartThreshold: config.s3MultipartThreshold,
+      s3PartSize: config.s3PartSize,
+      s3PartConcurrency: config.s3PartConcurrency,
+      s3MaxConcurrentRequests: config.s3MaxConcurrentRequests,
+      s3RequestTimeout: config.s3RequestTimeout,
+      s3StaleUploadAge: config.s3StaleUploadAge,
+      maxUploadBandwidth: config.maxUploadBandwidth,
+      logger,
+      s3Metrics: metrics,
+    });
+    started.push({ name: 'store', close: () => store.close() });
+
     const writeback = new WritebackQueue({
       store,
       layout: config.fallbackLayout,
@@ -80,6 +90,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       layout: config.localDirsLayout,
       defaultAppId: config.appId,
       rescanIntervalMs: config.rescanInterval * 1000,
+      incompleteGraceMs: config.incompleteGrace * 1000,
     });
     watcher.on('committed', (output) => {
       metrics.outputCommitted();
@@ -138,6 +149,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         pendingFiles: wb.pendingFiles,
         pendingBytes: wb.pendingBytes,
         uploadingOutputs: wb.uploadingOutputs,
+        heldOutputs: wb.heldOutputs,
         persistedOutputs: wb.persistedOutputs,
         persistedFiles: wb.persistedFiles,
         persistedBytes: wb.persistedBytes,

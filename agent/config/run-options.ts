@@ -2,6 +2,7 @@
 import { FALLBACK_LAYOUTS } from '../spark/fallback-key.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
 import { parseLayout } from '../watch/layout.js';
+import { S3_CHECKSUM_MODES } from '../store/s3-checksums.js';
 import { WRITE_ORDERS } from '../writeback/writeback-queue.js';
 import { option, parsers, type ValuesOf } from './option-table.js';
 import { TERMINATION_SOURCES, type TerminationSourceName } from '../lifecycle/notice.js';
@@ -43,6 +44,13 @@ export const RUN_OPTIONS = {
     doc: 'Seconds between reconciling rescans of the local dirs (catches missed file events); 0 disables.',
     parse: parsers.number(0, 86_400),
   }),
+  incompleteGrace: option({
+    group: 'watch',
+    flag: 'incomplete-grace',
+    default: '10',
+    doc: 'Seconds an invalid index, or one whose data file does not match, may stay so before it is reported as bad input.',
+    parse: parsers.number(0, 3600),
+  }),
   store: option({
     group: 'store',
     flag: 'store',
@@ -59,6 +67,93 @@ export const RUN_OPTIONS = {
     default: 'spark-3.3',
     doc: 'Key layout: `spark-3.3` (`<app>/<shuffle>/<hash>/<file>`, Spark 3.3+) or `spark-3.1` (`<app>/<shuffle>/<file>`).',
     parse: parsers.oneOf(FALLBACK_LAYOUTS),
+  }),
+  s3Endpoint: option({
+    group: 'store',
+    flag: 's3-endpoint',
+    doc: 'S3 endpoint URL for MinIO, Ceph, Swift or tests (e.g. `http://127.0.0.1:9000`); AWS S3 when unset.',
+    parse: (raw) => {
+      if (!/^https?:\/\/[^/]+/.test(raw)) throw new Error(`expected http(s)://host[:port], got ${JSON.stringify(raw)}`);
+      return raw.replace(/\/+$/, '');
+    },
+  }),
+  s3Region: option({
+    group: 'store',
+    flag: 's3-region',
+    doc: 'S3 region. Default: env `AWS_REGION`, else `us-east-1`.',
+    parse: parsers.string,
+  }),
+  s3ForcePathStyle: option({
+    group: 'store',
+    flag: 's3-force-path-style',
+    default: 'false',
+    boolean: true,
+    doc: 'Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers.',
+    parse: parsers.bool,
+  }),
+  s3Checksums: option({
+    group: 'store',
+    flag: 's3-checksums',
+    default: 'when_supported',
+    doc: 'SDK flexible checksums: `when_supported` (AWS S3, recent MinIO) or `when_required` (Swift s3api, Ceph RGW before Squid, s3rver, older MinIO). Content-MD5 is always sent.',
+    parse: parsers.oneOf(S3_CHECKSUM_MODES),
+  }),
+  s3MultipartThreshold: option({
+    group: 'store',
+    flag: 's3-multipart-threshold',
+    default: '64MiB',
+    doc: 'Files larger than this are sent as multipart uploads (smaller ones in one PutObject: fewer requests, and far cheaper on Swift).',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 1 || n > 5 * 1024 ** 3) throw new Error('must be between 1 byte and 5GiB');
+      return n;
+    },
+  }),
+  s3PartSize: option({
+    group: 'store',
+    flag: 's3-part-size',
+    default: '16MiB',
+    doc: 'Multipart part size (at least 5MiB; grows so that a file needs at most 1000 parts).',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 5 * 1024 ** 2 || n > 5 * 1024 ** 3) throw new Error('must be between 5MiB and 5GiB');
+      return n;
+    },
+  }),
+  s3PartConcurrency: option({
+    group: 'store',
+    flag: 's3-part-concurrency',
+    default: '4',
+    doc: 'Parts of one multipart upload sent at once.',
+    parse: parsers.int(1, 64),
+  }),
+  s3MaxConcurrentRequests: option({
+    group: 'store',
+    flag: 's3-max-concurrent-requests',
+    default: '8',
+    doc: 'Upload requests (PUTs and parts) in flight at once, across all outputs.',
+    parse: parsers.int(1, 256),
+  }),
+  s3RequestTimeout: option({
+    group: 'store',
+    flag: 's3-request-timeout',
+    default: '30',
+    doc: 'Seconds a request may go without any traffic before it fails and is retried.',
+    parse: parsers.number(0.1, 3600),
+  }),
+  s3StaleUploadAge: option({
+    group: 'store',
+    flag: 's3-stale-upload-age',
+    default: '3600',
+    doc: 'At start, abort multipart uploads under the prefix older than this many seconds (left by crashed agents); 0 disables.',
+    parse: parsers.number(0, 30 * 86_400),
+  }),
+  maxUploadBandwidth: option({
+    group: 'store',
+    flag: 'max-upload-bandwidth',
+    default: '0',
+    doc: 'Upload bandwidth ceiling in bytes/s (`100MiB` works), so write-back leaves network to running tasks; 0 = unlimited. Lifted while draining.',
+    parse: parsers.bytes,
   }),
   uploadConcurrency: option({
     group: 'writeback',

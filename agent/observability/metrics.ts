@@ -4,12 +4,13 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
+import type { S3StoreMetrics } from '../store/s3-store.js';
 import type { LifecycleMetrics } from '../lifecycle/lifecycle.js';
 import type { SourceMetrics } from '../lifecycle/notice.js';
 
 export const METRIC_PREFIX = 'shuffle_agent_';
 
-export class AgentMetrics implements WritebackMetrics, LifecycleMetrics, SourceMetrics {
+export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, LifecycleMetrics, SourceMetrics {
   readonly registry = new Registry();
   private readonly persistedFilesTotal: Counter;
   private readonly persistedBytesTotal: Counter;
@@ -20,6 +21,9 @@ export class AgentMetrics implements WritebackMetrics, LifecycleMetrics, SourceM
   private readonly skippedTotal: Counter;
   private readonly committedTotal: Counter;
   private readonly watchProblems: Counter<'kind'>;
+  private readonly storeRequests: Counter<'op' | 'outcome'>;
+  private readonly storeRetries: Counter<'op' | 'reason'>;
+  private readonly storeBytes: Counter;
   private readonly notices: Counter<'source' | 'kind'>;
   private readonly metadataErrors: Counter<'source' | 'kind'>;
   private readonly drains: Counter;
@@ -90,6 +94,9 @@ export class AgentMetrics implements WritebackMetrics, LifecycleMetrics, SourceM
       registers,
     });
     this.skippedTotal = new Counter({ name: `${p}already_stored_files_total`, help: 'Files found intact in the store after a restart and not sent again.', registers });
+    this.storeRequests = new Counter({ name: `${p}store_requests_total`, help: 'S3 requests by operation and outcome (ok, or the error kind).', labelNames: ['op', 'outcome'], registers });
+    this.storeRetries = new Counter({ name: `${p}store_retries_total`, help: 'S3 requests retried, by operation and error code.', labelNames: ['op', 'reason'], registers });
+    this.storeBytes = new Counter({ name: `${p}store_uploaded_bytes_total`, help: 'Body bytes sent to S3, retried parts included.', registers });
     this.watchProblems = new Counter({ name: `${p}watch_problems_total`, help: 'Bad local input reported by the watcher, by kind.', labelNames: ['kind'], registers });
     this.notices = new Counter({
       name: `${p}termination_notices_total`,
@@ -157,6 +164,18 @@ export class AgentMetrics implements WritebackMetrics, LifecycleMetrics, SourceM
 
   skippedAlreadyStored(files: number): void {
     this.skippedTotal.inc(files);
+  }
+
+  request(op: string, outcome: string): void {
+    this.storeRequests.inc({ op, outcome });
+  }
+
+  retry(op: string, reason: string): void {
+    this.storeRetries.inc({ op, reason });
+  }
+
+  bytesUploaded(bytes: number): void {
+    this.storeBytes.inc(bytes);
   }
 
   watchProblem(kind: string): void {

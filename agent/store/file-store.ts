@@ -10,8 +10,7 @@ import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:f
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { errorCode } from '../util/errors.js';
-import { createReadStream } from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
 import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
 import { NotFoundError, StoreError } from './block-store.js';
@@ -140,7 +139,7 @@ export class FileStore implements BlockStore {
     });
     if (range && range.end <= range.start) {
       await handle.close();
-      return createReadStream('', { start: 0, end: -1 });
+      return Readable.from([]);
     }
     return handle.createReadStream(range ? { start: range.start, end: range.end - 1 } : {});
   }

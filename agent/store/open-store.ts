@@ -1,21 +1,96 @@
-/** Build the store a `--store` URL names. */
-import { isAbsolute, resolve } from 'node:path';
+/**
+ * Turn `--store` into a BlockStore: `file:./relative` (to the working directory),
+ * `file:///absolute`, or `s3://bucket/prefix`. The only place that picks an implementation.
+ */
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
 import type { BlockStore } from './block-store.js';
 import { FileStore } from './file-store.js';
+import type { S3ChecksumMode } from './s3-checksums.js';
+import type { S3Store, S3StoreMetrics } from './s3-store.js';
 
-/** `file:///abs`, `file:/abs`, `file:./rel` or `file:rel` (relative to the working directory). */
-export function fileStoreRoot(url: string): string {
-  if (url.startsWith('file://')) return fileURLToPath(url);
-  const rest = url.slice('file:'.length);
-  if (rest === '') throw new RangeError('file: store needs a path');
-  return isAbsolute(rest) ? rest : resolve(rest);
+export interface OpenStoreOptions {
+  s3Endpoint?: string;
+  s3Region?: string;
+  s3ForcePathStyle?: boolean;
+  s3Checksums?: S3ChecksumMode;
+  s3MultipartThreshold?: number;
+  s3PartSize?: number;
+  s3PartConcurrency?: number;
+  s3MaxConcurrentRequests?: number;
+  /** Seconds. */
+  s3RequestTimeout?: number;
+  /** Seconds; uploads under the prefix older than this are aborted at open. 0 = none. */
+  s3StaleUploadAge?: number;
+  /** Bytes/s, 0 = unlimited. */
+  maxUploadBandwidth?: number;
+  /** Static credentials (tests, bench); the SDK's default chain when unset. */
+  s3Credentials?: { accessKeyId: string; secretAccessKey: string };
+  logger?: Logger;
+  s3Metrics?: S3StoreMetrics;
 }
 
-export async function openStore(url: string): Promise<BlockStore> {
+/** Parse `s3://bucket/prefix` into bucket and prefix (no leading/trailing slash). */
+export function parseS3Url(url: string): { bucket: string; prefix: string } {
+  const m = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+  if (!m || !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(m[1] as string)) throw new RangeError(`expected s3://bucket/prefix, got ${JSON.stringify(url)}`);
+  const prefix = (m[2] as string).replace(/^\/+|\/+$/g, '');
+  if (prefix.split('/').some((p) => p === '..' || p === '.')) throw new RangeError(`prefix of ${url} must not contain . or ..`);
+  return { bucket: m[1] as string, prefix };
+}
+
+/** Open the store named by `url`. S3 stores abort stale multipart uploads at open (logged, never fatal). */
+export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<BlockStore> {
   if (url.startsWith('file:')) {
-    const store = new FileStore(fileStoreRoot(url));
+    const path = url.startsWith('file://') ? fileURLToPath(url) : resolve(url.slice('file:'.length));
+    const store = new FileStore(path);
+    const swept = await store.sweepPartials();
+    if (swept > 0) opts.logger?.info({ removed: swept }, 'removed partial files left by an earlier run');
     return store;
   }
-  throw new RangeError(`unsupported store ${JSON.stringify(url)}`);
+  if (url.startsWith('s3://')) {
+    const { bucket, prefix } = parseS3Url(url);
+    const { S3Store } = await import('./s3-store.js');
+    const store: S3Store = new S3Store({
+      bucket,
+      prefix,
+      ...(opts.s3Endpoint !== undefined ? { endpoint: opts.s3Endpoint } : {}),
+      ...(opts.s3Region !== undefined ? { region: opts.s3Region } : {}),
+      ...(opts.s3ForcePathStyle !== undefined ? { forcePathStyle: opts.s3ForcePathStyle } : {}),
+      ...(opts.s3Checksums !== undefined ? { checksums: opts.s3Checksums } : {}),
+      ...(opts.s3MultipartThreshold !== undefined ? { multipartThreshold: opts.s3MultipartThreshold } : {}),
+      ...(opts.s3PartSize !== undefined ? { partSize: opts.s3PartSize } : {}),
+      ...(opts.s3PartConcurrency !== undefined ? { partConcurrency: opts.s3PartConcurrency } : {}),
+      ...(opts.s3MaxConcurrentRequests !== undefined ? { maxConcurrentRequests: opts.s3MaxConcurrentRequests } : {}),
+      ...(opts.s3RequestTimeout !== undefined ? { requestTimeoutMs: opts.s3RequestTimeout * 1000 } : {}),
+      ...(opts.maxUploadBandwidth !== undefined ? { maxUploadBandwidth: opts.maxUploadBandwidth } : {}),
+      ...(opts.s3Credentials ? { credentials: opts.s3Credentials } : {}),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      ...(opts.s3Metrics ? { metrics: opts.s3Metrics } : {}),
+    });
+    const staleAge = opts.s3StaleUploadAge ?? 3600;
+    if (staleAge > 0) {
+      try {
+        const aborted = await store.abortStaleUploads(staleAge * 1000);
+        if (aborted > 0) opts.logger?.info({ aborted }, 'aborted stale multipart uploads');
+      } catch (err) {
+        // Missing s3:ListBucketMultipartUploads permission or an unreachable server must not stop
+        // the agent: writes report their own errors, and a lifecycle rule can clean up instead.
+        opts.logger?.warn({ err: (err as Error).message }, 'could not list stale multipart uploads');
+      }
+    }
+    return store;
+  }
+  throw new RangeError(`unsupported store ${JSON.stringify(url)}: expected file:PATH or s3://bucket/prefix`);
+}
+
+/** A store whose upload bandwidth can be capped and lifted (S3Store); the drain lifts it. */
+export interface BandwidthLimited {
+  setBandwidthLimit(bytesPerSecond: number): void;
+  readonly bandwidthLimit: number;
+}
+
+export function isBandwidthLimited(store: BlockStore): store is BlockStore & BandwidthLimited {
+  return typeof (store as Partial<BandwidthLimited>).setBandwidthLimit === 'function';
 }

@@ -47,3 +47,44 @@ export class Limiter {
     }
   }
 }
+
+/**
+ * A budget of bytes held at once (buffers in flight): `run(n, task)` waits until `n` more bytes
+ * fit, FIFO. A request larger than the whole budget runs alone rather than never.
+ */
+export class ByteBudget {
+  private used = 0;
+  private readonly waiting: Array<{ bytes: number; start: () => void }> = [];
+
+  constructor(private readonly capacity: number) {
+    if (!(capacity > 0)) throw new RangeError(`capacity must be positive, got ${capacity}`);
+  }
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  async run<T>(bytes: number, task: () => Promise<T>): Promise<T> {
+    // A waiter's bytes are reserved by pump() before it starts.
+    if (this.waiting.length > 0 || !this.fits(bytes)) await new Promise<void>((start) => this.waiting.push({ bytes, start }));
+    else this.used += bytes;
+    try {
+      return await task();
+    } finally {
+      this.used -= bytes;
+      this.pump();
+    }
+  }
+
+  private fits(bytes: number): boolean {
+    return this.used === 0 || this.used + bytes <= this.capacity;
+  }
+
+  private pump(): void {
+    while (this.waiting.length > 0 && this.fits((this.waiting[0] as { bytes: number }).bytes)) {
+      const next = this.waiting.shift() as { bytes: number; start: () => void };
+      this.used += next.bytes;
+      next.start();
+    }
+  }
+}

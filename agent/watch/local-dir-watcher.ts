@@ -77,6 +77,8 @@ interface OutputState {
   running: boolean;
   again: boolean;
   problem?: WatchProblem;
+  /** The latest problem seen, reported if it outlasts the grace period. */
+  suspect?: WatchProblem;
   graceTimer?: NodeJS.Timeout;
 }
 
@@ -335,10 +337,11 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     try {
       offsets = parseIndex(indexBytes);
     } catch (err) {
-      if (err instanceof InvalidIndexError) {
-        return this.setProblem(state, { path: indexPath, kind: err.problem, message: `${indexPath}: ${err.message}` });
-      }
-      throw err;
+      if (!(err instanceof InvalidIndexError)) throw err;
+      // Spark renames a complete index into place, but another writer may not: report a bad
+      // index only if it is still bad after the grace period.
+      this.armGraceTimer(state, { path: indexPath, kind: err.problem, message: `${indexPath}: ${err.message}` });
+      return;
     }
     let dataLength: number | undefined;
     let dataIdentity = 'none';
@@ -369,6 +372,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     }
     clearTimeout(state.graceTimer);
     state.graceTimer = undefined;
+    state.suspect = undefined;
     if (state.problem) {
       state.problem = undefined;
       this.emit('resolved', state.key);
@@ -422,12 +426,13 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   }
 
   private armGraceTimer(state: OutputState, problem: WatchProblem): void {
+    state.suspect = problem;
     if (state.graceTimer) return;
     state.graceTimer = setTimeout(() => {
       state.graceTimer = undefined;
-      if (this.closed || !this.states.has(state.key)) return;
-      // Still inconsistent after the grace period: report it and look again.
-      this.setProblem(state, problem);
+      if (this.closed || this.states.get(state.key) !== state || !state.suspect) return;
+      // Still inconsistent after the grace period: report the latest problem and look again.
+      this.setProblem(state, state.suspect);
       this.scheduleKey(state);
     }, this.opts.incompleteGraceMs);
     state.graceTimer.unref();

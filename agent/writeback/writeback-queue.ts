@@ -72,6 +72,8 @@ export interface WritebackStatus {
   pendingFiles: number;
   pendingBytes: number;
   uploadingOutputs: number;
+  /** Pending outputs whose files are held open (their bytes survive Spark deleting them). */
+  heldOutputs: number;
   persistedOutputs: number;
   persistedFiles: number;
   persistedBytes: number;
@@ -268,6 +270,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       pendingFiles,
       pendingBytes,
       uploadingOutputs,
+      heldOutputs: this.held,
       persistedOutputs: this.persistedOutputs,
       persistedFiles: this.persistedFiles,
       persistedBytes: this.persistedBytes,

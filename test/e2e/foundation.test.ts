@@ -110,7 +110,8 @@ describe('shuffle-agent run (end to end)', () => {
     const exec = new SparkLikeExecutor([local]);
     const outputs: CommittedFiles[] = [];
     for (let m = 0; m < 5; m++) outputs.push(await exec.commit({ shuffleId: 4, mapId: m, partitions: [50_000, 70] }));
-    await agent.waitForStatus((s) => s.pendingOutputs === 5 && (s.failedFiles as number) >= 1);
+    // Once the agent holds the files open, Spark may delete them.
+    await agent.waitForStatus((s) => s.pendingOutputs === 5 && s.heldOutputs === 5 && (s.failedFiles as number) >= 1);
     await exec.stop(); // Spark deletes blockmgr-* when the executor exits.
     await agent.waitForLog((l) => l.msg === 'executor directory removed; output kept');
     await rm(storeDir);
@@ -148,7 +149,7 @@ describe('shuffle-agent run (end to end)', () => {
 
   it('reports bad input with the path, a metric and the status list, and never crashes', async () => {
     const { local, storeDir } = await setup();
-    const agent = await start(local, storeDir, ['--rescan-interval', '0.2']);
+    const agent = await start(local, storeDir, ['--rescan-interval', '0.2', '--incomplete-grace', '0.2']);
     const exec = new SparkLikeExecutor([local]);
     const dir = await exec.dirFor('shuffle_7_1_0.index');
     await writeFile(join(dir, 'shuffle_7_1_0.index'), Buffer.alloc(13));

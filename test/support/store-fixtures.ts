@@ -5,6 +5,8 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import S3rver from 's3rver';
 
 export interface StoreFixture {
   name: string;
@@ -54,4 +56,57 @@ export async function fileStoreFixture(dir: string): Promise<StoreFixture> {
   };
 }
 
-export const STORE_FIXTURES: Array<{ name: string; make: (dir: string) => Promise<StoreFixture> }> = [{ name: 'file', make: fileStoreFixture }];
+/**
+ * s3rver on 127.0.0.1 (a real S3 protocol server). Down: the server is closed (connections are
+ * refused); up: a new one on the same port and directory, so the bucket and objects remain.
+ */
+export async function s3rverStoreFixture(dir: string): Promise<StoreFixture> {
+  const directory = join(dir, 's3rver');
+  await mkdir(directory, { recursive: true });
+  const bucket = 'shuffle';
+  const prefix = 'fallback';
+  let server: S3rver | undefined = new S3rver({ port: 0, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket }] });
+  const { port } = await server.run();
+  const endpoint = `http://127.0.0.1:${port}`;
+  const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  return {
+    name: 's3rver',
+    args: ['--store', `s3://${bucket}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--s3-region', 'us-east-1'],
+    env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+    async down() {
+      await server?.close();
+      server = undefined;
+    },
+    async up() {
+      if (server) return;
+      server = new S3rver({ port, address: '127.0.0.1', directory, silent: true });
+      await server.run();
+    },
+    async read(key) {
+      try {
+        const res = await client.send(new GetObjectCommand({ Bucket: bucket, Key: `${prefix}/${key}` }));
+        return Buffer.from(await (res.Body as { transformToByteArray(): Promise<Uint8Array> }).transformToByteArray());
+      } catch {
+        return undefined;
+      }
+    },
+    async block(key) {
+      // s3rver keeps an object at `<dir>/<bucket>/<key>._S3rver_object`: a directory there makes
+      // every PUT of that key fail (500), as a broken disk under a real server would.
+      const parts = `${prefix}/${key}`.split('/');
+      const last = parts.pop() as string;
+      await mkdir(join(directory, bucket, ...parts, `${last}._S3rver_object`, 'in-the-way'), { recursive: true });
+    },
+    async close() {
+      client.destroy();
+      await server?.close();
+    },
+  };
+}
+
+
+export const STORE_FIXTURES: Array<{ name: string; make: (dir: string) => Promise<StoreFixture> }> = [
+  { name: 'file', make: fileStoreFixture },
+  { name: 's3rver', make: s3rverStoreFixture },
+];

@@ -1,0 +1,783 @@
+/**
+ * A BlockStore on any S3 protocol server (AWS S3, MinIO, Ceph RGW, Swift s3api), with
+ * @aws-sdk/client-s3.
+ *
+ * Integrity: every body carries `Content-MD5`, so the server refuses bytes damaged on the way
+ * (400 BadDigest), and the ETag it answers is compared with the MD5 we sent, which catches a
+ * server that stored something else even when it verifies nothing itself (s3rver). A digest of
+ * the whole file is kept in object metadata for `holds()` after a restart and for `verify`:
+ * - a file up to 16 MiB (`maxBufferedFile`) is read once into a buffer, hashed (MD5), and sent in
+ *   one PutObject; its MD5 is the digest (`x-amz-meta-md5`, also its ETag). One read and one hash
+ *   pass per byte: the least CPU an upload with a verified digest can cost.
+ * - a larger file up to the multipart threshold (64 MiB) is read once for its MD5, then streamed.
+ * - a file above the threshold goes in a multipart upload: it is read once first to compute its SHA-256 (`x-amz-meta-sha256`, which must be
+ *   set when the multipart upload is created) and each part's MD5; each part is then read into a
+ *   buffer again (from the page cache), checked against that MD5, and sent. Two reads per byte.
+ * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`), so memory stays flat. The
+ * payload is sent as UNSIGNED-PAYLOAD: Content-MD5 already protects it, and hashing it again for
+ * the signature would cost both sides a SHA-256 pass.
+ *
+ * Failures: each request has an idle-socket timeout and a few quick retries of its own for
+ * transient errors; what still fails is thrown as a StoreError whose kind tells the write-back
+ * queue whether to keep retrying. A failed multipart upload is aborted. Uploads that a killed
+ * process left behind for a key are aborted the next time that key is written (and uploads older
+ * than a given age under the prefix by `abortStaleUploads`, called at open), so none stays orphaned.
+ */
+import { createHash } from 'node:crypto';
+import { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { open, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListMultipartUploadsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+  type S3ClientConfig,
+} from '@aws-sdk/client-s3';
+import type { Logger } from 'pino';
+import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
+import { NotFoundError, StoreError } from './block-store.js';
+import { localReadError, readLocal } from './local-file.js';
+import { ByteBudget, Limiter } from '../util/limiter.js';
+import { TokenBucket } from '../util/token-bucket.js';
+import { backoffDelay, sleep } from '../util/backoff.js';
+import { describeError } from '../util/errors.js';
+import type { S3ChecksumMode } from './s3-checksums.js';
+
+export type { S3ChecksumMode } from './s3-checksums.js';
+
+/** What the store reports to metrics (low cardinality: `op` is an S3 operation name). */
+export interface S3StoreMetrics {
+  /** One finished request: outcome `ok`, or the StoreError kind it failed with. */
+  request(op: string, outcome: string): void;
+  /** A request about to be retried, with the error code that caused it. */
+  retry(op: string, reason: string): void;
+  /** Body bytes sent (counted as they leave, parts retried included). */
+  bytesUploaded(bytes: number): void;
+}
+
+export interface S3StoreOptions {
+  bucket: string;
+  /** Key prefix without leading or trailing slash; '' for the bucket root. */
+  prefix?: string;
+  /** Custom endpoint (MinIO, Ceph, Swift, tests); AWS's own when unset. */
+  endpoint?: string;
+  region?: string;
+  forcePathStyle?: boolean;
+  /** Static credentials (tests); the SDK's default chain (env, IRSA, instance profile) when unset. */
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  /** `when_required` for servers that refuse aws-chunked bodies or flexible checksums (s3rver, Swift, older MinIO/Ceph). */
+  checksums?: S3ChecksumMode;
+  /** Files up to this size go in one PutObject; larger ones in a multipart upload. */
+  multipartThreshold?: number;
+  partSize?: number;
+  /** Parts of one upload sent at once. */
+  partConcurrency?: number;
+  /** Requests with a body in flight at once, across all uploads. */
+  maxConcurrentRequests?: number;
+  /** Bytes of file content held in memory for sending at once (default 64 MiB, at least two bodies). */
+  maxBufferedBytes?: number;
+  /** Single-PUT files up to this size are sent from one buffered read; larger ones are streamed (two reads). Default 16 MiB. */
+  maxBufferedFile?: number;
+  /** Bytes per second for all uploads together; 0 = unlimited. */
+  maxUploadBandwidth?: number;
+  /** A request whose socket sees no traffic this long fails (transient) and is retried. */
+  requestTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Attempts per request before the error goes to the caller (who retries the whole file later). */
+  requestAttempts?: number;
+  /** Servers with a lower part-count limit (Swift: 1000). Part size grows to fit. */
+  maxParts?: number;
+  /** Keys per ListObjectsV2 page (server default 1000); small in tests to exercise paging. */
+  listPageSize?: number;
+  logger?: Logger;
+  metrics?: S3StoreMetrics;
+  /** Injected client (tests); built from the options above when unset. */
+  client?: S3Client;
+}
+
+const MiB = 1024 * 1024;
+const SHA256_META = 'sha256';
+const MD5_META = 'md5';
+const CHUNK = MiB;
+
+/** Digests of a local file for a multipart upload, from one read: whole-file SHA-256 and MD5 per part. */
+interface FileDigests {
+  sha256: string;
+  partMd5: Buffer[];
+  partSize: number;
+}
+
+export class S3Store implements BlockStore {
+  readonly url: string;
+  readonly bucket: string;
+  readonly prefix: string;
+  private readonly client: S3Client;
+  private readonly requests: Limiter;
+  /** Bytes of local files buffered for sending at once. */
+  private readonly memory: ByteBudget;
+  /** Files up to this size are read into memory and sent from there; larger ones are streamed. */
+  private readonly bufferLimit: number;
+  private readonly bucketRate: TokenBucket;
+  private readonly opts: Required<
+    Pick<S3StoreOptions, 'multipartThreshold' | 'partSize' | 'partConcurrency' | 'requestAttempts' | 'maxParts' | 'requestTimeoutMs'>
+  >;
+  private readonly logger: Logger | undefined;
+  private readonly metrics: S3StoreMetrics | undefined;
+  /** Multipart uploads this process started and has not finished: never treated as stale. */
+  private readonly ownUploads = new Set<string>();
+  private closed: Promise<void> | undefined;
+  private cannotListUploads = false;
+  private readonly listPageSize: number | undefined;
+
+  constructor(options: S3StoreOptions) {
+    this.bucket = options.bucket;
+    this.prefix = (options.prefix ?? '').replace(/^\/+|\/+$/g, '');
+    this.url = `s3://${this.bucket}${this.prefix ? `/${this.prefix}` : ''}`;
+    this.opts = {
+      multipartThreshold: options.multipartThreshold ?? 64 * MiB,
+      partSize: options.partSize ?? 16 * MiB,
+      partConcurrency: options.partConcurrency ?? 4,
+      requestAttempts: options.requestAttempts ?? 3,
+      maxParts: options.maxParts ?? 1000,
+      requestTimeoutMs: options.requestTimeoutMs ?? 30_000,
+    };
+    if (this.opts.partSize < 5 * MiB) throw new RangeError(`part size ${this.opts.partSize} is below S3's 5 MiB minimum`);
+    this.requests = new Limiter(options.maxConcurrentRequests ?? 8);
+    this.bufferLimit = Math.min(this.opts.multipartThreshold, options.maxBufferedFile ?? 16 * MiB);
+    this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.bufferLimit, this.opts.partSize)));
+    this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
+    this.logger = options.logger;
+    this.listPageSize = options.listPageSize;
+    this.metrics = options.metrics;
+    this.client = options.client ?? new S3Client(clientConfig(options, this.opts.requestTimeoutMs));
+    // Swift (and S3 itself) require Content-MD5 on DeleteObjects; SDK v3 stopped sending it.
+    this.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const request = args.request as { headers?: Record<string, string>; body?: unknown };
+        // Integrity on the wire comes from Content-MD5, which the server verifies: the payload
+        // need not be hashed again for the signature, by the SDK or by the server.
+        if ((context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand') && request.headers) {
+          request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
+        }
+        if (context.commandName === 'DeleteObjectsCommand' && request.headers && typeof request.body === 'string') {
+          const hasMd5 = Object.keys(request.headers).some((h) => h.toLowerCase() === 'content-md5');
+          if (!hasMd5) request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
+        }
+        return next(args);
+      },
+      { step: 'build', name: 'shuffleAgentHeaders', override: true },
+    );
+  }
+
+  /** Change the upload bandwidth ceiling (bytes/s, 0 = unlimited); the drain lifts it. */
+  setBandwidthLimit(bytesPerSecond: number): void {
+    this.bucketRate.setRate(bytesPerSecond);
+  }
+
+  get bandwidthLimit(): number {
+    return this.bucketRate.bytesPerSecond;
+  }
+
+  /** The full object key of a store key. */
+  objectKey(key: string): string {
+    if (key.startsWith('/') || key.split('/').some((p) => p === '..' || p === '.' || p === '')) {
+      throw new RangeError(`key ${JSON.stringify(key)} is not a relative object key`);
+    }
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  async put(key: string, file: LocalFile, options: PutOptions = {}): Promise<StoredObject> {
+    const objectKey = this.objectKey(key);
+    if (file.size > this.opts.multipartThreshold) {
+      const partSize = Math.max(this.opts.partSize, Math.ceil(file.size / this.opts.maxParts / MiB) * MiB);
+      const digests = await digestFile(file, partSize);
+      await this.putMultipart(key, objectKey, file, digests, options.signal);
+      return { key, size: file.size, digest: `sha256:${digests.sha256}` };
+    }
+    const md5 = file.size <= this.bufferLimit ? await this.putSingle(key, objectKey, file, options.signal) : await this.putStreamed(key, objectKey, file, options.signal);
+    return { key, size: file.size, digest: `md5:${md5}` };
+  }
+
+  /**
+   * One PutObject streamed from the file, for files too large to buffer but below the multipart
+   * threshold: a first read computes the MD5 (Content-MD5 must come before the body), a second
+   * one streams the body. Memory stays at a few chunks whatever the size.
+   */
+  private async putStreamed(key: string, objectKey: string, file: LocalFile, signal?: AbortSignal): Promise<string> {
+    const md5 = Buffer.from(await hashFile(file, 'md5'), 'hex');
+    const hex = md5.toString('hex');
+    await this.send('PutObject', key, signal, (s) =>
+      this.requests.run(async () => {
+        const source = readLocal(file);
+        let sourceError: unknown;
+        let sent = 0;
+        source.on('error', (err) => (sourceError = err));
+        source.on('data', (chunk: Buffer) => {
+          sent += chunk.length;
+          this.metrics?.bytesUploaded(chunk.length);
+        });
+        const body = this.bucketRate.bytesPerSecond > 0 ? source.pipe(this.bucketRate.throttle()) : source;
+        const command = new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          Body: body,
+          ContentLength: file.size,
+          ContentMD5: md5.toString('base64'),
+          ContentType: 'application/octet-stream',
+          Metadata: { [MD5_META]: hex },
+        });
+        try {
+          const out = await this.client.send(command, { abortSignal: s });
+          if (sent !== file.size) throw new StoreError(`local file ${file.path} gave ${sent} of ${file.size} bytes`, 'source-changed', 'ESIZE');
+          if (!etagMatches(out.ETag, hex)) {
+            await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+            throw etagError(key, out.ETag, hex);
+          }
+          return out;
+        } catch (err) {
+          if (sourceError !== undefined) throw localReadError(file, sourceError);
+          throw err;
+        } finally {
+          source.destroy();
+        }
+      }),
+    );
+    return hex;
+  }
+
+  /**
+   * One PutObject from a buffer: the file is read once, its MD5 goes in Content-MD5 (the server
+   * verifies it) and in metadata (`x-amz-meta-md5`, also the ETag S3 answers). Buffered, not
+   * streamed, so retries do not re-read and no second hash pass is needed; the memory budget
+   * bounds how many bytes are buffered at once.
+   */
+  private async putSingle(key: string, objectKey: string, file: LocalFile, signal?: AbortSignal): Promise<string> {
+    return this.memory.run(file.size, async () => {
+      const buf = await readRange(file, 0, file.size);
+      const md5 = createHash('md5').update(buf).digest();
+      const hex = md5.toString('hex');
+      await this.send('PutObject', key, signal, (s) =>
+        this.requests.run(async () => {
+          const command = new PutObjectCommand({
+            Bucket: this.bucket,
+            Key: objectKey,
+            Body: this.body(buf),
+            ContentLength: buf.length,
+            ContentMD5: md5.toString('base64'),
+            ContentType: 'application/octet-stream',
+            Metadata: { [MD5_META]: hex },
+          });
+          const out = await this.client.send(command, { abortSignal: s });
+          this.metrics?.bytesUploaded(buf.length);
+          if (!etagMatches(out.ETag, hex)) {
+            // Only a server that verifies nothing gets here: do not leave the damaged copy readable.
+            await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+            throw etagError(key, out.ETag, hex);
+          }
+          return out;
+        }),
+      );
+      return hex;
+    });
+  }
+
+  private async putMultipart(key: string, objectKey: string, file: LocalFile, d: FileDigests, signal?: AbortSignal): Promise<void> {
+    await this.abortLeftovers(key, objectKey);
+    const created = await this.send('CreateMultipartUpload', key, signal, (s) =>
+      this.client.send(
+        new CreateMultipartUploadCommand({
+          Bucket: this.bucket,
+          Key: objectKey,
+          ContentType: 'application/octet-stream',
+          Metadata: { [SHA256_META]: d.sha256 },
+        }),
+        { abortSignal: s },
+      ),
+    );
+    const uploadId = created.UploadId;
+    if (!uploadId) throw new StoreError(`upload ${key}: CreateMultipartUpload returned no UploadId`, 'transient', 'NoUploadId');
+    this.ownUploads.add(uploadId);
+    try {
+      const parts: Array<{ PartNumber: number; ETag: string }> = [];
+      const count = d.partMd5.length;
+      let next = 0;
+      let failed = false;
+      const worker = async (): Promise<void> => {
+        while (!failed && next < count) {
+          const index = next++;
+          const start = index * d.partSize;
+          const end = Math.min(file.size, start + d.partSize);
+          const md5 = d.partMd5[index] as Buffer;
+          try {
+            const out = await this.memory.run(end - start, async () => {
+              const buf = await readRange(file, start, end);
+              // The bytes read now must be the bytes digested in the first pass.
+              if (!createHash('md5').update(buf).digest().equals(md5)) {
+                throw new StoreError(`local file ${file.path} changed while it was uploaded (part ${index + 1})`, 'source-changed', 'EDIGEST');
+              }
+              return this.send('UploadPart', key, signal, (s) =>
+                this.requests.run(async () => {
+                  const command = new UploadPartCommand({
+                    Bucket: this.bucket,
+                    Key: objectKey,
+                    UploadId: uploadId,
+                    PartNumber: index + 1,
+                    Body: this.body(buf),
+                    ContentLength: buf.length,
+                    ContentMD5: md5.toString('base64'),
+                  });
+                          const answer = await this.client.send(command, { abortSignal: s });
+                  this.metrics?.bytesUploaded(buf.length);
+                  if (!etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
+                  return answer;
+                }),
+              );
+            });
+            parts.push({ PartNumber: index + 1, ETag: out.ETag as string });
+          } catch (err) {
+            failed = true;
+            throw err;
+          }
+        }
+      };
+      const results = await Promise.allSettled(Array.from({ length: Math.min(this.opts.partConcurrency, count) }, worker));
+      const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (rejected) throw rejected.reason;
+      parts.sort((a, b) => a.PartNumber - b.PartNumber);
+      let completedBefore = false;
+      const done = await this.send('CompleteMultipartUpload', key, signal, async (s) => {
+        try {
+          return await this.client.send(
+            new CompleteMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+            { abortSignal: s },
+          );
+        } catch (err) {
+          // A retry after an answer lost on the way: the upload is gone because it completed.
+          const stored = classify('CompleteMultipartUpload', key, err).code === 'NoSuchUpload' ? await this.stat(key) : undefined;
+          if (stored?.size === file.size && stored.digest === `sha256:${d.sha256}`) {
+            completedBefore = true;
+            return { ETag: undefined as string | undefined };
+          }
+          throw err;
+        }
+      });
+      if (completedBefore) return;
+      // S3 and Swift answer the MD5 of the parts' binary MD5s, then `-<count>`; servers with
+      // another scheme (s3rver: MD5 of the whole object) are not compared.
+      const expected = `${createHash('md5').update(Buffer.concat(d.partMd5)).digest('hex')}-${count}`;
+      if (done.ETag?.includes('-') && !etagMatches(done.ETag, expected)) throw etagError(key, done.ETag, expected);
+    } catch (err) {
+      await this.abortUpload(key, objectKey, uploadId);
+      throw err;
+    } finally {
+      this.ownUploads.delete(uploadId);
+    }
+  }
+
+  /** Abort multipart uploads for `objectKey` that this process did not start (a killed predecessor's). */
+  private async abortLeftovers(key: string, objectKey: string): Promise<void> {
+    if (this.cannotListUploads) return;
+    try {
+      for await (const u of this.listUploads(objectKey)) {
+        if (u.key !== objectKey || this.ownUploads.has(u.uploadId)) continue;
+        this.logger?.info({ key, uploadId: u.uploadId, initiated: u.initiated }, 'aborting a multipart upload left by an earlier run');
+        await this.abortUpload(key, objectKey, u.uploadId);
+      }
+    } catch (err) {
+      if (!(err instanceof StoreError) || err.kind !== 'permanent') throw err;
+      // Not implemented (s3rver) or not permitted: uploading still works; leftovers are then for
+      // a lifecycle rule (AbortIncompleteMultipartUpload) to remove.
+      this.cannotListUploads = true;
+      this.logger?.warn({ code: err.code }, 'cannot list multipart uploads; leftovers of crashed uploads are not aborted');
+    }
+  }
+
+  private async abortUpload(key: string, objectKey: string, uploadId: string): Promise<void> {
+    try {
+      await this.send('AbortMultipartUpload', key, undefined, (s) =>
+        this.client.send(new AbortMultipartUploadCommand({ Bucket: this.bucket, Key: objectKey, UploadId: uploadId }), { abortSignal: s }),
+      );
+    } catch (err) {
+      // Left for abortStaleUploads (or a bucket lifecycle rule); the upload itself already failed.
+      this.logger?.warn({ key, uploadId, err: describeError(err) }, 'could not abort multipart upload');
+    }
+  }
+
+  private async *listUploads(keyPrefix: string): AsyncIterable<{ key: string; uploadId: string; initiated?: Date }> {
+    let keyMarker: string | undefined;
+    let uploadIdMarker: string | undefined;
+    while (true) {
+      const page = await this.send('ListMultipartUploads', keyPrefix, undefined, (s) =>
+        this.client.send(
+          new ListMultipartUploadsCommand({ Bucket: this.bucket, Prefix: keyPrefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+          { abortSignal: s },
+        ),
+      );
+      for (const u of page.Uploads ?? []) {
+        if (u.Key && u.UploadId) yield { key: u.Key, uploadId: u.UploadId, ...(u.Initiated ? { initiated: u.Initiated } : {}) };
+      }
+      if (!page.IsTruncated || (!page.NextKeyMarker && !page.NextUploadIdMarker)) return;
+      keyMarker = page.NextKeyMarker;
+      uploadIdMarker = page.NextUploadIdMarker;
+    }
+  }
+
+  /**
+   * Abort multipart uploads under the prefix that were initiated more than `olderThanMs` ago and
+   * are not this process's. Called at start: many agents may share a prefix, so only uploads too
+   * old to be anybody's live upload are touched. Returns how many were aborted.
+   */
+  async abortStaleUploads(olderThanMs: number, now = Date.now()): Promise<number> {
+    let aborted = 0;
+    for await (const u of this.listUploads(this.prefix ? `${this.prefix}/` : '')) {
+      if (this.ownUploads.has(u.uploadId)) continue;
+      if (u.initiated && now - u.initiated.getTime() < olderThanMs) continue;
+      await this.abortUpload(u.key, u.key, u.uploadId);
+      aborted++;
+    }
+    return aborted;
+  }
+
+  /** Multipart uploads in progress under `prefix` (relative keys), for tests and status. */
+  async pendingUploads(prefix = ''): Promise<Array<{ key: string; uploadId: string }>> {
+    const out: Array<{ key: string; uploadId: string }> = [];
+    const full = this.prefix ? `${this.prefix}/${prefix}` : prefix;
+    for await (const u of this.listUploads(full)) out.push({ key: this.relative(u.key), uploadId: u.uploadId });
+    return out;
+  }
+
+  async holds(key: string, file: LocalFile): Promise<boolean> {
+    const existing = await this.stat(key);
+    if (!existing || existing.size !== file.size || !existing.digest) return false;
+    const [algorithm, expected] = existing.digest.split(':') as [string, string];
+    return (await hashFile(file, algorithm)) === expected;
+  }
+
+  async stat(key: string): Promise<StoredObject | undefined> {
+    const objectKey = this.objectKey(key);
+    try {
+      const head = await this.send('HeadObject', key, undefined, (s) =>
+        this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: s }),
+      );
+      const sha = head.Metadata?.[SHA256_META];
+      const md5 = head.Metadata?.[MD5_META];
+      const digest = sha && /^[0-9a-f]{64}$/.test(sha) ? `sha256:${sha}` : md5 && /^[0-9a-f]{32}$/.test(md5) ? `md5:${md5}` : undefined;
+      return { key, size: head.ContentLength ?? 0, ...(digest ? { digest } : {}) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async read(key: string, range?: { start: number; end: number }, options: PutOptions = {}): Promise<Readable> {
+    const objectKey = this.objectKey(key);
+    if (range && range.end <= range.start) {
+      if (!(await this.stat(key))) throw new NotFoundError(key);
+      return Readable.from([]);
+    }
+    try {
+      const out = await this.send('GetObject', key, options.signal, (s) =>
+        this.client.send(
+          // Always an explicit first-last range: s3rver answers suffix ranges (`bytes=-N`) wrongly.
+          new GetObjectCommand({ Bucket: this.bucket, Key: objectKey, ...(range ? { Range: `bytes=${range.start}-${range.end - 1}` } : {}) }),
+          { abortSignal: s },
+        ),
+      );
+      if (!(out.Body instanceof Readable)) throw new StoreError(`read ${key}: no body`, 'transient', 'NoBody');
+      return out.Body;
+    } catch (err) {
+      if (isNotFound(err)) throw new NotFoundError(key);
+      throw err;
+    }
+  }
+
+  async *list(prefix: string): AsyncIterable<StoredObject> {
+    const full = this.prefix ? `${this.prefix}/${prefix}` : prefix;
+    let token: string | undefined;
+    do {
+      const page = await this.send('ListObjectsV2', prefix, undefined, (s) =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ContinuationToken: token, ...(this.listPageSize ? { MaxKeys: this.listPageSize } : {}) }), { abortSignal: s }),
+      );
+      for (const o of page.Contents ?? []) if (o.Key) yield { key: this.relative(o.Key), size: o.Size ?? 0 };
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+  }
+
+  async delete(key: string): Promise<void> {
+    const objectKey = this.objectKey(key);
+    await this.send('DeleteObject', key, undefined, (s) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: s }),
+    );
+  }
+
+  /** Delete many keys, 1000 per request (an app's copies at cleanup). Returns how many were deleted. */
+  async deleteMany(keys: readonly string[]): Promise<number> {
+    let deleted = 0;
+    for (let i = 0; i < keys.length; i += 1000) {
+      const batch = keys.slice(i, i + 1000).map((k) => ({ Key: this.objectKey(k) }));
+      const out = await this.send('DeleteObjects', keys[i] as string, undefined, (s) =>
+        this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: batch, Quiet: true } }), { abortSignal: s }),
+      );
+      const errors = out.Errors ?? [];
+      if (errors.length > 0) {
+        const first = errors[0];
+        throw new StoreError(`delete ${errors.length} of ${batch.length} objects failed: ${first?.Code} ${first?.Key}`, 'transient', first?.Code ?? 'DeleteError');
+      }
+      deleted += batch.length;
+    }
+    return deleted;
+  }
+
+  close(): Promise<void> {
+    this.closed ??= Promise.resolve().then(() => {
+      this.bucketRate.setRate(0);
+      this.client.destroy();
+    });
+    return this.closed;
+  }
+
+  private relative(objectKey: string): string {
+    return this.prefix && objectKey.startsWith(`${this.prefix}/`) ? objectKey.slice(this.prefix.length + 1) : objectKey;
+  }
+
+  /** A request body: the buffer itself, or 256 KiB slices paced by the bandwidth limiter. */
+  private body(buf: Buffer): Buffer | Readable {
+    if (this.bucketRate.bytesPerSecond === 0) return buf;
+    const slice = 256 * 1024;
+    const rate = this.bucketRate;
+    return Readable.from(
+      (async function* () {
+        for (let i = 0; i < buf.length; i += slice) {
+          const chunk = buf.subarray(i, Math.min(buf.length, i + slice));
+          await rate.take(chunk.length);
+          yield chunk;
+        }
+      })(),
+    );
+  }
+
+  /**
+   * One S3 operation with a few quick retries for transient errors. Every error leaves as a
+   * StoreError with a kind (or NotFound, which callers map). `signal` aborts the whole thing.
+   */
+  private async send<T>(op: string, key: string, signal: AbortSignal | undefined, attempt: (signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        const value = await attempt(signal);
+        this.metrics?.request(op, 'ok');
+        return value;
+      } catch (err) {
+        if (isNotFound(err)) {
+          this.metrics?.request(op, 'not-found');
+          throw err;
+        }
+        const e = classify(op, key, err);
+        this.metrics?.request(op, e.kind);
+        if (e.kind !== 'transient' || n >= this.opts.requestAttempts || signal?.aborted || this.closed) throw e;
+        this.metrics?.retry(op, e.code);
+        this.logger?.debug({ op, key, code: e.code, attempt: n }, 's3 request failed; retrying');
+        await sleep(backoffDelay(n, { baseMs: 100, maxMs: 2000 }), signal);
+      }
+    }
+  }
+}
+
+function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConfig {
+  const checksums = o.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
+  const agentOptions = { keepAlive: true, maxSockets: Math.max(16, (o.maxConcurrentRequests ?? 8) * 2) };
+  const https = !o.endpoint || o.endpoint.startsWith('https:');
+  return {
+    region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
+    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
+    forcePathStyle: o.forcePathStyle ?? false,
+    ...(o.credentials ? { credentials: o.credentials } : {}),
+    requestChecksumCalculation: checksums,
+    responseChecksumValidation: checksums,
+    // Retries are ours (counted, classified); the write-back queue retries whole files on top.
+    maxAttempts: 1,
+    // The SDK's own messages go to our logger at debug level, never to the console.
+    logger: {
+      debug: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+      info: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+      warn: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+      error: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
+    },
+    requestHandler: {
+      connectionTimeout: o.connectTimeoutMs ?? 5000,
+      // An idle socket for this long fails the request: a stalled server cannot hold the queue.
+      socketTimeout: requestTimeoutMs,
+      ...(https ? { httpsAgent: new HttpsAgent(agentOptions) } : { httpAgent: new Agent(agentOptions) }),
+    },
+  };
+}
+
+/**
+ * Read `[start, end)` of a local file into one buffer (through the held handle when there is
+ * one). A missing file is source-gone; fewer bytes than committed is source-changed.
+ */
+async function readRange(file: LocalFile, start: number, end: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(end - start);
+  let handle: FileHandle | undefined;
+  try {
+    handle = file.handle ?? (await open(file.path, 'r'));
+    let filled = 0;
+    while (filled < buf.length) {
+      const { bytesRead } = await handle.read(buf, filled, buf.length - filled, start + filled);
+      if (bytesRead === 0) break;
+      filled += bytesRead;
+    }
+    if (filled !== buf.length) {
+      throw new StoreError(`local file ${file.path} has ${start + filled} bytes, ${file.size} were committed`, 'source-changed', 'ESIZE');
+    }
+    return buf;
+  } catch (err) {
+    if (err instanceof StoreError) throw err;
+    throw localReadError(file, err);
+  } finally {
+    if (handle && handle !== file.handle) await handle.close().catch(() => undefined);
+  }
+}
+
+/** Call `visit` with successive chunks of the whole file, reusing one buffer (no garbage per chunk). */
+async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Promise<void> {
+  const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, file.size)));
+  let handle: FileHandle | undefined;
+  let position = 0;
+  try {
+    handle = file.handle ?? (await open(file.path, 'r'));
+    while (position < file.size) {
+      const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, file.size - position), position);
+      if (bytesRead === 0) break;
+      visit(buf.subarray(0, bytesRead));
+      position += bytesRead;
+    }
+  } catch (err) {
+    throw localReadError(file, err);
+  } finally {
+    if (handle && handle !== file.handle) await handle.close().catch(() => undefined);
+  }
+  if (position !== file.size) {
+    throw new StoreError(`local file ${file.path} has ${position} bytes, ${file.size} were committed`, 'source-changed', 'ESIZE');
+  }
+}
+
+/** Hex digest of a whole local file. */
+async function hashFile(file: LocalFile, algorithm: string): Promise<string> {
+  const hash = createHash(algorithm);
+  await forEachChunk(file, (chunk) => hash.update(chunk));
+  return hash.digest('hex');
+}
+
+/** One read of a file: SHA-256 of all of it (metadata) and the MD5 of each `partSize` part (Content-MD5). */
+async function digestFile(file: LocalFile, partSize: number): Promise<FileDigests> {
+  const sha = createHash('sha256');
+  const partMd5: Buffer[] = [];
+  let md5 = createHash('md5');
+  let inPart = 0;
+  await forEachChunk(file, (chunk) => {
+    sha.update(chunk);
+    let offset = 0;
+    while (offset < chunk.length) {
+      const take = Math.min(chunk.length - offset, partSize - inPart);
+      md5.update(chunk.subarray(offset, offset + take));
+      inPart += take;
+      offset += take;
+      if (inPart === partSize) {
+        partMd5.push(md5.digest());
+        md5 = createHash('md5');
+        inPart = 0;
+      }
+    }
+  });
+  if (inPart > 0 || partMd5.length === 0) partMd5.push(md5.digest());
+  return { sha256: sha.digest('hex'), partMd5, partSize };
+}
+
+/** Whether the server's ETag is the MD5 we sent. Servers with SSE-KMS or their own ETag scheme
+ * answer something that is not a plain MD5: those are not comparable and pass. */
+function etagMatches(etag: string | undefined, expected: string): boolean {
+  const got = etag?.replace(/"/g, '').toLowerCase();
+  if (!got || !/^[0-9a-f]{32}(-\d+)?$/.test(got)) return true;
+  return got === expected;
+}
+
+function etagError(what: string, etag: string | undefined, expected: string): StoreError {
+  return new StoreError(`upload ${what}: server stored ETag ${etag}, expected ${expected}`, 'transient', 'ETagMismatch');
+}
+
+interface SdkError {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+}
+
+function isNotFound(err: unknown): boolean {
+  const e = err as SdkError | undefined;
+  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.Code === 'NoSuchKey' || (e?.$metadata?.httpStatusCode === 404 && e?.name !== 'NoSuchBucket' && e?.Code !== 'NoSuchBucket' && e?.name !== 'NoSuchUpload');
+}
+
+const PERMANENT_CODES = new Set([
+  'AccessDenied',
+  'AllAccessDisabled',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'NoSuchBucket',
+  'InvalidBucketName',
+  'AccountProblem',
+  'InvalidSecurity',
+  'InvalidToken',
+  'ExpiredToken',
+  'CredentialsProviderError',
+  'NotImplemented',
+  'MethodNotAllowed',
+  'EntityTooLarge',
+  'InvalidArgument',
+]);
+const TRANSIENT_CODES = new Set([
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'RequestTimeout',
+  'RequestTimeTooSkewed',
+  'TimeoutError',
+  'ThrottlingException',
+  'Throttling',
+  'TooManyRequests',
+  // Our own body did not match the digest sent: re-read and try again.
+  'BadDigest',
+  'XAmzContentSHA256Mismatch',
+  'IncompleteBody',
+  'NoSuchUpload',
+  'ETagMismatch',
+]);
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
+
+/** Map any error from an S3 call to a StoreError whose kind decides retrying. */
+export function classify(op: string, key: string, err: unknown): StoreError {
+  if (err instanceof StoreError) return err;
+  const e = (err ?? {}) as SdkError;
+  const status = e.$metadata?.httpStatusCode;
+  const code = e.Code ?? (e.name && e.name !== 'Error' ? e.name : undefined) ?? e.code ?? (status ? `HTTP${status}` : 'EUNKNOWN');
+  const netCode = typeof e.code === 'string' ? e.code : undefined;
+  let kind: 'transient' | 'permanent';
+  if (TRANSIENT_CODES.has(code) || (netCode && NETWORK_CODES.has(netCode)) || NETWORK_CODES.has(code)) kind = 'transient';
+  else if (PERMANENT_CODES.has(code) || status === 403 || status === 401) kind = 'permanent';
+  else if (status !== undefined && (status >= 500 || status === 429 || status === 408)) kind = 'transient';
+  else if (status !== undefined && status >= 400) kind = 'permanent';
+  // No HTTP status: the request never got an answer (socket closed, aborted, timed out).
+  else kind = 'transient';
+  const label = netCode && netCode !== code ? `${code}/${netCode}` : code;
+  return new StoreError(`s3 ${op} ${key}: ${label}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`, kind, code, { cause: err });
+}

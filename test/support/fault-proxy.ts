@@ -1,0 +1,136 @@
+/**
+ * A small HTTP proxy between a client and an S3 server that injects faults on chosen requests:
+ * connection resets (before the request reaches the server, or after the server handled it and
+ * before the client hears back), stalls (no answer at all), 500 and 503 SlowDown answers, and a
+ * flipped byte in the request body. A `plan` function decides per request.
+ */
+import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { Transform } from 'node:stream';
+
+export type Fault = 'reset' | 'reset-after-upstream' | 'stall' | 'error-500' | 'slowdown-503' | 'corrupt-body';
+
+export interface ProxiedRequest {
+  /** 1-based sequence number of the request through the proxy. */
+  n: number;
+  method: string;
+  url: string;
+  /** True for requests that carry an object body (PutObject, UploadPart). */
+  hasBody: boolean;
+}
+
+export type FaultPlan = (req: ProxiedRequest) => Fault | undefined;
+
+export class FaultProxy {
+  readonly injected: Record<Fault, number> = { reset: 0, 'reset-after-upstream': 0, stall: 0, 'error-500': 0, 'slowdown-503': 0, 'corrupt-body': 0 };
+  forwarded = 0;
+  plan: FaultPlan;
+  private n = 0;
+  private readonly sockets = new Set<Socket>();
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 32 });
+
+  private constructor(
+    private readonly server: Server,
+    private readonly upstream: URL,
+    plan: FaultPlan,
+  ) {
+    this.plan = plan;
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    server.on('request', (req, res) => this.handle(req, res));
+  }
+
+  static async start(upstream: string, plan: FaultPlan = () => undefined): Promise<FaultProxy> {
+    const server = createServer();
+    const proxy = new FaultProxy(server, new URL(upstream), plan);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  get endpoint(): string {
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  get totalInjected(): number {
+    return Object.values(this.injected).reduce((a, b) => a + b, 0);
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    this.agent.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const info: ProxiedRequest = {
+      n: ++this.n,
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      hasBody: req.method === 'PUT' && Number(req.headers['content-length'] ?? 0) > 0 && !('x-amz-copy-source' in req.headers),
+    };
+    const fault = this.plan(info);
+    if (fault) this.injected[fault]++;
+    switch (fault) {
+      case 'reset':
+        req.socket.destroy();
+        return;
+      case 'stall':
+        // Read the body (so the client finishes sending) and never answer.
+        req.resume();
+        return;
+      case 'error-500':
+        return this.answer(req, res, 500, 'InternalError', 'We encountered an internal error. Please try again.');
+      case 'slowdown-503':
+        return this.answer(req, res, 503, 'SlowDown', 'Please reduce your request rate.');
+      default:
+        this.forward(req, res, fault);
+    }
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void {
+    req.resume();
+    req.on('end', () => {
+      const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message><RequestId>fault</RequestId></Error>`;
+      res.writeHead(status, { 'content-type': 'application/xml', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  }
+
+  private forward(req: IncomingMessage, res: ServerResponse, fault: Fault | undefined): void {
+    const upstreamReq = httpRequest(
+      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
+      (upstreamRes) => {
+        if (fault === 'reset-after-upstream') {
+          // The server did the work; the client never learns it.
+          upstreamRes.resume();
+          upstreamRes.on('end', () => req.socket.destroy());
+          return;
+        }
+        this.forwarded++;
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        upstreamRes.pipe(res);
+      },
+    );
+    upstreamReq.on('error', () => req.socket.destroy());
+    req.on('error', () => upstreamReq.destroy());
+    if (fault === 'corrupt-body') {
+      let flipped = false;
+      const flip = new Transform({
+        transform(chunk: Buffer, _enc, cb): void {
+          if (!flipped && chunk.length > 0) {
+            const copy = Buffer.from(chunk);
+            const i = Math.floor(copy.length / 2);
+            copy[i] = (copy[i] as number) ^ 0x01;
+            flipped = true;
+            cb(null, copy);
+          } else cb(null, chunk);
+        },
+      });
+      req.pipe(flip).pipe(upstreamReq);
+    } else {
+      req.pipe(upstreamReq);
+    }
+  }
+}

@@ -1,0 +1,3 @@
+// See ts-loader.mjs.
+import { register } from 'node:module';
+register('./ts-loader.mjs', import.meta.url);
