@@ -316,8 +316,21 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     this.closed = true;
     for (const e of this.entries.values()) clearTimeout(e.retryTimer);
     this.queue.clear();
+    const underWay = [...this.entries.values()].filter((e) => e.phase === 'uploading');
     this.writes.abort(new Error('write-back queue closed'));
     while (this.running > 0) await new Promise((r) => this.once('change', () => r(undefined)));
+    // A write aborted after the store had taken the index (only the answer was lost) did land:
+    // look, so that `pending()` is exact for the exit accounting. The index is the commit marker
+    // and is written after the data, so a stored index means a stored output.
+    await Promise.all(
+      underWay
+        .filter((e) => e.phase !== 'persisted')
+        .map(async (e) => {
+          const index = filesOf(e.output).find((f) => f.type === 'index') as OutputFile;
+          const landed = await this.store.holds(this.key(e.output, index.name), this.localFile(e, index)).catch(() => false);
+          if (landed) this.finish(e, e.output, 0);
+        }),
+    );
     await Promise.all([...this.entries.values()].map((e) => this.releaseHandles(e)));
   }
 

@@ -17,8 +17,10 @@ class GatedStore implements WritebackStore {
       this.arrived?.();
     });
   }
-  holds(): Promise<boolean> {
-    return Promise.resolve(false);
+  /** Keys the store took although the writer never got the answer. */
+  readonly landed = new Set<string>();
+  holds(key: string): Promise<boolean> {
+    return Promise.resolve(this.landed.has(key));
   }
   /** Resolves once a PUT is waiting. */
   async next(): Promise<string> {
@@ -104,5 +106,18 @@ describe('write-back orders used by a drain', () => {
     await queue.close();
     expect(queue.pending().map((o) => o.id).sort()).toEqual(['app/0/2', 'app/0/3']);
     expect(queue.status().failedFiles).toBe(0); // an abort is not a store failure
+  });
+
+  it('close counts a write whose answer was lost but which the store took (exact accounting)', async () => {
+    const store = new GatedStore();
+    const queue = new WritebackQueue({ store, concurrency: 1, maxHeldOutputs: 0 });
+    queue.add(output(1, 10));
+    queue.add(output(2, 10));
+    await store.release(); // data of 1
+    const indexKey = await store.next(); // index of 1 under way...
+    store.landed.add(indexKey); // ...and the store has it, but the answer never comes
+    await queue.close();
+    expect(queue.pending().map((o) => o.id)).toEqual(['app/0/2']);
+    expect(queue.status().persistedOutputs).toBe(1);
   });
 });
