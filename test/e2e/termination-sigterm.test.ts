@@ -48,7 +48,8 @@ describe.each(STORE_FIXTURES)('SIGTERM with the $name store', ({ make }) => {
   }
 
   it('drains hundreds of MB pending at SIGTERM, exits 0 within the drain timeout, every output byte-identical', async () => {
-    const { committed, agent: a } = await startWithBacklog({ count: 28, bytes: 8 * MiB }, ['--drain-timeout', '20', '--upload-concurrency', '2']);
+    // A 1 MiB/s ceiling (S3) would need minutes for this backlog: the drain must lift it.
+    const { committed, agent: a } = await startWithBacklog({ count: 28, bytes: 8 * MiB }, ['--drain-timeout', '20', '--upload-concurrency', '2', '--max-upload-bandwidth', '1MiB']);
     const before = await a.status();
     expect(before.body.pendingOutputs).toBe(committed.length);
     expect(before.body.pendingBytes as number).toBeGreaterThanOrEqual(224 * MiB);
