@@ -23,15 +23,16 @@ Commands:
   wait-safe-exit  request a drain and wait until the agent is safe to exit (preStop helper):
                   --http URL (default http://127.0.0.1:9464) --timeout SECONDS (default 25);
                   exit 0 once safe_to_exit, 1 on timeout
+  fetch           fetch shuffle partitions from an agent over gRPC
   verify          check every map output an app has in a store (--store URL --app-id ID)
   config-doc      print the configuration reference (Markdown)
   version         print the version
 
 Run 'shuffle-agent run --help' for the flags of run.`;
 
-/** Longest the close after a drain may take before the process exits anyway (the pod's grace
- * period keeps counting: `--drain-timeout` 25 s + this stays under the default 30 s). */
-const CLOSE_BUDGET_MS = 3_000;
+/** The close after a drain (gRPC fetches finishing, writes aborted) may run until this long after
+ * the drain deadline, so `--drain-timeout` 25 s + this stays under the pod's default 30 s grace. */
+const CLOSE_AFTER_DEADLINE_MS = 3_000;
 
 async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
@@ -66,7 +67,11 @@ async function run(argv: string[]): Promise<number> {
     process.on('SIGTERM', onLateSignal);
     process.on('SIGINT', onLateSignal);
     logger.info({ reason: outcome.reason, notice: outcome.notice.id }, 'closing');
-    const budget = setTimeout(() => resolveExit(report('close took too long')), CLOSE_BUDGET_MS);
+    // A drain that ended early leaves gRPC readers their --grpc-close-timeout; one that hit the
+    // deadline leaves the close 3 s.
+    const closeBy = (agent.lifecycle.notices.exitBy ?? Date.now()) + CLOSE_AFTER_DEADLINE_MS;
+    const budgetMs = Math.max(CLOSE_AFTER_DEADLINE_MS, Math.min((config.grpcCloseTimeout + 1) * 1000, closeBy - Date.now()));
+    const budget = setTimeout(() => resolveExit(report('close took too long')), budgetMs);
     agent.close().then(
       () => {
         clearTimeout(budget);
@@ -107,6 +112,8 @@ export async function main(argv: string[]): Promise<number> {
         return await run(rest);
       case 'wait-safe-exit':
         return await waitSafeExitCommand(rest);
+      case 'fetch':
+        return await (await import('./serve/client.js')).runFetch(rest);
       case 'verify':
         return await (await import('./store/verify.js')).runVerify(rest);
       case 'config-doc':

@@ -190,6 +190,66 @@ export const RUN_OPTIONS = {
     doc: 'Address of the gRPC block service.',
     parse: parsers.listen,
   }),
+  grpcTlsCert: option({
+    group: 'serve',
+    flag: 'grpc-tls-cert',
+    doc: 'PEM certificate chain of the gRPC server; with `--grpc-tls-key` turns TLS on.',
+    parse: parsers.string,
+  }),
+  grpcTlsKey: option({
+    group: 'serve',
+    flag: 'grpc-tls-key',
+    doc: 'PEM private key of the gRPC server.',
+    parse: parsers.string,
+  }),
+  grpcTlsClientCa: option({
+    group: 'serve',
+    flag: 'grpc-tls-client-ca',
+    doc: 'PEM CA bundle: clients must present a certificate it signed (mTLS). Needs `--grpc-tls-cert`.',
+    parse: parsers.string,
+  }),
+  grpcTokenFile: option({
+    group: 'serve',
+    flag: 'grpc-token-file',
+    doc: 'File holding a shared token; clients then must send `authorization: Bearer <token>` (UNAUTHENTICATED otherwise).',
+    parse: parsers.string,
+  }),
+  grpcMaxStreams: option({
+    group: 'serve',
+    flag: 'grpc-max-streams',
+    default: '256',
+    doc: 'Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED.',
+    parse: parsers.int(1, 100_000),
+  }),
+  grpcChunkSize: option({
+    group: 'serve',
+    flag: 'grpc-chunk-size',
+    default: '1MiB',
+    doc: 'Largest chunk of a gRPC fetch stream (at most 4 MiB - 1 KiB, the default receive limit of clients).',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 4096 || n > 4 * 1024 * 1024 - 1024) throw new Error(`must be between 4KiB and 4MiB-1KiB, got ${n}`);
+      return n;
+    },
+  }),
+  grpcMaxBuffered: option({
+    group: 'serve',
+    flag: 'grpc-max-buffered',
+    default: '32MiB',
+    doc: 'Bytes read for gRPC streams and not yet sent, over all streams: bounds memory. Chunks shrink (to 64 KiB at least) when many streams share it; each stream may still hold one chunk.',
+    parse: (raw) => {
+      const n = parsers.bytes(raw);
+      if (n < 1024 * 1024) throw new Error(`must be at least 1MiB, got ${n}`);
+      return n;
+    },
+  }),
+  grpcCloseTimeout: option({
+    group: 'serve',
+    flag: 'grpc-close-timeout',
+    default: '5',
+    doc: 'Seconds running gRPC fetches may take to finish when the agent stops, before they are cut.',
+    parse: parsers.number(0, 600),
+  }),
   terminationSources: option({
     group: 'lifecycle',
     flag: 'termination-sources',

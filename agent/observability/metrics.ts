@@ -5,12 +5,13 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
 import type { S3StoreMetrics } from '../store/s3-store.js';
+import type { ServeMetrics } from '../serve/types.js';
 import type { LifecycleMetrics } from '../lifecycle/lifecycle.js';
 import type { SourceMetrics } from '../lifecycle/notice.js';
 
 export const METRIC_PREFIX = 'shuffle_agent_';
 
-export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, LifecycleMetrics, SourceMetrics {
+export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetrics, LifecycleMetrics, SourceMetrics {
   readonly registry = new Registry();
   private readonly persistedFilesTotal: Counter;
   private readonly persistedBytesTotal: Counter;
@@ -29,6 +30,10 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, Lifecycle
   private readonly drains: Counter;
   private readonly drainDuration: Histogram;
   private readonly notStored: Gauge;
+  private readonly grpcFetches: Counter<'source'>;
+  private readonly grpcBytes: Counter<'source'>;
+  private readonly grpcErrors: Counter<'code'>;
+  private readonly grpcActive: Gauge;
 
   constructor(source: { writeback: () => WritebackStatus; state: () => string; states: readonly string[] }, options: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -97,6 +102,10 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, Lifecycle
     this.storeRequests = new Counter({ name: `${p}store_requests_total`, help: 'S3 requests by operation and outcome (ok, or the error kind).', labelNames: ['op', 'outcome'], registers });
     this.storeRetries = new Counter({ name: `${p}store_retries_total`, help: 'S3 requests retried, by operation and error code.', labelNames: ['op', 'reason'], registers });
     this.storeBytes = new Counter({ name: `${p}store_uploaded_bytes_total`, help: 'Body bytes sent to S3, retried parts included.', registers });
+    this.grpcFetches = new Counter({ name: `${p}grpc_fetches_total`, help: 'gRPC block fetches, by source (local, store).', labelNames: ['source'], registers });
+    this.grpcBytes = new Counter({ name: `${p}grpc_sent_bytes_total`, help: 'Bytes sent by gRPC fetches, by source.', labelNames: ['source'], registers });
+    this.grpcErrors = new Counter({ name: `${p}grpc_errors_total`, help: 'gRPC calls that ended with a non-OK status, by code.', labelNames: ['code'], registers });
+    this.grpcActive = new Gauge({ name: `${p}grpc_active_streams`, help: 'gRPC server streams open.', registers });
     this.watchProblems = new Counter({ name: `${p}watch_problems_total`, help: 'Bad local input reported by the watcher, by kind.', labelNames: ['kind'], registers });
     this.notices = new Counter({
       name: `${p}termination_notices_total`,
@@ -176,6 +185,23 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, Lifecycle
 
   bytesUploaded(bytes: number): void {
     this.storeBytes.inc(bytes);
+  }
+
+  fetch(source: 'local' | 'store', bytes: number): void {
+    this.grpcFetches.inc({ source });
+    this.grpcBytes.inc({ source }, bytes);
+  }
+
+  error(code: string): void {
+    this.grpcErrors.inc({ code });
+  }
+
+  streamOpened(): void {
+    this.grpcActive.inc();
+  }
+
+  streamClosed(): void {
+    this.grpcActive.dec();
   }
 
   watchProblem(kind: string): void {

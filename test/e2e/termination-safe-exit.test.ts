@@ -10,6 +10,8 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
 import { AgentProcess, CliProcess } from '../support/cli-process.js';
 import { FakeHttpServer, json } from '../support/fake-http.js';
+import { ShuffleAgentClient } from '../../agent/serve/client.js';
+import type { AgentStatus, DrainProgressMessage } from '../../agent/serve/proto.js';
 import { commitOutputs, storedIntact, type Committed } from '../support/committed-outputs.js';
 import { STORE_FIXTURES, type StoreFixture } from '../support/store-fixtures.js';
 
@@ -171,6 +173,48 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
       expect((await agent.exited).code).toBe(0);
     } finally {
       await azure.close();
+    }
+  });
+
+  it('gRPC: Drain streams progress until done once everything is stored; WatchStatus sees every state', async () => {
+    await store.down();
+    const committed = await commitOutputs(executor, APP, { count: 6, bytes: MiB });
+    const agent = await agentWith(['--safe-exit-file', join(dir, 'safe.json')]);
+    const grpcLine = await agent.log((l) => l.msg === 'grpc listening');
+    const client = new ShuffleAgentClient({ target: `127.0.0.1:${(grpcLine.grpc as { port: number }).port}` });
+    try {
+      expect((await client.getStatus()).state).toBe('AGENT_STATE_SERVING');
+      const states: string[] = [];
+      const watch = client.watchStatus();
+      const watched = new Promise<void>((resolve) => {
+        watch.on('data', (s: AgentStatus) => states.push(s.state));
+        watch.on('error', () => resolve());
+        watch.on('end', () => resolve());
+      });
+      const progress: DrainProgressMessage[] = [];
+      const drain = client.drain('e2e');
+      const drained = new Promise<void>((resolve, reject) => {
+        drain.on('data', (p: DrainProgressMessage) => progress.push(p));
+        drain.on('end', () => resolve());
+        drain.on('error', reject);
+      });
+      await agent.log((l) => l.msg === 'drain started');
+      const draining = await client.getStatus();
+      expect(draining.state).toBe('AGENT_STATE_DRAINING');
+      expect(Number(draining.pending_outputs)).toBe(committed.length);
+      expect(draining.reason).toBe('grpc drain');
+      await store.up();
+      await drained;
+      expect(progress.at(-1)?.done).toBe(true);
+      expect(progress.filter((p) => p.done)).toHaveLength(1);
+      expect(Number(progress.at(-1)?.status.pending_outputs)).toBe(0);
+      expect(await allStored(committed)).toBe(true);
+      agent.kill('SIGTERM');
+      expect((await agent.exited).code).toBe(0);
+      await watched;
+      expect(states.slice(0, 3)).toEqual(['AGENT_STATE_SERVING', 'AGENT_STATE_DRAINING', 'AGENT_STATE_SAFE_TO_EXIT']);
+    } finally {
+      client.close();
     }
   });
 });

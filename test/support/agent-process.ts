@@ -47,7 +47,10 @@ export class AgentProcess extends EventEmitter<{ log: [LogLine] }> {
     });
     const agent = new AgentProcess(child);
     const listening = await Promise.race([
-      agent.waitForLog((l) => l.msg === 'http listening', 20_000),
+      agent.waitForLog((l) => l.msg === 'http listening', 20_000).then(async (l) => {
+        await agent.waitForLog((g) => g.msg === 'grpc listening', 20_000);
+        return l;
+      }),
       agent.exited.then((e) => {
         throw new Error(`agent exited early (${e.code ?? e.signal}): ${agent.stderr.join('\n')}`);
       }),

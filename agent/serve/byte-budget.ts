@@ -1,0 +1,101 @@
+/**
+ * A budget of bytes read from disk or store and not yet sent, shared by every stream of a server,
+ * so memory stays bounded however many streams are open. Each stream may always hold one chunk
+ * (so a stream whose client stalls cannot starve the others of their first chunk); beyond that
+ * it waits, first come first served, until the budget has room.
+ */
+export class ByteBudget {
+  private used = 0;
+  private readonly waiters: Array<{ n: number; grant: () => void }> = [];
+
+  constructor(readonly limit: number) {
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`byte budget must be a positive integer, got ${limit}`);
+  }
+
+  get inUse(): number {
+    return this.used;
+  }
+
+  /** A stream's share: what it holds is returned by `close()` whatever happened to its writes. */
+  lease(): BudgetLease {
+    return new BudgetLease(this);
+  }
+
+  /** @internal */
+  take(n: number, holding: number, signal: AbortSignal): Promise<boolean> | boolean {
+    if (signal.aborted) return false;
+    if (holding === 0 || (this.waiters.length === 0 && this.used + n <= this.limit)) {
+      this.used += n;
+      return true;
+    }
+    return new Promise((resolve) => {
+      const waiter = {
+        n,
+        grant: (): void => {
+          signal.removeEventListener('abort', onAbort);
+          this.used += n;
+          resolve(true);
+        },
+      };
+      const onAbort = (): void => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        resolve(false);
+        this.pump();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.waiters.push(waiter);
+    });
+  }
+
+  /** @internal */
+  give(n: number): void {
+    this.used -= n;
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.waiters.length > 0) {
+      const w = this.waiters[0] as { n: number; grant: () => void };
+      if (this.used + w.n > this.limit && this.used > 0) return;
+      this.waiters.shift();
+      w.grant();
+    }
+  }
+}
+
+export class BudgetLease {
+  private held = 0;
+  private closed = false;
+
+  constructor(private readonly budget: ByteBudget) {}
+
+  /** Resolves false when `signal` aborts first. */
+  async acquire(n: number, signal: AbortSignal): Promise<boolean> {
+    const ok = await this.budget.take(n, this.held, signal);
+    if (ok) {
+      if (this.closed) {
+        this.budget.give(n);
+        return false;
+      }
+      this.held += n;
+    }
+    return ok;
+  }
+
+  release(n: number): void {
+    if (this.closed || n <= 0) return;
+    const r = Math.min(n, this.held);
+    this.held -= r;
+    this.budget.give(r);
+  }
+
+  /** Return everything still held (writes a cancelled call dropped never call back). Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    const r = this.held;
+    this.held = 0;
+    if (r > 0) this.budget.give(r);
+  }
+}

@@ -1,0 +1,447 @@
+/**
+ * The gRPC block service: serves shuffle blocks by id from the local file while it exists and
+ * from the store after that, plus listing, status, a status stream and drain requests.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { BlockStore } from '../store/block-store.js';
+import { NotFoundError } from '../store/block-store.js';
+import type { FallbackLayout } from '../spark/fallback-key.js';
+import { describeError } from '../util/errors.js';
+import { serverCredentials, TokenCheck, type TlsFiles } from './auth.js';
+import { ByteBudget } from './byte-budget.js';
+import { ChunkPool, encodeChunk } from './chunk-codec.js';
+import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolveDeps, type ResolvedRange } from './block-source.js';
+import { HandleCache } from './handle-cache.js';
+import { invalid, ServeError, statusName, unavailable } from './errors.js';
+import { listMapOutputs } from './list-outputs.js';
+import {
+  loadProto,
+  type AgentStateName,
+  type AgentStatus,
+  type Chunk,
+  type DrainProgressMessage,
+  type DrainRequest,
+  type FetchBlockFileRangeRequest,
+  type FetchShuffleBlockRequest,
+  type ListMapOutputsRequest,
+  type MapOutputInfo,
+} from './proto.js';
+import { StreamWriter } from './stream-writer.js';
+import { NO_METRICS, type BlockSourceKind, type LifecycleView, type OutputLookup, type ServeMetrics, type StatusSnapshot } from './types.js';
+
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+/** Clients' default max receive size is 4 MiB; a chunk plus framing must stay below it. */
+export const MAX_CHUNK_SIZE = 4 * 1024 * 1024 - 1024;
+export const DEFAULT_MAX_STREAMS = 256;
+export const DEFAULT_MAX_BUFFERED = 32 * 1024 * 1024;
+/** Chunks shrink down to this when many streams share the byte budget. */
+const MIN_CHUNK = 64 * 1024;
+
+export interface GrpcServerDeps {
+  /** Outputs known locally (the write-back queue). */
+  lookup: OutputLookup;
+  /** Where persisted outputs are read from once their local files are gone. */
+  store: BlockStore;
+  /** Key layout of the store. */
+  layout?: FallbackLayout;
+  /** GetStatus / WatchStatus / Drain answer UNIMPLEMENTED without it. */
+  lifecycle?: LifecycleView;
+  metrics?: ServeMetrics;
+  logger?: Pick<Logger, 'debug' | 'info' | 'warn'>;
+}
+
+export interface GrpcServerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  tls?: TlsFiles;
+  /** Shared secret clients send as `authorization: Bearer <token>`. */
+  token?: string;
+  /** Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED. */
+  maxStreams?: number;
+  /** Largest chunk sent, in bytes (1 MiB by default). */
+  chunkSize?: number;
+  /** Chunks per stream handed to the transport and not yet sent (flow control holds them). */
+  windowChunks?: number;
+  /**
+   * Bytes read and not yet sent, over all streams (32 MiB by default); chunks shrink (to 64 KiB
+   * at least) when many streams share it. Each stream may still hold
+   * one chunk beyond it, so a stalled client never blocks the others.
+   */
+  maxBufferedBytes?: number;
+}
+
+export interface RunningGrpcServer {
+  /** The port bound (useful with port 0). */
+  readonly port: number;
+  /** Fetch and list streams running now. */
+  activeStreams(): number;
+  /**
+   * Stop accepting calls, end status streams, let running fetches finish for `graceMs`, then
+   * cut what is left. Idempotent: every call returns the same promise.
+   */
+  close(graceMs?: number): Promise<void>;
+}
+
+interface StreamContext<Res> {
+  /** Aborts when the client cancels, the deadline passes or the server is forced closed. */
+  signal: AbortSignal;
+  /** Aborts when the server begins to close (status and drain streams end then). */
+  stopping: AbortSignal;
+  writer: StreamWriter<Res>;
+}
+
+/** Start the service. Resolves once the port is bound. */
+export async function startGrpcServer(deps: GrpcServerDeps, options: GrpcServerOptions): Promise<RunningGrpcServer> {
+  const service = new BlockService(deps, options);
+  return service.start();
+}
+
+class BlockService {
+  private readonly server: grpc.Server;
+  private readonly metrics: ServeMetrics;
+  private readonly token: TokenCheck | undefined;
+  private readonly layout: FallbackLayout;
+  private readonly chunkSize: number;
+  private readonly maxStreams: number;
+  private readonly windowChunks: number;
+  private readonly budget: ByteBudget;
+  private readonly pool: ChunkPool;
+  private readonly handles = new HandleCache();
+  private readonly takeBuffer = (length: number): Buffer => this.pool.take(length);
+  private readonly stopping = new AbortController();
+  private readonly calls = new Set<AbortController>();
+  private limited = 0;
+  private closing: Promise<void> | undefined;
+
+  constructor(
+    private readonly deps: GrpcServerDeps,
+    private readonly options: GrpcServerOptions,
+  ) {
+    this.metrics = deps.metrics ?? NO_METRICS;
+    this.token = options.token !== undefined ? new TokenCheck(options.token) : undefined;
+    this.layout = deps.layout ?? 'spark-3.3';
+    this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+    if (!Number.isInteger(this.chunkSize) || this.chunkSize < 1 || this.chunkSize > MAX_CHUNK_SIZE) {
+      throw new RangeError(`chunk size must be between 1 and ${MAX_CHUNK_SIZE} bytes`);
+    }
+    this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
+    this.windowChunks = options.windowChunks ?? 2;
+    this.budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED);
+    this.pool = new ChunkPool(this.chunkSize, Math.ceil(this.budget.limit / this.chunkSize));
+    this.server = new grpc.Server({
+      // Requests are a few ids: anything large is hostile.
+      'grpc.max_receive_message_length': 64 * 1024,
+      'grpc.max_send_message_length': this.chunkSize + 1024,
+      // Pings find peers that vanished without closing (a killed executor): their streams are
+      // cancelled and give back their share of the byte budget.
+      'grpc.keepalive_time_ms': 60_000,
+      'grpc.keepalive_timeout_ms': 20_000,
+    });
+    const { service: loaded } = loadProto();
+    // Chunks are encoded by hand (one copy of the payload instead of two): see chunk-codec.ts.
+    const fast = (method: string): grpc.MethodDefinition<object, object> => ({
+      ...(loaded[method] as grpc.MethodDefinition<object, object>),
+      responseSerialize: encodeChunk as (value: object) => Buffer,
+    });
+    const service: grpc.ServiceDefinition = { ...loaded, FetchShuffleBlock: fast('FetchShuffleBlock'), FetchBlockFileRange: fast('FetchBlockFileRange') };
+    // Handlers are typed per method below; grpc-js wants them as one loose map.
+    const handlers: grpc.UntypedServiceImplementation = {
+      FetchShuffleBlock: (call: grpc.ServerWritableStream<FetchShuffleBlockRequest, Chunk>) =>
+        void this.stream(call, true, (ctx) => this.fetchShuffleBlock(call.request, ctx)),
+      FetchBlockFileRange: (call: grpc.ServerWritableStream<FetchBlockFileRangeRequest, Chunk>) =>
+        void this.stream(call, true, (ctx) => this.fetchBlockFileRange(call.request, ctx)),
+      ListMapOutputs: (call: grpc.ServerWritableStream<ListMapOutputsRequest, MapOutputInfo>) =>
+        void this.stream(call, true, (ctx) => this.listMapOutputs(call.request, ctx)),
+      GetStatus: (call: grpc.ServerUnaryCall<unknown, AgentStatus>, callback: grpc.sendUnaryData<AgentStatus>) => this.getStatus(call, callback),
+      WatchStatus: (call: grpc.ServerWritableStream<unknown, AgentStatus>) => void this.stream(call, false, (ctx) => this.watchStatus(ctx)),
+      Drain: (call: grpc.ServerWritableStream<DrainRequest, DrainProgressMessage>) => void this.stream(call, false, (ctx) => this.drain(call.request, ctx)),
+    };
+    this.server.addService(service, handlers);
+  }
+
+  async start(): Promise<RunningGrpcServer> {
+    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
+    const port = await new Promise<number>((resolve, reject) => {
+      this.server.bindAsync(`${host}:${this.options.port}`, serverCredentials(this.options.tls), (err, bound) => (err ? reject(err) : resolve(bound)));
+    });
+    this.deps.logger?.info({ port, tls: this.options.tls !== undefined, mtls: this.options.tls?.clientCa !== undefined, token: this.token !== undefined }, 'gRPC block service listening');
+    return {
+      port,
+      activeStreams: () => this.limited,
+      close: (graceMs = 5000) => (this.closing ??= this.close(graceMs)),
+    };
+  }
+
+  private async close(graceMs: number): Promise<void> {
+    this.stopping.abort();
+    await this.closeServer(graceMs);
+    await this.handles.close();
+  }
+
+  private async closeServer(graceMs: number): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.deps.logger?.warn({ streams: this.calls.size }, 'gRPC streams still running at the close deadline; cutting them');
+        this.server.forceShutdown();
+        for (const c of this.calls) c.abort();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Common frame of every server stream: auth, limits, cancellation, deadline, status, metrics. */
+  private async stream<Req, Res>(call: grpc.ServerWritableStream<Req, Res>, limited: boolean, body: (ctx: StreamContext<Res>) => Promise<void>): Promise<void> {
+    this.metrics.streamOpened();
+    const controller = new AbortController();
+    this.calls.add(controller);
+    let why: 'CANCELLED' | 'DEADLINE_EXCEEDED' | undefined;
+    const deadline = call.getDeadline();
+    const deadlineAt = deadline instanceof Date ? deadline.getTime() : deadline;
+    const ms = deadlineAt - Date.now();
+    const onCancel = (): void => {
+      // A client's own deadline timer fires about when ours does and resets the stream: a cancel
+      // that close to the deadline is counted as the deadline passing.
+      why ??= Date.now() >= deadlineAt - 250 ? 'DEADLINE_EXCEEDED' : 'CANCELLED';
+      controller.abort();
+    };
+    call.on('cancelled', onCancel);
+    // grpc-js answers DEADLINE_EXCEEDED itself; this timer makes sure reading stops at once too.
+    const timer = Number.isFinite(ms)
+      ? setTimeout(() => {
+          why ??= 'DEADLINE_EXCEEDED';
+          controller.abort();
+        }, Math.max(0, ms))
+      : undefined;
+    const writer = new StreamWriter<Res>(call, controller.signal, this.windowChunks);
+    let counted = false;
+    try {
+      this.token?.verify(call.metadata);
+      if (limited) {
+        if (this.limited >= this.maxStreams) throw new ServeError(grpc.status.RESOURCE_EXHAUSTED, `more than ${this.maxStreams} concurrent streams`);
+        this.limited++;
+        counted = true;
+      }
+      await body({ signal: controller.signal, stopping: this.stopping.signal, writer });
+      if (controller.signal.aborted) this.metrics.error(why ?? 'CANCELLED');
+      else call.end();
+    } catch (err) {
+      const e = toServeError(err);
+      this.metrics.error(controller.signal.aborted ? (why ?? 'CANCELLED') : statusName(e.code));
+      if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.INTERNAL) {
+        this.deps.logger?.warn({ method: call.getPath(), err: describeError(e) }, 'gRPC call failed');
+      }
+      // call.destroy(err) would leave the client hanging: the status goes out through 'error'.
+      if (!controller.signal.aborted) call.emit('error', { code: e.code, details: e.message });
+    } finally {
+      if (counted) this.limited--;
+      clearTimeout(timer);
+      call.off('cancelled', onCancel);
+      writer.dispose();
+      this.calls.delete(controller);
+      this.metrics.streamClosed();
+    }
+  }
+
+  private async fetchShuffleBlock(req: FetchShuffleBlockRequest, ctx: StreamContext<Chunk>): Promise<void> {
+    const ids = validateIds(req.app_id, req.shuffle_id, req.map_id);
+    const range = await resolvePartitions(this.resolveDeps(), ids, req.start_reduce_id, req.end_reduce_id);
+    await this.sendRange(range, ctx);
+  }
+
+  private async fetchBlockFileRange(req: FetchBlockFileRangeRequest, ctx: StreamContext<Chunk>): Promise<void> {
+    const ids = validateIds(req.app_id, req.shuffle_id, req.map_id);
+    const file = req.file === 'BLOCK_FILE_TYPE_DATA' ? 'data' : req.file === 'BLOCK_FILE_TYPE_INDEX' ? 'index' : undefined;
+    if (!file) throw invalid('file must be BLOCK_FILE_TYPE_DATA or BLOCK_FILE_TYPE_INDEX');
+    const range = await resolveFileRange(this.resolveDeps(), ids, file, int64Field('start', req.start), int64Field('length', req.length));
+    await this.sendRange(range, ctx);
+  }
+
+  /**
+   * Send `[start, end)` in chunks, read one at a time as the transport takes the previous ones.
+   * A source that fails (a held descriptor closed after write-back, a file deleted, a store
+   * error) hands over to the next one at the current offset.
+   */
+  private async sendRange(range: ResolvedRange, ctx: StreamContext<Chunk>): Promise<void> {
+    const { start, end } = range;
+    let position = start;
+    const sent: Record<BlockSourceKind, number> = { local: 0, store: 0 };
+    const failures: unknown[] = [];
+    const lease = this.budget.lease();
+    try {
+      for (const source of range.sources) {
+        if (position >= end || ctx.signal.aborted) break;
+        let reader;
+        try {
+          reader = await source.open(position, end);
+        } catch (err) {
+          failures.push(err);
+          this.deps.logger?.debug({ source: source.describe, err: describeError(err) }, 'block source cannot serve');
+          continue;
+        }
+        try {
+          const kind = source.kind === 'local' ? 'BLOCK_SOURCE_LOCAL' : 'BLOCK_SOURCE_STORE';
+          while (position < end) {
+            const want = Math.min(this.currentChunkSize(), end - position);
+            if (!(await lease.acquire(want, ctx.signal))) return;
+            let data: Buffer | null;
+            try {
+              data = await reader.next(want, this.takeBuffer);
+            } catch (err) {
+              lease.release(want);
+              throw err;
+            }
+            if (data === null) {
+              lease.release(want);
+              break;
+            }
+            const size = data.length;
+            lease.release(want - size);
+            const first = position === start;
+            const sentData = data;
+            const written = await ctx.writer.write({ data, offset: position - start, total_length: first ? end - start : 0, source: kind }, () => {
+              lease.release(size);
+              // grpc-js copied the payload into its frame before calling back: the buffer is free.
+              this.pool.give(sentData);
+            });
+            if (!written) return;
+            position += data.length;
+            sent[source.kind] += data.length;
+          }
+        } catch (err) {
+          failures.push(err);
+          this.deps.logger?.debug({ source: source.describe, at: position, err: describeError(err) }, 'block source failed mid-range; trying the next');
+        } finally {
+          await reader.close();
+        }
+      }
+      if (position < end && !ctx.signal.aborted) {
+        if (position === start && failures.every((f) => f instanceof NotFoundError)) throw new ServeError(grpc.status.NOT_FOUND, 'map output is gone from local disk and store');
+        throw unavailable(`neither local disk nor store can serve bytes from offset ${position - start}: ${failures.map(describeError).join('; ')}`);
+      }
+    } finally {
+      lease.close();
+      let reported = false;
+      for (const kind of ['local', 'store'] as const) {
+        if (sent[kind] > 0) {
+          this.metrics.fetch(kind, sent[kind]);
+          reported = true;
+        }
+      }
+      if (!reported) this.metrics.fetch(range.sources[0]?.kind ?? 'local', 0);
+    }
+  }
+
+  /**
+   * The chunk size now: the configured size, smaller when so many streams are open that their
+   * chunks would not fit the byte budget (never below 64 KiB). Memory stays near the budget
+   * however many streams are open.
+   */
+  private currentChunkSize(): number {
+    const share = Math.floor(this.budget.limit / Math.max(1, this.limited) / MIN_CHUNK) * MIN_CHUNK;
+    return Math.min(this.chunkSize, Math.max(MIN_CHUNK, share));
+  }
+
+  private async listMapOutputs(req: ListMapOutputsRequest, ctx: StreamContext<MapOutputInfo>): Promise<void> {
+    const ids = validateIds(req.app_id, 0, '0');
+    const shuffleIds = req.shuffle_ids ?? [];
+    for (const s of shuffleIds) validateIds(ids.appId, s, '0');
+    let count = 0;
+    for await (const info of listMapOutputs(this.resolveDeps(), ids.appId, shuffleIds, ctx.signal)) {
+      if (!(await ctx.writer.write(info))) return;
+      count++;
+    }
+    if (count === 0) throw new ServeError(grpc.status.NOT_FOUND, `no map outputs of app ${ids.appId}${shuffleIds.length ? ` in shuffles ${shuffleIds.join(',')}` : ''}`);
+  }
+
+  private getStatus(call: grpc.ServerUnaryCall<unknown, AgentStatus>, callback: grpc.sendUnaryData<AgentStatus>): void {
+    try {
+      this.token?.verify(call.metadata);
+      callback(null, toStatusMessage(this.lifecycle().status()));
+    } catch (err) {
+      const e = toServeError(err);
+      this.metrics.error(statusName(e.code));
+      callback({ code: e.code, details: e.message });
+    }
+  }
+
+  private async watchStatus(ctx: StreamContext<AgentStatus>): Promise<void> {
+    const lifecycle = this.lifecycle();
+    const queue: StatusSnapshot[] = [lifecycle.status()];
+    let wake: (() => void) | undefined;
+    const unsubscribe = lifecycle.onStateChange((s) => {
+      queue.push(s);
+      wake?.();
+    });
+    const stop = (): void => wake?.();
+    ctx.stopping.addEventListener('abort', stop);
+    ctx.signal.addEventListener('abort', stop);
+    try {
+      while (!ctx.signal.aborted && !ctx.stopping.aborted) {
+        const next = queue.shift();
+        if (next) {
+          if (!(await ctx.writer.write(toStatusMessage(next)))) return;
+          continue;
+        }
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+      }
+    } finally {
+      unsubscribe();
+      ctx.stopping.removeEventListener('abort', stop);
+      ctx.signal.removeEventListener('abort', stop);
+    }
+  }
+
+  private async drain(req: DrainRequest, ctx: StreamContext<DrainProgressMessage>): Promise<void> {
+    const lifecycle = this.lifecycle();
+    const reason = typeof req.reason === 'string' && req.reason !== '' ? req.reason.slice(0, 200) : 'grpc drain request';
+    const signal = AbortSignal.any([ctx.signal, ctx.stopping]);
+    for await (const p of lifecycle.drain(reason, signal)) {
+      if (!(await ctx.writer.write({ status: toStatusMessage(p.status), done: p.done }))) return;
+      if (p.done) return;
+    }
+    if (ctx.stopping.aborted && !ctx.signal.aborted) throw unavailable('the agent is stopping');
+  }
+
+  private lifecycle(): LifecycleView {
+    if (!this.deps.lifecycle) throw new ServeError(grpc.status.UNIMPLEMENTED, 'this agent has no lifecycle service');
+    return this.deps.lifecycle;
+  }
+
+  private resolveDeps(): ResolveDeps {
+    return { lookup: this.deps.lookup, store: this.deps.store, layout: this.layout, handles: this.handles };
+  }
+}
+
+function toServeError(err: unknown): ServeError {
+  if (err instanceof ServeError) return err;
+  return new ServeError(grpc.status.INTERNAL, describeError(err), { cause: err });
+}
+
+const STATE_NAMES: Record<StatusSnapshot['state'], AgentStateName> = {
+  starting: 'AGENT_STATE_STARTING',
+  serving: 'AGENT_STATE_SERVING',
+  draining: 'AGENT_STATE_DRAINING',
+  safe_to_exit: 'AGENT_STATE_SAFE_TO_EXIT',
+  stopping: 'AGENT_STATE_STOPPING',
+};
+
+export function toStatusMessage(s: StatusSnapshot): AgentStatus {
+  return {
+    state: STATE_NAMES[s.state] ?? 'AGENT_STATE_UNSPECIFIED',
+    state_since_ms: s.since,
+    reason: s.reason ?? '',
+    deadline_ms: s.deadline ?? 0,
+    pending_outputs: s.pendingOutputs,
+    pending_bytes: s.pendingBytes,
+    persisted_outputs: s.persistedOutputs,
+    persisted_bytes: s.persistedBytes,
+    failed_files: s.failedFiles,
+  };
+}
