@@ -13,6 +13,9 @@ import type { Decision } from './notice-store.js';
 import { describeNotice, type TerminationNotice } from './notice.js';
 import type { SafeExitFile } from './safe-exit-file.js';
 
+/** Longest wait between write attempts while draining (the normal ceiling is 30 s). */
+export const DRAIN_MAX_RETRY_DELAY_MS = 1000;
+
 /** The few write-back queue methods a drain needs. */
 export interface DrainableQueue {
   isIdle(): boolean;
@@ -20,6 +23,8 @@ export interface DrainableQueue {
   setConcurrency(concurrency: number): void;
   setOrder(order: WriteOrder): void;
   retryNow(): void;
+  /** Cap the retry backoff: with a deadline seconds away, waiting 30 s between attempts wastes it. */
+  setMaxRetryDelay(ms: number): void;
   on(event: 'change', listener: () => void): unknown;
   off(event: 'change', listener: () => void): unknown;
 }
@@ -140,6 +145,7 @@ export class DrainHandler {
     this.sped = true;
     this.opts.bandwidth?.setBandwidthLimit(0);
     this.opts.writeback.setConcurrency(this.opts.drainConcurrency);
+    this.opts.writeback.setMaxRetryDelay(DRAIN_MAX_RETRY_DELAY_MS);
     this.opts.writeback.retryNow();
   }
 

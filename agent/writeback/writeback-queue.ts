@@ -299,6 +299,11 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     });
   }
 
+  /** Cap the backoff between attempts from now on (a drain has a deadline). */
+  setMaxRetryDelay(ms: number): void {
+    this.opts.retry = { ...this.opts.retry, maxMs: Math.min(this.opts.retry.maxMs, ms), baseMs: Math.min(this.opts.retry.baseMs, ms) };
+  }
+
   /** Retry every output waiting on a backoff timer now (a drain has no time to wait). */
   retryNow(): void {
     for (const e of this.entries.values()) {

@@ -66,7 +66,7 @@ export class AgentProcess extends CliProcess {
   baseUrl = '';
 
   static async start(args: string[], env?: NodeJS.ProcessEnv): Promise<AgentProcess> {
-    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--log-level', 'info', ...args], env);
+    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info', ...args], env);
     const listening = await agent.log((l) => l.msg === 'http listening');
     const http = listening.http as { host: string; port: number };
     agent.baseUrl = `http://${http.host}:${http.port}`;

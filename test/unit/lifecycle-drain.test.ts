@@ -32,6 +32,10 @@ class FakeQueue extends EventEmitter<{ change: [] }> implements DrainableQueue {
   retryNow(): void {
     this.retries++;
   }
+  maxRetryDelay = 30_000;
+  setMaxRetryDelay(ms: number): void {
+    this.maxRetryDelay = ms;
+  }
   commit(n = 1): void {
     this.pending += n;
     this.emit('change');
@@ -106,6 +110,7 @@ describe('drain handler through the lifecycle', () => {
     expect(t.queue.concurrency).toBe(16);
     expect(t.queue.order).toBe('smallest-first');
     expect(t.queue.retries).toBe(1);
+    expect(t.queue.maxRetryDelay).toBe(1000);
     expect(t.rescans()).toBe(1);
     const safe = t.lifecycle.waitForState('safe_to_exit');
     t.queue.store(2);
