@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /**
  * `shuffle-agent <command>`: run (the agent), and the helper commands. Exit codes:
- * 0 ok; 1 unexpected failure; 2 bad flag or value; 3 drain timeout hit with outputs not stored.
+ * 0 ok; 1 unexpected failure (and, for wait-safe-exit, not safe to exit before the timeout);
+ * 2 bad flag or value; 3 the drain after SIGTERM ended (deadline or second signal) with committed
+ * outputs not stored: the log line "exiting with outputs not stored" lists them (`notStored`).
  */
 import './threadpool.js';
 import { ConfigError, markdownReference, printable, resolveOptions } from './config/option-table.js';
@@ -9,6 +11,7 @@ import { RUN_OPTIONS, type RunConfig } from './config/run-options.js';
 import { createLogger } from './observability/logger.js';
 import { startAgent } from './main.js';
 import { VERSION } from './version.js';
+import { waitSafeExit, WAIT_SAFE_EXIT_OPTIONS } from './lifecycle/wait-safe-exit.js';
 
 export const EXIT = { ok: 0, failure: 1, usage: 2, drainTimeout: 3 } as const;
 
@@ -16,13 +19,20 @@ const USAGE = `shuffle-agent ${VERSION}
 Usage: shuffle-agent <command> [flags]
 
 Commands:
-  run          watch Spark local dirs, write outputs back to the store, serve them
-  fetch        fetch shuffle partitions from an agent over gRPC
-  verify       check every map output an app has in a store (--store URL --app-id ID)
-  config-doc   print the configuration reference (Markdown)
-  version      print the version
+  run             watch Spark local dirs, write outputs back to the store, serve them
+  wait-safe-exit  request a drain and wait until the agent is safe to exit (preStop helper):
+                  --http URL (default http://127.0.0.1:9464) --timeout SECONDS (default 25);
+                  exit 0 once safe_to_exit, 1 on timeout
+  fetch           fetch shuffle partitions from an agent over gRPC
+  verify          check every map output an app has in a store (--store URL --app-id ID)
+  config-doc      print the configuration reference (Markdown)
+  version         print the version
 
 Run 'shuffle-agent run --help' for the flags of run.`;
+
+/** The close after a drain (gRPC fetches finishing, writes aborted) may run until this long after
+ * the drain deadline, so `--drain-timeout` 25 s + this stays under the pod's default 30 s grace. */
+const CLOSE_AFTER_DEADLINE_MS = 3_000;
 
 async function run(argv: string[]): Promise<number> {
   if (argv.includes('--help')) {
@@ -35,38 +45,63 @@ async function run(argv: string[]): Promise<number> {
   const config: RunConfig = { ...raw, appId: raw.appId ?? (envAppId && envAppId !== '' ? RUN_OPTIONS.appId.parse(envAppId) : 'local-app') };
   const logger = createLogger(config.logLevel);
   logger.info({ version: VERSION, config: printable(RUN_OPTIONS, config) }, 'starting');
+  if (!config.terminationSources.includes('sigterm')) logger.warn('sigterm is not a termination source: SIGTERM stops the agent at once, without a drain');
   const agent = await startAgent(config, logger);
 
-  return await new Promise<number>((resolveExit) => {
-    let signals = 0;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      signals++;
-      if (signals > 1) {
-        // A second signal: exit at once, with the same accounting.
-        const pending = agent.writeback.pending().map((o) => o.id);
-        logger.warn({ signal, notStored: pending }, 'second signal; exiting now');
-        resolveExit(pending.length === 0 ? EXIT.ok : EXIT.drainTimeout);
-        return;
-      }
-      const drainTimeoutMs = 25_000;
-      logger.info({ signal, drainTimeoutMs }, 'termination signal; draining');
-      void agent
-        .drain(drainTimeoutMs)
-        .then(async (complete) => {
-          const notStored = agent.writeback.pending().map((o) => o.id);
-          await agent.close();
-          if (complete) logger.info('everything committed is stored; exiting');
-          else logger.error({ notStored }, 'drain timed out; outputs not stored');
-          resolveExit(complete ? EXIT.ok : EXIT.drainTimeout);
-        })
-        .catch((err: unknown) => {
-          logger.error({ err }, 'shutdown failed');
-          resolveExit(EXIT.failure);
-        });
+  // SIGTERM/SIGINT reach the lifecycle through its signal source; the first one drains until
+  // --drain-timeout, a second one resolves `exitRequested` at once.
+  const outcome = await agent.exitRequested;
+  // From here on, one more signal exits at once, with the accounting as it stands.
+  const code = await new Promise<number>((resolveExit) => {
+    const account = (): { notStored: string[]; code: number } => {
+      const notStored = agent.writeback.pending().map((o) => o.id);
+      return { notStored, code: notStored.length === 0 ? EXIT.ok : EXIT.drainTimeout };
     };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    const report = (why: string): number => {
+      const { notStored, code } = account();
+      if (code === EXIT.ok) logger.info({ reason: why, exitCode: code }, 'everything committed is stored; exiting');
+      else logger.error({ reason: why, exitCode: code, notStoredCount: notStored.length, notStored }, 'exiting with outputs not stored');
+      return code;
+    };
+    const onLateSignal = (signal: NodeJS.Signals): void => resolveExit(report(`${signal} while closing`));
+    process.on('SIGTERM', onLateSignal);
+    process.on('SIGINT', onLateSignal);
+    logger.info({ reason: outcome.reason, notice: outcome.notice.id }, 'closing');
+    // A drain that ended early leaves gRPC readers their --grpc-close-timeout; one that hit the
+    // deadline leaves the close 3 s.
+    const closeBy = (agent.lifecycle.notices.exitBy ?? Date.now()) + CLOSE_AFTER_DEADLINE_MS;
+    const budgetMs = Math.max(CLOSE_AFTER_DEADLINE_MS, Math.min((config.grpcCloseTimeout + 1) * 1000, closeBy - Date.now()));
+    const budget = setTimeout(() => resolveExit(report('close took too long')), budgetMs);
+    agent.close().then(
+      () => {
+        clearTimeout(budget);
+        resolveExit(report(outcome.reason));
+      },
+      (err: unknown) => {
+        clearTimeout(budget);
+        logger.error({ err }, 'close failed');
+        resolveExit(report(outcome.reason));
+      },
+    );
   });
+  await new Promise<void>((resolveFlush) => logger.flush(() => resolveFlush()));
+  return code;
+}
+
+async function waitSafeExitCommand(argv: string[]): Promise<number> {
+  if (argv.includes('--help')) {
+    process.stdout.write(markdownReference(WAIT_SAFE_EXIT_OPTIONS) + '\n');
+    return EXIT.ok;
+  }
+  const { config, positional } = resolveOptions(WAIT_SAFE_EXIT_OPTIONS, argv, process.env);
+  if (positional.length > 0) throw new ConfigError('wait-safe-exit', `unexpected argument ${JSON.stringify(positional[0])}`);
+  const safe = await waitSafeExit({
+    url: config.http,
+    timeoutMs: config.timeout * 1000,
+    drain: config.drain,
+    log: (line) => process.stderr.write(`shuffle-agent wait-safe-exit: ${line}\n`),
+  });
+  return safe ? EXIT.ok : EXIT.failure;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -75,6 +110,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run':
         return await run(rest);
+      case 'wait-safe-exit':
+        return await waitSafeExitCommand(rest);
       case 'fetch':
         return await (await import('./serve/client.js')).runFetch(rest);
       case 'verify':

@@ -13,26 +13,40 @@ import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
 import { VERSION } from './version.js';
+import { Lifecycle } from './lifecycle/lifecycle.js';
+import { hasBandwidthControl, type ExitOutcome } from './lifecycle/drain-handler.js';
+import { registerLifecycleRoutes } from './lifecycle/http-routes.js';
+import { lifecycleView } from './lifecycle/status-view.js';
+import { openSources } from './lifecycle/sources/open-sources.js';
+import type { TerminationSource } from './lifecycle/notice.js';
 
 export interface Agent {
   readonly state: AgentState;
   readonly writeback: WritebackQueue;
   readonly watcher: LocalDirWatcher;
   readonly http: { host: string; port: number };
+  /** Termination sources, drain, safe-exit: what the gRPC status and drain RPCs call. */
+  readonly lifecycle: Lifecycle;
   /** Status document served at `/v1/status`. */
   status(): Record<string, unknown>;
-  /** Wait until nothing is pending or `timeoutMs` passes; true when everything committed is stored. */
-  drain(timeoutMs: number): Promise<boolean>;
+  /** Resolves when the process should exit (SIGTERM drained or timed out, or a second signal). */
+  readonly exitRequested: Promise<ExitOutcome>;
   /** Stop everything, in reverse order of start. Idempotent. */
   close(): Promise<void>;
 }
 
-export async function startAgent(config: RunConfig, logger: Logger): Promise<Agent> {
+export interface StartOptions {
+  /** Replace the sources `--termination-sources` names (tests, embedding). */
+  sources?: TerminationSource[];
+}
+
+export async function startAgent(config: RunConfig, logger: Logger, options: StartOptions = {}): Promise<Agent> {
   const started: Array<{ name: string; close: () => Promise<void> }> = [];
   const state = new AgentState(logger);
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> =>
     (closing ??= (async () => {
+      state.transition('stopping', 'closing');
       for (const step of started.reverse()) {
         try {
           await step.close();
@@ -94,13 +108,39 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
       logger.warn(problem, 'local input problem');
     });
 
+    const lifecycle = new Lifecycle({
+      state,
+      writeback,
+      ...(hasBandwidthControl(store) ? { bandwidth: store } : {}),
+      sources: options.sources ?? openSources(config, logger, metrics),
+      drainTimeoutMs: config.drainTimeout * 1000,
+      drainOnRebalance: config.drainOnRebalance,
+      drainConcurrency: Math.max(config.drainConcurrency, config.uploadConcurrency),
+      drainOrder: config.drainOrder,
+      ...(config.safeExitFile !== undefined ? { safeExitFile: config.safeExitFile } : {}),
+      acknowledge: config.azureAck,
+      rescan: () => watcher.rescan(),
+      settle: () => watcher.settled(),
+      logger,
+      metrics,
+    });
+    started.push({ name: 'lifecycle', close: () => lifecycle.close() });
+    void lifecycle.exitRequested.then(() => metrics.exiting(writeback.pending().length));
+    // Sources start before the initial scan: a notice during a long scan already drains.
+    await lifecycle.start();
+
     const localDirs = config.localDirs.map((d) => resolve(d));
     const status = (): Record<string, unknown> => {
       const wb = writeback.status();
       const problems = watcher.problems();
+      const life = lifecycle.snapshot();
       return {
-        state: state.state,
-        stateSince: new Date(state.enteredAt).toISOString(),
+        state: life.state,
+        stateSince: life.stateSince,
+        ...(life.drainStartedAt ? { drainStartedAt: life.drainStartedAt } : {}),
+        ...(life.deadline ? { deadline: life.deadline } : {}),
+        ...(life.exitBy ? { exitBy: life.exitBy } : {}),
+        notices: life.notices,
         version: VERSION,
         appId: config.appId,
         apps: writeback.apps(),
@@ -125,20 +165,28 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
     http
       .route('GET', '/healthz', () => ({ status: 200, body: 'ok\n' }))
       .route('GET', '/readyz', () => {
-        if (state.state === 'starting') return { status: 503, body: 'not ready: starting\n' };
+        if (state.state === 'starting' || state.state === 'stopping') return { status: 503, body: `not ready: ${state.state}\n` };
         // A store that refuses us (credentials, permissions, missing bucket) needs a human.
         const permanent = writeback.status().failed.find((f) => f.kind === 'permanent');
         if (permanent) return { status: 503, body: `not ready: store refuses writes (${permanent.code}): ${permanent.error}\n` };
         return { status: 200, body: 'ready\n' };
       })
-      .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }))
-      .route('GET', '/v1/status', () => ({ status: 200, body: status() }));
+      .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+    registerLifecycleRoutes(http, lifecycle, status);
     const httpAddress = await http.listen(config.httpListen.host, config.httpListen.port);
     started.push({ name: 'http', close: () => http.close() });
     logger.info({ http: httpAddress }, 'http listening');
 
     const grpcServer = await startGrpcServer(
-      { lookup: writeback, store, layout: config.fallbackLayout, metrics, logger: logger.child({ component: 'grpc' }) },
+      {
+        lookup: writeback,
+        store,
+        layout: config.fallbackLayout,
+        metrics,
+        logger: logger.child({ component: 'grpc' }),
+        // GetStatus, WatchStatus and Drain answer from the lifecycle.
+        lifecycle: lifecycleView(lifecycle, () => writeback.status().failedFiles + watcher.problems().length),
+      },
       await grpcServerOptions(config),
     );
     started.push({ name: 'grpc', close: () => grpcServer.close(config.grpcCloseTimeout * 1000) });
@@ -150,15 +198,11 @@ export async function startAgent(config: RunConfig, logger: Logger): Promise<Age
     writeback.pause();
     await watcher.start();
     writeback.resume();
+    // Refused (and logged) when a notice during the scan already started a drain.
     state.transition('serving', 'initial scan done');
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
-    const drain = async (timeoutMs: number): Promise<boolean> => {
-      writeback.retryNow();
-      await writeback.whenIdle(AbortSignal.timeout(timeoutMs));
-      return writeback.isIdle();
-    };
-    return { state, writeback, watcher, http: httpAddress, status, drain, close };
+    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status, close };
   } catch (err) {
     await close();
     throw err;

@@ -5,6 +5,7 @@ import { parseLayout } from '../watch/layout.js';
 import { S3_CHECKSUM_MODES } from '../store/s3-checksums.js';
 import { WRITE_ORDERS } from '../writeback/writeback-queue.js';
 import { option, parsers, type ValuesOf } from './option-table.js';
+import { TERMINATION_SOURCES, type TerminationSourceName } from '../lifecycle/notice.js';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
@@ -249,6 +250,106 @@ export const RUN_OPTIONS = {
     doc: 'Seconds running gRPC fetches may take to finish when the agent stops, before they are cut.',
     parse: parsers.number(0, 600),
   }),
+  terminationSources: option({
+    group: 'lifecycle',
+    flag: 'termination-sources',
+    default: 'sigterm',
+    doc: `What tells the agent it will be stopped, comma-separated: ${TERMINATION_SOURCES.join(', ')}. \`sigterm\` handles SIGTERM and SIGINT (drain, then exit); the cloud sources poll their metadata service and drain without exiting.`,
+    parse: (raw) => {
+      const names = parsers.list(raw);
+      for (const n of names) parsers.oneOf(TERMINATION_SOURCES)(n);
+      return [...new Set(names)] as TerminationSourceName[];
+    },
+  }),
+  // The three metadata endpoints exist so tests (and unusual networks) can point at a fake server.
+  awsMetadataEndpoint: option({
+    group: 'lifecycle',
+    flag: 'aws-metadata-endpoint',
+    default: 'http://169.254.169.254',
+    doc: 'AWS instance metadata (IMDSv2) base URL. Overridable for tests; a pod off the host network needs an IMDS hop limit of 2.',
+    parse: httpUrl,
+  }),
+  gcpMetadataEndpoint: option({
+    group: 'lifecycle',
+    flag: 'gcp-metadata-endpoint',
+    default: 'http://metadata.google.internal',
+    doc: 'GCP metadata server base URL. Overridable for tests.',
+    parse: httpUrl,
+  }),
+  azureMetadataEndpoint: option({
+    group: 'lifecycle',
+    flag: 'azure-metadata-endpoint',
+    default: 'http://169.254.169.254',
+    doc: 'Azure instance metadata (Scheduled Events) base URL. Overridable for tests.',
+    parse: httpUrl,
+  }),
+  noticePollInterval: option({
+    group: 'lifecycle',
+    flag: 'notice-poll-interval',
+    default: '2',
+    doc: 'Seconds between polls of the AWS and Azure metadata services, and the pause after a failed request (fractions allowed). GCP long-polls instead.',
+    parse: parsers.number(0.01, 3600),
+  }),
+  metadataTimeout: option({
+    group: 'lifecycle',
+    flag: 'metadata-timeout',
+    default: '2',
+    doc: 'Seconds one metadata request may take before it is abandoned and polled again (a hanging server never stalls the agent).',
+    parse: parsers.number(0.01, 600),
+  }),
+  awsTokenTtl: option({
+    group: 'lifecycle',
+    flag: 'aws-token-ttl',
+    default: '21600',
+    doc: 'Lifetime in seconds requested for the IMDSv2 session token; it is renewed before it expires.',
+    parse: parsers.int(1, 21_600),
+  }),
+  drainTimeout: option({
+    group: 'lifecycle',
+    flag: 'drain-timeout',
+    default: '25',
+    doc: "Seconds to drain after SIGTERM before exiting anyway (exit code 3 when outputs are not stored). Keep it below the pod's `terminationGracePeriodSeconds` (30 s by default).",
+    parse: parsers.number(0, 86_400),
+  }),
+  drainConcurrency: option({
+    group: 'lifecycle',
+    flag: 'drain-concurrency',
+    default: '16',
+    doc: 'Map outputs written at once while draining (or after an early warning); never lowers `--upload-concurrency`.',
+    parse: parsers.int(1, 256),
+  }),
+  drainOrder: option({
+    group: 'lifecycle',
+    flag: 'drain-order',
+    default: 'smallest-first',
+    doc: `Write order while draining: ${WRITE_ORDERS.join(', ')}. The default saved the most complete map outputs before a deadline in \`npm run bench:drain-order\` (bench/RESULTS.md).`,
+    parse: parsers.oneOf(WRITE_ORDERS),
+  }),
+  drainOnRebalance: option({
+    group: 'lifecycle',
+    flag: 'drain-on-rebalance',
+    default: 'false',
+    boolean: true,
+    doc: 'Treat an AWS rebalance recommendation as a drain. Without it, the recommendation only lifts the bandwidth ceiling and raises concurrency.',
+    parse: parsers.bool,
+  }),
+  azureAck: option({
+    group: 'lifecycle',
+    flag: 'azure-ack',
+    default: 'true',
+    boolean: true,
+    doc: 'Acknowledge Azure Preempt/Terminate events (`StartRequests`) once safe to exit, so Azure need not wait for `NotBefore`. `--azure-ack=false` to leave them.',
+    parse: parsers.bool,
+  }),
+  safeExitFile: option({
+    group: 'lifecycle',
+    flag: 'safe-exit-file',
+    doc: 'Marker file present (JSON summary, written atomically) exactly while the agent is `safe_to_exit`; removed when new outputs are committed.',
+    parse: (raw) => {
+      if (raw.trim() === '') throw new Error('needs a path');
+      return raw;
+    },
+  }),
   logLevel: option({
     group: 'observability',
     flag: 'log-level',
@@ -257,5 +358,16 @@ export const RUN_OPTIONS = {
     parse: parsers.oneOf(LOG_LEVELS),
   }),
 };
+
+function httpUrl(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new Error(`expected an http:// URL, got ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http:// URL, got ${JSON.stringify(raw)}`);
+  return raw.replace(/\/+$/, '');
+}
 
 export type RunConfig = ValuesOf<typeof RUN_OPTIONS> & { appId: string };

@@ -6,10 +6,12 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
 import type { S3StoreMetrics } from '../store/s3-store.js';
 import type { ServeMetrics } from '../serve/types.js';
+import type { LifecycleMetrics } from '../lifecycle/lifecycle.js';
+import type { SourceMetrics } from '../lifecycle/notice.js';
 
 export const METRIC_PREFIX = 'shuffle_agent_';
 
-export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetrics {
+export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetrics, LifecycleMetrics, SourceMetrics {
   readonly registry = new Registry();
   private readonly persistedFilesTotal: Counter;
   private readonly persistedBytesTotal: Counter;
@@ -23,6 +25,11 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
   private readonly storeRequests: Counter<'op' | 'outcome'>;
   private readonly storeRetries: Counter<'op' | 'reason'>;
   private readonly storeBytes: Counter;
+  private readonly notices: Counter<'source' | 'kind'>;
+  private readonly metadataErrors: Counter<'source' | 'kind'>;
+  private readonly drains: Counter;
+  private readonly drainDuration: Histogram;
+  private readonly notStored: Gauge;
   private readonly grpcFetches: Counter<'source'>;
   private readonly grpcBytes: Counter<'source'>;
   private readonly grpcErrors: Counter<'code'>;
@@ -100,6 +107,46 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
     this.grpcErrors = new Counter({ name: `${p}grpc_errors_total`, help: 'gRPC calls that ended with a non-OK status, by code.', labelNames: ['code'], registers });
     this.grpcActive = new Gauge({ name: `${p}grpc_active_streams`, help: 'gRPC server streams open.', registers });
     this.watchProblems = new Counter({ name: `${p}watch_problems_total`, help: 'Bad local input reported by the watcher, by kind.', labelNames: ['kind'], registers });
+    this.notices = new Counter({
+      name: `${p}termination_notices_total`,
+      help: 'Termination notices received (duplicates not counted), by source (signal, aws, gcp, azure, http, grpc) and kind (exit, terminate, rebalance, drain).',
+      labelNames: ['source', 'kind'],
+      registers,
+    });
+    this.metadataErrors = new Counter({
+      name: `${p}metadata_errors_total`,
+      help: 'Failed polls of a cloud metadata service, by source and kind (timeout, unreachable, http-<status>, malformed, token).',
+      labelNames: ['source', 'kind'],
+      registers,
+    });
+    this.drains = new Counter({ name: `${p}drains_total`, help: 'Drains started.', registers });
+    this.drainDuration = new Histogram({
+      name: `${p}drain_duration_seconds`,
+      help: 'Time from the start of a drain to safe_to_exit (observed on every entry into safe_to_exit).',
+      buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300],
+      registers,
+    });
+    this.notStored = new Gauge({ name: `${p}outputs_not_stored_at_exit`, help: 'Committed map outputs not stored when the agent exited (set just before exit).', registers });
+  }
+
+  noticeReceived(source: string, kind: string): void {
+    this.notices.inc({ source, kind });
+  }
+
+  metadataError(source: string, kind: string): void {
+    this.metadataErrors.inc({ source, kind });
+  }
+
+  drainStarted(): void {
+    this.drains.inc();
+  }
+
+  safeToExit(seconds: number): void {
+    this.drainDuration.observe(seconds);
+  }
+
+  exiting(outputsNotStored: number): void {
+    this.notStored.set(outputsNotStored);
   }
 
   outputCommitted(): void {

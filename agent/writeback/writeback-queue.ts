@@ -6,7 +6,7 @@
  * the copies are needed. To survive that, the queue holds the files of pending outputs open, so
  * their bytes can still be read after Spark unlinks them.
  */
-import { EventEmitter } from 'node:events';
+import { EventEmitter, setMaxListeners } from 'node:events';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile } from '../store/block-store.js';
@@ -19,9 +19,18 @@ import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
 import { describeError, errorCode } from '../util/errors.js';
 import { Heap } from '../util/heap.js';
 
-/** Order in which queued outputs are written. */
-export type WriteOrder = 'fifo' | 'smallest-first' | 'oldest-shuffle-first';
-export const WRITE_ORDERS: readonly WriteOrder[] = ['fifo', 'smallest-first', 'oldest-shuffle-first'];
+/**
+ * Order in which queued outputs are written:
+ * - `fifo`: as committed;
+ * - `smallest-first`: fewest bytes left to write first (an output whose data is stored needs only its index);
+ * - `index-first`: outputs whose data is already stored (only the index, the commit marker, is missing) first, then FIFO;
+ * - `oldest-shuffle-first`: lowest shuffle id (the oldest shuffle) first, then FIFO.
+ */
+export type WriteOrder = 'fifo' | 'smallest-first' | 'index-first' | 'oldest-shuffle-first';
+export const WRITE_ORDERS: readonly WriteOrder[] = ['fifo', 'smallest-first', 'index-first', 'oldest-shuffle-first'];
+
+/** The store methods the queue uses. */
+export type WritebackStore = Pick<BlockStore, 'put' | 'holds'>;
 
 export type OutputPhase = 'queued' | 'uploading' | 'retrying' | 'persisted';
 
@@ -35,7 +44,7 @@ export interface WritebackMetrics {
 }
 
 export interface WritebackOptions {
-  store: BlockStore;
+  store: WritebackStore;
   layout?: FallbackLayout;
   /** Outputs written at once. */
   concurrency?: number;
@@ -117,10 +126,14 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private persistedBytes = 0;
   private droppedOutputs = 0;
   private idleWaiters: Array<() => void> = [];
+  /** Aborted by close(): writes under way stop (the store leaves no partial object). */
+  private readonly writes = new AbortController();
   private readonly opts: Required<Omit<WritebackOptions, 'logger' | 'metrics'>> & Pick<WritebackOptions, 'logger' | 'metrics'>;
 
   constructor(options: WritebackOptions) {
     super();
+    // Every write under way listens on the close signal: as many as the (drain) concurrency.
+    setMaxListeners(0, this.writes.signal);
     this.opts = {
       layout: 'spark-3.3',
       concurrency: 4,
@@ -286,6 +299,11 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     });
   }
 
+  /** Cap the backoff between attempts from now on (a drain has a deadline). */
+  setMaxRetryDelay(ms: number): void {
+    this.opts.retry = { ...this.opts.retry, maxMs: Math.min(this.opts.retry.maxMs, ms), baseMs: Math.min(this.opts.retry.baseMs, ms) };
+  }
+
   /** Retry every output waiting on a backoff timer now (a drain has no time to wait). */
   retryNow(): void {
     for (const e of this.entries.values()) {
@@ -296,20 +314,37 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     }
   }
 
-  /** Stop starting new writes, wait for running ones, release every held descriptor. */
+  /** Stop starting new writes, abort the running ones and wait for them, release every held
+   * descriptor. Outputs not stored stay in `pending()`, for the exit accounting. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     for (const e of this.entries.values()) clearTimeout(e.retryTimer);
     this.queue.clear();
+    const underWay = [...this.entries.values()].filter((e) => e.phase === 'uploading');
+    this.writes.abort(new Error('write-back queue closed'));
     while (this.running > 0) await new Promise((r) => this.once('change', () => r(undefined)));
+    // A write aborted after the store had taken the index (only the answer was lost) did land:
+    // look, so that `pending()` is exact for the exit accounting. The index is the commit marker
+    // and is written after the data, so a stored index means a stored output.
+    await Promise.all(
+      underWay
+        .filter((e) => e.phase !== 'persisted')
+        .map(async (e) => {
+          const index = filesOf(e.output).find((f) => f.type === 'index') as OutputFile;
+          const landed = await this.store.holds(this.key(e.output, index.name), this.localFile(e, index)).catch(() => false);
+          if (landed) this.finish(e, e.output, 0);
+        }),
+    );
     await Promise.all([...this.entries.values()].map((e) => this.releaseHandles(e)));
   }
 
   private readonly compare = (a: Entry, b: Entry): number => {
     switch (this.opts.order) {
       case 'smallest-first':
-        return a.output.dataLength - b.output.dataLength || a.seq - b.seq;
+        return bytesLeft(a) - bytesLeft(b) || a.seq - b.seq;
+      case 'index-first':
+        return Number(b.dataStored) - Number(a.dataStored) || a.seq - b.seq;
       case 'oldest-shuffle-first':
         return a.output.shuffleId - b.output.shuffleId || a.seq - b.seq;
       default:
@@ -403,7 +438,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       for (const f of files) {
         if (f.type === 'data' && entry.dataStored) continue;
         currentFile = f.name;
-        await store.put(this.key(output, f.name), this.localFile(entry, f));
+        await store.put(this.key(output, f.name), this.localFile(entry, f), { signal: this.writes.signal });
         bytes += f.size;
         this.persistedFiles++;
         this.persistedBytes += f.size;
@@ -416,7 +451,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     }
   }
 
-  private get store(): BlockStore {
+  private get store(): WritebackStore {
     return this.opts.store;
   }
 
@@ -448,6 +483,11 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   }
 
   private fail(entry: Entry, file: string, err: unknown): void {
+    if (this.closed) {
+      // Aborted by close(): not a store failure; the output stays pending.
+      entry.phase = 'queued';
+      return;
+    }
     const kind = err instanceof StoreError ? err.kind : 'transient';
     const code = err instanceof StoreError ? err.code : errorCode(err, 'ERROR');
     this.opts.metrics?.writeError(kind);
@@ -500,6 +540,10 @@ interface OutputFile {
   name: string;
   path: string;
   size: number;
+}
+
+function bytesLeft(entry: Entry): number {
+  return (entry.dataStored ? 0 : entry.output.dataLength) + entry.output.indexLength;
 }
 
 /** The files to store for an output: data (when Spark wrote one) before index. */

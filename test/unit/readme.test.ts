@@ -18,3 +18,17 @@ describe('README', () => {
     expect(firstScreen).toContain('npm test');
   });
 });
+
+describe('README metrics list', () => {
+  it('names every metric the agent registers', async () => {
+    const { AgentMetrics } = await import('../../agent/observability/metrics.js');
+    const m = new AgentMetrics({ writeback: () => ({ pendingOutputs: 0, pendingFiles: 0, pendingBytes: 0, uploadingOutputs: 0, heldOutputs: 0, persistedOutputs: 0, persistedFiles: 0, persistedBytes: 0, failedFiles: 0, droppedOutputs: 0, failed: [] }), state: () => 'serving', states: ['serving'] }, { processMetrics: false });
+    const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
+    expect(names.length).toBeGreaterThan(20);
+    const missing = names.filter((n) => {
+      const short = n.replace(/^shuffle_agent/, '');
+      return !readme.includes(`\`${n}`) && !readme.includes(`\`${short}`);
+    });
+    expect(missing).toEqual([]);
+  });
+});

@@ -1,0 +1,81 @@
+/** The built CLI as a child process: real signals, parsed JSON log lines, exit status. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { resolve } from 'node:path';
+
+export const CLI = resolve('dist/agent/cli.js');
+
+export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
+
+export interface Exit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** ms since epoch when the process exited. */
+  at: number;
+}
+
+export class CliProcess {
+  readonly lines: LogLine[] = [];
+  readonly stderr: string[] = [];
+  readonly exited: Promise<Exit>;
+  private readonly child: ChildProcess;
+  private waiters: Array<{ match: (l: LogLine) => boolean; resolve: (l: LogLine) => void }> = [];
+
+  constructor(args: string[], env: NodeJS.ProcessEnv = {}) {
+    this.child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    createInterface({ input: this.child.stdout! }).on('line', (text) => {
+      let line: LogLine;
+      try {
+        line = JSON.parse(text) as LogLine;
+      } catch {
+        line = { msg: text };
+      }
+      this.lines.push(line);
+      for (const w of [...this.waiters]) {
+        if (w.match(line)) {
+          this.waiters.splice(this.waiters.indexOf(w), 1);
+          w.resolve(line);
+        }
+      }
+    });
+    createInterface({ input: this.child.stderr! }).on('line', (text) => this.stderr.push(text));
+    this.exited = new Promise((resolveExit) => this.child.on('exit', (code, signal) => resolveExit({ code, signal, at: Date.now() })));
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  /** The first log line (already printed or to come) that `match` accepts. */
+  log(match: (l: LogLine) => boolean): Promise<LogLine> {
+    const found = this.lines.find(match);
+    if (found) return Promise.resolve(found);
+    return new Promise((resolveLine, reject) => {
+      this.waiters.push({ match, resolve: resolveLine });
+      void this.exited.then((e) => reject(new Error(`process exited (${e.code ?? e.signal}) before the expected log line; stderr: ${this.stderr.join('\n')}`)));
+    });
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
+    this.child.kill(signal);
+  }
+}
+
+/** `shuffle-agent run` with test defaults; resolves once it serves HTTP and finished its initial scan. */
+export class AgentProcess extends CliProcess {
+  baseUrl = '';
+
+  static async start(args: string[], env?: NodeJS.ProcessEnv): Promise<AgentProcess> {
+    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info', ...args], env);
+    const listening = await agent.log((l) => l.msg === 'http listening');
+    const http = listening.http as { host: string; port: number };
+    agent.baseUrl = `http://${http.host}:${http.port}`;
+    await agent.log((l) => l.msg === 'initial scan done');
+    return agent;
+  }
+
+  async status(query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${this.baseUrl}/v1/status${query}`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  }
+}
