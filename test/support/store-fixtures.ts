@@ -72,7 +72,10 @@ export async function s3rverStoreFixture(dir: string): Promise<StoreFixture> {
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
   return {
     name: 's3rver',
-    args: ['--store', `s3://${bucket}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--s3-region', 'us-east-1'],
+    args: ['--store', `s3://${bucket}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--s3-region', 'us-east-1',
+      // down() closes s3rver under requests in flight; with the 30 s default a half-open socket
+      // can outlast the test's own waits on a loaded machine.
+      '--s3-request-timeout', '3'],
     env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
     async down() {
       await server?.close();
