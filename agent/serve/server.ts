@@ -9,7 +9,7 @@ import { NotFoundError } from '../store/block-store.js';
 import type { FallbackLayout } from '../spark/fallback-key.js';
 import { describeError } from '../util/errors.js';
 import { serverCredentials, TokenCheck, type TlsFiles } from './auth.js';
-import { ByteBudget } from './byte-budget.js';
+import { ByteBudget } from '../util/byte-budget.js';
 import { ChunkPool, encodeChunk } from './chunk-codec.js';
 import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolveDeps, type ResolvedRange } from './block-source.js';
 import { HandleCache } from './handle-cache.js';

@@ -6,7 +6,7 @@ import { Metadata } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { TokenCheck } from '../../agent/serve/auth.js';
 import { int64Field, validateIds } from '../../agent/serve/block-source.js';
-import { ByteBudget } from '../../agent/serve/byte-budget.js';
+import { ByteBudget } from '../../agent/util/byte-budget.js';
 import { allocChunk, encodeChunk } from '../../agent/serve/chunk-codec.js';
 import { HandleCache } from '../../agent/serve/handle-cache.js';
 import { parseReduce } from '../../agent/serve/client.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TokenBucket } from '../../agent/util/token-bucket.js';
-import { ByteBudget } from '../../agent/util/limiter.js';
+import { ByteBudget } from '../../agent/util/byte-budget.js';
 
 describe('TokenBucket', () => {
   it('lets a burst through at once, then paces to the rate', async () => {
@@ -48,5 +48,7 @@ describe('ByteBudget', () => {
     await Promise.all([a, b, c]);
     expect(order).toEqual(['a', 'b', 'c']);
     expect(budget.inUse).toBe(0);
+    // With nothing in use, a request larger than the whole budget starts at once.
+    expect(await budget.run(50, async () => budget.inUse)).toBe(50);
   });
 });

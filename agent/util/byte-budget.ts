@@ -1,6 +1,10 @@
 /**
- * A budget of bytes read from disk or store and not yet sent, shared by every stream of a server,
- * so memory stays bounded however many streams are open. Each stream may always hold one chunk
+ * A budget of bytes held in memory, shared by everything that reads before it sends: the gRPC
+ * server's streams (through leases) and the S3 store's buffered uploads (through `run`), so memory
+ * stays bounded however much runs at once. A request larger than the whole budget runs alone.
+ *
+ * For the server: bytes read from disk or store and not yet sent, so memory stays bounded however
+ * many streams are open. Each stream may always hold one chunk
  * (so a stream whose client stalls cannot starve the others of their first chunk); beyond that
  * it waits, first come first served, until the budget has room.
  */
@@ -21,10 +25,20 @@ export class ByteBudget {
     return new BudgetLease(this);
   }
 
+  /** Run `task` holding `bytes` of the budget; waits (first come, first served) until they fit. */
+  async run<T>(bytes: number, task: () => Promise<T>): Promise<T> {
+    await this.take(bytes, 1);
+    try {
+      return await task();
+    } finally {
+      this.give(bytes);
+    }
+  }
+
   /** @internal */
-  take(n: number, holding: number, signal: AbortSignal): Promise<boolean> | boolean {
-    if (signal.aborted) return false;
-    if (holding === 0 || (this.waiters.length === 0 && this.used + n <= this.limit)) {
+  take(n: number, holding: number, signal?: AbortSignal): Promise<boolean> | boolean {
+    if (signal?.aborted) return false;
+    if (holding === 0 || (this.waiters.length === 0 && (this.used === 0 || this.used + n <= this.limit))) {
       this.used += n;
       return true;
     }
@@ -32,7 +46,7 @@ export class ByteBudget {
       const waiter = {
         n,
         grant: (): void => {
-          signal.removeEventListener('abort', onAbort);
+          signal?.removeEventListener('abort', onAbort);
           this.used += n;
           resolve(true);
         },
@@ -43,7 +57,7 @@ export class ByteBudget {
         resolve(false);
         this.pump();
       };
-      signal.addEventListener('abort', onAbort, { once: true });
+      signal?.addEventListener('abort', onAbort, { once: true });
       this.waiters.push(waiter);
     });
   }
