@@ -4,13 +4,10 @@
  * scan would) and writes them all through WritebackQueue + S3Store. Settings come from the
  * BENCH_AGENT env var (JSON); prints one JSON line with what it sent.
  */
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { S3Store } from '../../agent/store/s3-store.js';
 import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';
-import { parseIndex } from '../../agent/spark/index-file.js';
-import { parseSparkFileName } from '../../agent/spark/file-names.js';
-import { mapOutputId, type MapOutput } from '../../agent/watch/map-output.js';
+import { LocalDirWatcher } from '../../agent/watch/local-dir-watcher.js';
+import type { MapOutput } from '../../agent/watch/map-output.js';
 
 interface AgentSpec {
   dir: string;
@@ -24,41 +21,13 @@ interface AgentSpec {
   multipartThreshold?: number;
 }
 
+/** The outputs under `root`, found by the agent's own watcher (its start scan). */
 async function findOutputs(root: string, appId: string): Promise<MapOutput[]> {
-  const outputs: MapOutput[] = [];
-  for (const bm of await readdir(root)) {
-    if (!bm.startsWith('blockmgr-')) continue;
-    for (const sub of await readdir(join(root, bm))) {
-      for (const name of await readdir(join(root, bm, sub))) {
-        const parsed = parseSparkFileName(name);
-        if (parsed.kind !== 'shuffle' || parsed.type !== 'index') continue;
-        const indexPath = join(root, bm, sub, name);
-        const index = await readFile(indexPath);
-        const offsets = parseIndex(index);
-        const dataName = name.replace(/\.index$/, '.data');
-        // DiskBlockManager may place the data file in another sub-directory: look in all of them.
-        let dataPath: string | undefined;
-        for (const s of await readdir(join(root, bm))) {
-          const p = join(root, bm, s, dataName);
-          if (await stat(p).then(() => true, () => false)) dataPath = p;
-        }
-        outputs.push({
-          id: mapOutputId(appId, parsed.shuffleId, parsed.mapId),
-          appId,
-          shuffleId: parsed.shuffleId,
-          mapId: parsed.mapId,
-          blockManagerDir: join(root, bm),
-          indexPath,
-          indexLength: index.length,
-          ...(dataPath ? { dataPath } : {}),
-          dataLength: offsets[offsets.length - 1] as number,
-          offsets,
-          committedAt: Date.now(),
-          foundAtStart: false,
-        });
-      }
-    }
-  }
+  const watcher = new LocalDirWatcher({ localDirs: [root], defaultAppId: appId, rescanIntervalMs: 0 });
+  await watcher.start();
+  // Written as if just committed: no "already stored?" check against the fresh bucket.
+  const outputs = watcher.outputs().map((o) => ({ ...o, foundAtStart: false }));
+  await watcher.close();
   return outputs;
 }
 
