@@ -57,6 +57,16 @@ describe('shuffle-agent run (end to end)', () => {
     return { base: t.path, local: join(t.path, 'local'), storeDir: join(t.path, 'store') };
   }
 
+  /** A small tmpfs (as root) to make a store full or read-only for real; unmounted after the test. */
+  async function tmpfs(mnt: string, options: string): Promise<string> {
+    await mkdir(mnt);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', mnt]);
+    cleanups.push(async () => {
+      execFileSync('umount', ['-l', mnt]);
+    });
+    return mnt;
+  }
+
   async function start(local: string, storeDir: string, extra: string[] = []): Promise<AgentProcess> {
     const agent = await AgentProcess.start(['--local-dirs', local, '--store', `file:${storeDir}`, '--app-id', 'app-e2e', '--log-level', 'debug', ...extra]);
     agents.push(agent);
@@ -170,12 +180,7 @@ describe('shuffle-agent run (end to end)', () => {
 
   it('retries a full store until space is freed, losing nothing', async () => {
     const { local, base } = await setup();
-    const mnt = join(base, 'small-store');
-    await mkdir(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
-    cleanups.push(async () => {
-      execFileSync('umount', ['-l', mnt]);
-    });
+    const mnt = await tmpfs(join(base, 'small-store'), 'size=2m');
     await writeFile(join(mnt, 'filler'), Buffer.alloc(1900 * 1024));
     const agent = await start(local, join(mnt, 'store'));
     const exec = new SparkLikeExecutor([local]);
@@ -193,12 +198,7 @@ describe('shuffle-agent run (end to end)', () => {
 
   it('reports a read-only store as not ready, keeps outputs pending, recovers when it is writable', async () => {
     const { local, base } = await setup();
-    const mnt = join(base, 'ro-store');
-    await mkdir(mnt);
-    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=4m', 'tmpfs', mnt]);
-    cleanups.push(async () => {
-      execFileSync('umount', ['-l', mnt]);
-    });
+    const mnt = await tmpfs(join(base, 'ro-store'), 'ro,size=4m');
     const agent = await start(local, mnt);
     const exec = new SparkLikeExecutor([local]);
     const o = await exec.commit({ shuffleId: 1, mapId: 1, partitions: [1234, 5] });
