@@ -1,9 +1,9 @@
 /** The built CLI as a child process: real signals, parsed JSON log lines, exit status. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-export const CLI = resolve('dist/agent/cli.js');
+export const CLI = fileURLToPath(new URL('../../dist/agent/cli.js', import.meta.url));
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
 
