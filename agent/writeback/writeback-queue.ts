@@ -125,6 +125,9 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private persistedFiles = 0;
   private persistedBytes = 0;
   private droppedOutputs = 0;
+  /** Entries not yet persisted: idleness, pending lists and status without walking every output
+   * ever seen (tens of thousands, checked after every write while a drain waits). */
+  private readonly unsettled = new Set<Entry>();
   private idleWaiters: Array<() => void> = [];
   /** Aborted by close(): writes under way stop (the store leaves no partial object). */
   private readonly writes = new AbortController();
@@ -178,6 +181,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     if (existing) {
       existing.output = output;
       existing.local = true;
+      this.unsettled.add(existing);
       if (existing.phase === 'uploading') {
         existing.dirty = true;
         return;
@@ -246,7 +250,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   /** Outputs not yet persisted, in the order they would be written. */
   pending(): MapOutput[] {
     const out: MapOutput[] = [];
-    for (const e of this.entries.values()) if (e.phase !== 'persisted') out.push(e.output);
+    for (const e of this.unsettled) out.push(e.output);
     return out;
   }
 
@@ -256,8 +260,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     let pendingBytes = 0;
     let uploadingOutputs = 0;
     const failed: FailedOutput[] = [];
-    for (const e of this.entries.values()) {
-      if (e.phase === 'persisted') continue;
+    for (const e of this.unsettled) {
       pendingOutputs++;
       const files = filesOf(e.output).filter((f) => !(f.type === 'data' && e.dataStored));
       pendingFiles += files.length;
@@ -282,8 +285,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
 
   /** True when nothing committed is waiting to be written. */
   isIdle(): boolean {
-    for (const e of this.entries.values()) if (e.phase !== 'persisted') return false;
-    return true;
+    return this.unsettled.size === 0;
   }
 
   /** Resolves when nothing is pending (at once if nothing is), or when `signal` aborts. */
@@ -306,7 +308,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
 
   /** Retry every output waiting on a backoff timer now (a drain has no time to wait). */
   retryNow(): void {
-    for (const e of this.entries.values()) {
+    for (const e of this.unsettled) {
       if (e.phase === 'retrying') {
         clearTimeout(e.retryTimer);
         this.enqueue(e);
@@ -356,6 +358,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     if (this.closed) return;
     entry.phase = 'queued';
     entry.dirty = false;
+    this.unsettled.add(entry);
     this.queue.push(entry);
     if (!entry.handles && entry.local && this.held < this.opts.maxHeldOutputs) void this.holdHandles(entry);
     this.emit('change');
@@ -473,6 +476,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       return;
     }
     entry.phase = 'persisted';
+    this.unsettled.delete(entry);
     entry.lastError = undefined;
     this.persistedOutputs++;
     const lag = Math.max(0, this.opts.now() - output.committedAt) / 1000;
@@ -520,6 +524,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private drop(entry: Entry, reason: string): void {
     clearTimeout(entry.retryTimer);
     this.entries.delete(entry.output.id);
+    this.unsettled.delete(entry);
     this.droppedOutputs++;
     this.opts.metrics?.dropped(reason);
     void this.releaseHandles(entry);

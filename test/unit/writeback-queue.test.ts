@@ -94,6 +94,12 @@ describe('WritebackQueue', () => {
     expect(store.puts).toEqual(['app/0/103417883/shuffle_0_7_0.data', 'app/0/1094002679/shuffle_0_7_0.index', expect.stringMatching(/^app\/0\/\d+\/shuffle_0_8_0\.index$/)]);
     expect(store.objects.get('app/0/103417883/shuffle_0_7_0.data')).toEqual(a.data);
     expect(q.status()).toMatchObject({ pendingOutputs: 0, pendingFiles: 0, persistedOutputs: 2, persistedFiles: 3, persistedBytes: 30 + 24 + 24, failedFiles: 0 });
+    // A newer commit of a stored output is pending from the moment it is added (no idle window).
+    q.add({ ...outputOf(a), committedAt: Date.now() + 1 });
+    expect(q.isIdle()).toBe(false);
+    expect(q.pending().map((o) => o.id)).toEqual(['app/0/7']);
+    await q.whenIdle();
+    expect(q.status()).toMatchObject({ pendingOutputs: 0, persistedOutputs: 3 });
   });
 
   it('retries transient and permanent failures, reports them meanwhile, never drops them', async () => {
