@@ -345,7 +345,9 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     }
     let dataLength: number | undefined;
     let dataIdentity = 'none';
-    const dataPath = state.dataPath ?? (offsets[offsets.length - 1] !== 0 ? await this.findDataFile(state, indexPath) : undefined);
+    // Normally the data file's own event names it (Spark renames it right after the index); the
+    // grace timer looks for it by Spark's placement once that event is overdue.
+    const dataPath = state.dataPath;
     if (dataPath !== undefined) {
       try {
         const s = statSync(dataPath);
@@ -431,9 +433,17 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     state.graceTimer = setTimeout(() => {
       state.graceTimer = undefined;
       if (this.closed || this.states.get(state.key) !== state || !state.suspect) return;
-      // Still inconsistent after the grace period: report the latest problem and look again.
-      this.setProblem(state, state.suspect);
-      this.scheduleKey(state);
+      const suspect = state.suspect;
+      void (async () => {
+        // The data file's event may have been missed: look where Spark puts it before blaming input.
+        if (state.dataPath === undefined && state.indexPath !== undefined && (await this.findDataFile(state, state.indexPath))) {
+          this.scheduleKey(state);
+          return;
+        }
+        // Still inconsistent after the grace period: report the latest problem and look again.
+        this.setProblem(state, suspect);
+        this.scheduleKey(state);
+      })();
     }, this.opts.incompleteGraceMs);
     state.graceTimer.unref();
   }
