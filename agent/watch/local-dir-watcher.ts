@@ -364,11 +364,12 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       checkCommitted(offsets, dataLength);
     } catch (err) {
       if (!(err instanceof InvalidIndexError)) throw err;
-      if (state.committed) {
+      if (state.committed && dataLength === undefined) {
         // A committed output lost its data file: Spark is removing it (data first, then index).
         return this.onGone(state);
       }
-      // Normal between the index rename and the data rename; reported only if it lasts.
+      // Normal between the index rename and the data rename, and while a later attempt replaces
+      // the pair; reported only if it lasts.
       this.armGraceTimer(state, { path: indexPath, kind: 'incomplete', message: `${indexPath}: ${err.message}` });
       return;
     }
