@@ -93,7 +93,7 @@ describe('gRPC interop with grpc-java', () => {
     'runs the bench modes briefly (the numbers are not judged here, only that they add up)',
     async () => {
       const target = `127.0.0.1:${server.port}`;
-      const parts = (await javaClient('bench', target, APP, '0', '0', '6', '4', '0.3')) as { fetches: number; bytes: number; seconds: number; fetches_per_s: number };
+      const parts = (await javaClient('bench', target, APP, '0', '0', '6', '4', '0.3', '0.2')) as { fetches: number; bytes: number; seconds: number; fetches_per_s: number };
       expect(parts.fetches).toBeGreaterThan(0);
       expect(parts.seconds).toBe(0.3);
       expect(parts.fetches_per_s).toBeCloseTo(parts.fetches / 0.3, 6);

@@ -12,10 +12,11 @@
  *       {"partitions", "location", "map_id"}.
  *   errors TARGET APP
  *       Status codes of bad requests: {"bad_app", "negative_map", "unknown_map", "no_token"}.
- *   bench TARGET APP SHUFFLE MAP PARTITIONS CONCURRENCY SECONDS
+ *   bench TARGET APP SHUFFLE MAP PARTITIONS CONCURRENCY SECONDS [WARM_UP_SECONDS]
  *       Keeps CONCURRENCY single-partition fetches (p, p+1), p cycling over [0, PARTITIONS), in
- *       flight on one channel, for SECONDS after a 1 s warm-up (JIT): {"fetches", "bytes",
- *       "seconds", "fetches_per_s", "mib_per_s"}. Every fetch is checked against the listed length.
+ *       flight on one channel, for SECONDS after a warm-up (1 s by default; the JIT's C2 compiler
+ *       is still busy after it on 2 cores): {"fetches", "bytes", "seconds", "fetches_per_s",
+ *       "mib_per_s"}. Every fetch is checked against the listed length.
  *   bench-whole TARGET APP SHUFFLE MAP START END REPEAT
  *       Fetches the range REPEAT times, discarding bytes: {"bytes", "seconds", "mib_per_s"}.
  */
@@ -50,7 +51,6 @@ public final class ShuffleAgentJavaClient {
   private static final int MAX_INBOUND_MESSAGE = 8 * 1024 * 1024;
   /** HTTP/2 window per stream and connection: large enough that loopback is not window-bound. */
   private static final int FLOW_CONTROL_WINDOW = 16 * 1024 * 1024;
-  private static final long WARM_UP_NANOS = TimeUnit.SECONDS.toNanos(1);
 
   private ShuffleAgentJavaClient() {}
 
@@ -98,7 +98,8 @@ public final class ShuffleAgentJavaClient {
         need(a, 8);
         ManagedChannel ch = channel(a[1], true);
         try {
-          return new Bench(ch, a[2], Integer.parseInt(a[3]), Long.parseLong(a[4]), Integer.parseInt(a[5]), Integer.parseInt(a[6]), Double.parseDouble(a[7])).run();
+          double warmUp = a.length > 8 ? Double.parseDouble(a[8]) : 1.0;
+          return new Bench(ch, a[2], Integer.parseInt(a[3]), Long.parseLong(a[4]), Integer.parseInt(a[5]), Integer.parseInt(a[6]), Double.parseDouble(a[7])).run(warmUp);
         } finally {
           close(ch);
         }
@@ -278,11 +279,11 @@ public final class ShuffleAgentJavaClient {
       this.stopped = new CountDownLatch(concurrency);
     }
 
-    String run() throws InterruptedException {
-      from = System.nanoTime() + WARM_UP_NANOS;
+    String run(double warmUpSeconds) throws InterruptedException {
+      from = System.nanoTime() + (long) (warmUpSeconds * 1e9);
       until = from + (long) (seconds * 1e9);
       for (int i = 0; i < concurrency; i++) issue();
-      if (!stopped.await((long) seconds + 60, TimeUnit.SECONDS)) throw new IllegalStateException("calls still in flight 60 s after the end");
+      if (!stopped.await((long) (warmUpSeconds + seconds) + 60, TimeUnit.SECONDS)) throw new IllegalStateException("calls still in flight 60 s after the end");
       Throwable err = failure.get();
       if (err != null) throw new IllegalStateException("bench failed", err);
       if (fetches.get() == 0) throw new IllegalStateException("no fetch completed in " + seconds + " s");
