@@ -42,14 +42,6 @@ const JARS: ReadonlyArray<readonly [jar: string, pkg: string]> = [
   ),
 ];
 
-/** Every Debian package the client needs (for the error message and .ci/run). */
-export const JAVA_CLIENT_PACKAGES = [
-  'openjdk-17-jdk-headless',
-  'protobuf-compiler',
-  'protobuf-compiler-grpc-java-plugin',
-  ...new Set(JARS.map(([, pkg]) => pkg)),
-] as const;
-
 /** JVM flags for the short runs of the test: start fast, skip the optimising compiler. */
 const QUICK_JVM = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC'];
 
