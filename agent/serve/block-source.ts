@@ -130,13 +130,15 @@ export function keyOf(deps: Pick<ResolveDeps, 'layout'>, ids: OutputIds, file: B
   return fallbackKey(ids.appId, ids.shuffleId, shuffleFileName(ids.shuffleId, ids.mapId, file), deps.layout);
 }
 
-/** Held descriptor first (survives Spark unlinking the file), then the path, then the store. */
+/** Held descriptor first (survives Spark unlinking the file), then the path while it exists, then the store. */
 function sourcesOf(deps: ResolveDeps, ids: OutputIds, view: OutputView, file: BlockFile): RangeSource[] {
   const sources: RangeSource[] = [];
   const held = file === 'data' ? view.handles?.data : view.handles?.index;
   const path = file === 'data' ? view.output.dataPath : view.output.indexPath;
   if (held) sources.push(heldSource(held, path ?? '(held descriptor)'));
-  if (path !== undefined) sources.push(pathSource(path, deps.handles));
+  // Once the watcher saw the file go, a descriptor still cached on it is not used: the output is
+  // served from the store, as its location says.
+  if (path !== undefined && view.local) sources.push(pathSource(path, deps.handles));
   sources.push(storeSource(deps.store, keyOf(deps, ids, file)));
   return sources;
 }
