@@ -1,6 +1,6 @@
-/** Bearer-token check and TLS credentials of the gRPC server. */
+/** Bearer-token check and TLS files of the gRPC server. */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { ServerCredentials, status, type Metadata } from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import { ServeError } from './errors.js';
 
 export interface TlsFiles {
@@ -12,11 +12,6 @@ export interface TlsFiles {
   clientCa?: Buffer;
 }
 
-export function serverCredentials(tls: TlsFiles | undefined): ServerCredentials {
-  if (!tls) return ServerCredentials.createInsecure();
-  return ServerCredentials.createSsl(tls.clientCa ?? null, [{ cert_chain: tls.cert, private_key: tls.key }], tls.clientCa !== undefined);
-}
-
 /** Checks `authorization: Bearer <token>` in constant time (digests of equal length are compared). */
 export class TokenCheck {
   private readonly digest: Buffer;
@@ -26,10 +21,9 @@ export class TokenCheck {
     this.digest = sha256(token);
   }
 
-  /** Throws UNAUTHENTICATED unless the metadata carries the token. */
-  verify(metadata: Metadata): void {
-    const values = metadata.get('authorization');
-    const value = values.length === 1 ? values[0] : undefined;
+  /** Throws UNAUTHENTICATED unless the `authorization` header (exactly one) carries the token. */
+  verify(authorization: string | string[] | undefined): void {
+    const value = typeof authorization === 'string' ? authorization : undefined;
     const m = typeof value === 'string' ? /^Bearer\s+(.+)$/i.exec(value) : null;
     // Compare even when the header is malformed, so timing does not tell which check failed.
     const ok = timingSafeEqual(sha256(m?.[1] ?? ''), this.digest) && m !== null;

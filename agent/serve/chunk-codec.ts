@@ -1,15 +1,19 @@
 /**
  * A hand-written encoder for `Chunk`, the one message sent in bulk. protobufjs would copy each
- * 1 MiB payload into a fresh buffer before grpc-js copies it again into its frame; here the
- * fields are written into headroom reserved in front of the payload when the reader left some,
- * so the payload is copied once (by grpc-js) on its way to the socket.
+ * 1 MiB payload into a fresh buffer, and framing it would copy it again; here the gRPC frame
+ * header and the fields are written into headroom reserved in front of the payload when the
+ * reader left some, so the payload goes to the socket without being copied in JavaScript.
  *
  * Wire format (proto3): fields 2, 3, 4 first, then field 1 — any field order is valid protobuf and
  * every decoder accepts it. Zero values are omitted, as proto3 encoders do.
  */
+import { FRAME_HEADER, writeFrameHeader } from './grpc-wire.js';
 import type { Chunk } from './proto.js';
 
-/** Bytes reserved in front of payloads read by the server: enough for the longest prefix (25). */
+/**
+ * Bytes reserved in front of payloads read by the server: enough for the gRPC frame header (5)
+ * and the longest protobuf prefix (25).
+ */
 export const CHUNK_HEADROOM = 32;
 
 const withHeadroom = new WeakSet<Buffer>();
@@ -22,29 +26,36 @@ export function allocChunk(length: number): Buffer {
   return data;
 }
 
+/** Reads smaller than this get a buffer of their own (pooling them saves nothing). */
+const MIN_POOLED = 4096;
+
 /**
- * Read buffers of one size, reused: a buffer goes back once grpc-js has copied its payload into
- * its frame (when the write's callback fires), so a long stream does not leave a trail of 1 MiB
- * garbage buffers behind it. A buffer of a cancelled write is simply left to the GC.
+ * Read buffers, reused: a buffer goes back once the socket has taken its bytes (when the write's
+ * callback reports success), so a stream does not leave a trail of garbage buffers behind it and
+ * small fetches do not make the GC run for them. Buffers come in power-of-two size classes up to
+ * the chunk size, so a 64 KiB partition pins 64 KiB, not a whole chunk; the free lists together
+ * hold at most `maxPooledBytes`. A buffer of a failed or cancelled write is left to the GC.
  *
- * This relies on grpc-js copying the serialized message into a new frame buffer before the write
- * completes (`serializeMessage` in server-interceptors, 1.10 to 1.14 at least); the byte-for-byte
- * integration tests would catch a version that kept a reference instead.
+ * This relies on Node's HTTP/2 completing a stream write only after the socket write of its data
+ * (`Http2Session::ClearOutgoing`, Node 20); the byte-for-byte integration tests would catch a
+ * version that completed it earlier.
  */
 export class ChunkPool {
-  private readonly free: ArrayBuffer[] = [];
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private pooledBytes = 0;
 
   constructor(
     readonly chunkSize: number,
-    private readonly maxFree: number,
+    private readonly maxPooledBytes: number,
   ) {}
 
   /** A buffer of `length` bytes (at most chunkSize) with headroom for the encoder. */
   take(length: number): Buffer {
-    // Small reads (one 64 KiB partition) get a buffer of their own size: pinning a pooled 1 MiB
-    // buffer for each would make the pool, not the data, the memory cost.
-    if (length > this.chunkSize || length < this.chunkSize / 2) return allocChunk(length);
-    const backing = this.free.pop() ?? Buffer.allocUnsafeSlow(CHUNK_HEADROOM + this.chunkSize).buffer;
+    if (length > this.chunkSize || length < MIN_POOLED) return allocChunk(length);
+    const size = this.classOf(length);
+    let backing = this.free.get(size)?.pop();
+    if (backing) this.pooledBytes -= size;
+    else backing = Buffer.allocUnsafeSlow(CHUNK_HEADROOM + size).buffer as ArrayBuffer;
     const data = Buffer.from(backing, CHUNK_HEADROOM, length);
     withHeadroom.add(data);
     return data;
@@ -52,10 +63,24 @@ export class ChunkPool {
 
   /** Return a buffer from `take` whose bytes nobody reads any more. */
   give(data: Buffer): void {
-    if (data.buffer.byteLength === CHUNK_HEADROOM + this.chunkSize && this.free.length < this.maxFree && withHeadroom.has(data)) {
-      withHeadroom.delete(data);
-      this.free.push(data.buffer as ArrayBuffer);
-    }
+    if (!withHeadroom.has(data)) return;
+    const size = data.buffer.byteLength - CHUNK_HEADROOM;
+    if (size < MIN_POOLED || size > this.chunkSize || this.classOf(size) !== size || this.pooledBytes + size > this.maxPooledBytes) return;
+    withHeadroom.delete(data);
+    let list = this.free.get(size);
+    if (!list) this.free.set(size, (list = []));
+    list.push(data.buffer as ArrayBuffer);
+    this.pooledBytes += size;
+  }
+
+  /** Bytes held in the free lists. */
+  get pooled(): number {
+    return this.pooledBytes;
+  }
+
+  /** The next power of two at or above `length`, capped at the chunk size. */
+  private classOf(length: number): number {
+    return Math.min(this.chunkSize, 2 ** Math.ceil(Math.log2(length)));
   }
 }
 
@@ -81,6 +106,15 @@ function writeVarint(buf: Buffer, at: number, v: number): number {
 
 /** Serialize a Chunk (offsets and lengths must be non-negative safe integers). */
 export function encodeChunk(chunk: Chunk): Buffer {
+  return encode(chunk, 0);
+}
+
+/** A Chunk as one gRPC message frame (header + protobuf), in the payload's headroom when it has some. */
+export function encodeChunkFrame(chunk: Chunk): Buffer {
+  return encode(chunk, FRAME_HEADER);
+}
+
+function encode(chunk: Chunk, header: number): Buffer {
   const data = chunk.data;
   const offset = Number(chunk.offset);
   const total = Number(chunk.total_length);
@@ -90,14 +124,16 @@ export function encodeChunk(chunk: Chunk): Buffer {
   if (total > 0) prefix += 1 + varintLength(total);
   if (source > 0) prefix += 1 + varintLength(source);
   if (data.length > 0) prefix += 1 + varintLength(data.length);
+  const front = header + prefix;
   let out: Buffer;
-  let at = 0;
-  if (withHeadroom.has(data) && data.byteOffset >= prefix) {
-    out = Buffer.from(data.buffer, data.byteOffset - prefix, prefix + data.length);
+  if (withHeadroom.has(data) && data.byteOffset >= front) {
+    out = Buffer.from(data.buffer, data.byteOffset - front, front + data.length);
   } else {
-    out = Buffer.allocUnsafe(prefix + data.length);
-    data.copy(out, prefix);
+    out = Buffer.allocUnsafe(front + data.length);
+    data.copy(out, front);
   }
+  if (header > 0) writeFrameHeader(out, 0, prefix + data.length);
+  let at = header;
   const field = (tag: number, value: number): void => {
     out[at] = tag;
     at = writeVarint(out, at + 1, value);

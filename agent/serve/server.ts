@@ -2,21 +2,24 @@
  * The gRPC block service: serves shuffle blocks by id from the local file while it exists and
  * from the store after that, plus listing, status, a status stream and drain requests.
  */
-import * as grpc from '@grpc/grpc-js';
+import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { BlockStore } from '../store/block-store.js';
 import { NotFoundError } from '../store/block-store.js';
 import type { FallbackLayout } from '../spark/fallback-key.js';
 import { describeError } from '../util/errors.js';
-import { serverCredentials, TokenCheck, type TlsFiles } from './auth.js';
+import { TokenCheck, type TlsFiles } from './auth.js';
 import { ByteBudget } from '../util/byte-budget.js';
-import { ChunkPool, encodeChunk } from './chunk-codec.js';
+import { ChunkPool, encodeChunkFrame } from './chunk-codec.js';
+import { frameMessage } from './grpc-wire.js';
+import { H2GrpcServer, type CallHandler, type GrpcCall } from './h2-server.js';
 import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolveDeps, type ResolvedRange } from './block-source.js';
 import { HandleCache } from './handle-cache.js';
 import { invalid, ServeError, statusName, unavailable } from './errors.js';
 import { listMapOutputs } from './list-outputs.js';
 import {
   loadProto,
+  SERVICE_PATH,
   type AgentStateName,
   type AgentStatus,
   type Chunk,
@@ -84,6 +87,9 @@ export interface RunningGrpcServer {
   close(graceMs?: number): Promise<void>;
 }
 
+/** `limited`: fetch and list streams (--grpc-max-streams); `control`: status and drain streams. */
+type StreamKind = 'limited' | 'control' | 'unary';
+
 interface StreamContext<Res> {
   /** Aborts when the client cancels, the deadline passes or the server is forced closed. */
   signal: AbortSignal;
@@ -98,8 +104,14 @@ export async function startGrpcServer(deps: GrpcServerDeps, options: GrpcServerO
   return service.start();
 }
 
+/** WatchStatus and Drain streams open at once (a preStop hook or an operator each hold one). */
+const MAX_CONTROL_STREAMS = 64;
+
+/** Decodes a request message (proto-loader's decoder); its errors are the client's. */
+type Decoder<Req> = (message: Buffer) => Req;
+
 class BlockService {
-  private readonly server: grpc.Server;
+  private readonly server: H2GrpcServer;
   private readonly metrics: ServeMetrics;
   private readonly token: TokenCheck | undefined;
   private readonly layout: FallbackLayout;
@@ -111,8 +123,8 @@ class BlockService {
   private readonly handles = new HandleCache();
   private readonly takeBuffer = (length: number): Buffer => this.pool.take(length);
   private readonly stopping = new AbortController();
-  private readonly calls = new Set<AbortController>();
   private limited = 0;
+  private control = 0;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -129,43 +141,45 @@ class BlockService {
     this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
     this.windowChunks = options.windowChunks ?? 2;
     this.budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED);
-    this.pool = new ChunkPool(this.chunkSize, Math.ceil(this.budget.limit / this.chunkSize));
-    this.server = new grpc.Server({
+    this.pool = new ChunkPool(this.chunkSize, this.budget.limit);
+    const { service } = loadProto();
+    const decoder = <Req>(method: string): Decoder<Req> => {
+      const deserialize = service[method]?.requestDeserialize;
+      if (!deserialize) throw new Error(`proto has no method ${method}`);
+      return deserialize as Decoder<Req>;
+    };
+    const encoder = <Res>(method: string): ((m: Res) => Buffer) => {
+      const serialize = service[method]?.responseSerialize as ((m: Res) => Buffer) | undefined;
+      if (!serialize) throw new Error(`proto has no method ${method}`);
+      return (m) => frameMessage(serialize(m));
+    };
+    const routes = new Map<string, CallHandler>();
+    const route = <Req, Res>(method: string, kind: StreamKind, encode: (m: Res) => Buffer, body: (req: Req, ctx: StreamContext<Res>) => Promise<void>): void => {
+      const decode = decoder<Req>(method);
+      routes.set(`${SERVICE_PATH}/${method}`, (call, message) => void this.stream(call, kind, decode, message, encode, body));
+    };
+    // Chunks are framed by hand, in the payload's headroom: see chunk-codec.ts.
+    route<FetchShuffleBlockRequest, Chunk>('FetchShuffleBlock', 'limited', encodeChunkFrame, (req, ctx) => this.fetchShuffleBlock(req, ctx));
+    route<FetchBlockFileRangeRequest, Chunk>('FetchBlockFileRange', 'limited', encodeChunkFrame, (req, ctx) => this.fetchBlockFileRange(req, ctx));
+    route<ListMapOutputsRequest, MapOutputInfo>('ListMapOutputs', 'limited', encoder('ListMapOutputs'), (req, ctx) => this.listMapOutputs(req, ctx));
+    // A unary call is a stream of one message as far as the wire is concerned.
+    route<unknown, AgentStatus>('GetStatus', 'unary', encoder('GetStatus'), async (_req, ctx) => void (await ctx.writer.write(toStatusMessage(this.lifecycle().status()))));
+    route<unknown, AgentStatus>('WatchStatus', 'control', encoder('WatchStatus'), (_req, ctx) => this.watchStatus(ctx));
+    route<DrainRequest, DrainProgressMessage>('Drain', 'control', encoder('Drain'), (req, ctx) => this.drain(req, ctx));
+    this.server = new H2GrpcServer(routes, {
+      ...(options.tls ? { tls: options.tls } : {}),
       // Requests are a few ids: anything large is hostile.
-      'grpc.max_receive_message_length': 64 * 1024,
-      'grpc.max_send_message_length': this.chunkSize + 1024,
+      maxRequestBytes: 64 * 1024,
+      maxConcurrentStreams: Math.max(1000, this.maxStreams + MAX_CONTROL_STREAMS),
       // Pings find peers that vanished without closing (a killed executor): their streams are
       // cancelled and give back their share of the byte budget.
-      'grpc.keepalive_time_ms': 60_000,
-      'grpc.keepalive_timeout_ms': 20_000,
+      keepaliveMs: 60_000,
+      keepaliveTimeoutMs: 20_000,
     });
-    const { service: loaded } = loadProto();
-    // Chunks are encoded by hand (one copy of the payload instead of two): see chunk-codec.ts.
-    const fast = (method: string): grpc.MethodDefinition<object, object> => ({
-      ...(loaded[method] as grpc.MethodDefinition<object, object>),
-      responseSerialize: encodeChunk as (value: object) => Buffer,
-    });
-    const service: grpc.ServiceDefinition = { ...loaded, FetchShuffleBlock: fast('FetchShuffleBlock'), FetchBlockFileRange: fast('FetchBlockFileRange') };
-    // Handlers are typed per method below; grpc-js wants them as one loose map.
-    const handlers: grpc.UntypedServiceImplementation = {
-      FetchShuffleBlock: (call: grpc.ServerWritableStream<FetchShuffleBlockRequest, Chunk>) =>
-        void this.stream(call, true, (ctx) => this.fetchShuffleBlock(call.request, ctx)),
-      FetchBlockFileRange: (call: grpc.ServerWritableStream<FetchBlockFileRangeRequest, Chunk>) =>
-        void this.stream(call, true, (ctx) => this.fetchBlockFileRange(call.request, ctx)),
-      ListMapOutputs: (call: grpc.ServerWritableStream<ListMapOutputsRequest, MapOutputInfo>) =>
-        void this.stream(call, true, (ctx) => this.listMapOutputs(call.request, ctx)),
-      GetStatus: (call: grpc.ServerUnaryCall<unknown, AgentStatus>, callback: grpc.sendUnaryData<AgentStatus>) => this.getStatus(call, callback),
-      WatchStatus: (call: grpc.ServerWritableStream<unknown, AgentStatus>) => void this.stream(call, false, (ctx) => this.watchStatus(ctx)),
-      Drain: (call: grpc.ServerWritableStream<DrainRequest, DrainProgressMessage>) => void this.stream(call, false, (ctx) => this.drain(call.request, ctx)),
-    };
-    this.server.addService(service, handlers);
   }
 
   async start(): Promise<RunningGrpcServer> {
-    const host = this.options.host.includes(':') ? `[${this.options.host}]` : this.options.host;
-    const port = await new Promise<number>((resolve, reject) => {
-      this.server.bindAsync(`${host}:${this.options.port}`, serverCredentials(this.options.tls), (err, bound) => (err ? reject(err) : resolve(bound)));
-    });
+    const port = await this.server.listen(this.options.host, this.options.port);
     this.deps.logger?.info({ port, tls: this.options.tls !== undefined, mtls: this.options.tls?.clientCa !== undefined, token: this.token !== undefined }, 'gRPC block service listening');
     return {
       port,
@@ -176,75 +190,56 @@ class BlockService {
 
   private async close(graceMs: number): Promise<void> {
     this.stopping.abort();
-    await this.closeServer(graceMs);
+    const calls = this.server.activeCalls;
+    if (await this.server.close(graceMs)) this.deps.logger?.warn({ streams: calls }, 'gRPC streams still running at the close deadline; cut them');
     await this.handles.close();
   }
 
-  private async closeServer(graceMs: number): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.deps.logger?.warn({ streams: this.calls.size }, 'gRPC streams still running at the close deadline; cutting them');
-        this.server.forceShutdown();
-        for (const c of this.calls) c.abort();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
-  }
-
-  /** Common frame of every server stream: auth, limits, cancellation, deadline, status, metrics. */
-  private async stream<Req, Res>(call: grpc.ServerWritableStream<Req, Res>, limited: boolean, body: (ctx: StreamContext<Res>) => Promise<void>): Promise<void> {
-    this.metrics.streamOpened();
-    const controller = new AbortController();
-    this.calls.add(controller);
-    let why: 'CANCELLED' | 'DEADLINE_EXCEEDED' | undefined;
-    const deadline = call.getDeadline();
-    const deadlineAt = deadline instanceof Date ? deadline.getTime() : deadline;
-    const ms = deadlineAt - Date.now();
-    const onCancel = (): void => {
-      // A client's own deadline timer fires about when ours does and resets the stream: a cancel
-      // that close to the deadline is counted as the deadline passing.
-      why ??= Date.now() >= deadlineAt - 250 ? 'DEADLINE_EXCEEDED' : 'CANCELLED';
-      controller.abort();
-    };
-    call.on('cancelled', onCancel);
-    // grpc-js answers DEADLINE_EXCEEDED itself; this timer makes sure reading stops at once too.
-    const timer = Number.isFinite(ms)
-      ? setTimeout(() => {
-          why ??= 'DEADLINE_EXCEEDED';
-          controller.abort();
-        }, Math.max(0, ms))
-      : undefined;
-    const writer = new StreamWriter<Res>(call, controller.signal, this.windowChunks);
-    let counted = false;
+  /** Common frame of every call: auth, limits, decoding, status, metrics. */
+  private async stream<Req, Res>(
+    call: GrpcCall,
+    kind: StreamKind,
+    decode: Decoder<Req>,
+    message: Buffer,
+    encode: (m: Res) => Buffer,
+    body: (req: Req, ctx: StreamContext<Res>) => Promise<void>,
+  ): Promise<void> {
+    const unary = kind === 'unary';
+    if (!unary) this.metrics.streamOpened();
+    const writer = new StreamWriter<Res>(call, encode, this.windowChunks);
+    let counted: 'limited' | 'control' | undefined;
     try {
-      this.token?.verify(call.metadata);
-      if (limited) {
-        if (this.limited >= this.maxStreams) throw new ServeError(grpc.status.RESOURCE_EXHAUSTED, `more than ${this.maxStreams} concurrent streams`);
-        this.limited++;
-        counted = true;
+      this.token?.verify(call.headers.authorization);
+      let req: Req;
+      try {
+        req = decode(message);
+      } catch (err) {
+        throw new ServeError(status.INVALID_ARGUMENT, `malformed request message: ${describeError(err)}`);
       }
-      await body({ signal: controller.signal, stopping: this.stopping.signal, writer });
-      if (controller.signal.aborted) this.metrics.error(why ?? 'CANCELLED');
+      if (kind === 'limited') {
+        if (this.limited >= this.maxStreams) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${this.maxStreams} concurrent streams`);
+        this.limited++;
+        counted = kind;
+      } else if (kind === 'control') {
+        if (this.control >= MAX_CONTROL_STREAMS) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${MAX_CONTROL_STREAMS} status and drain streams`);
+        this.control++;
+        counted = kind;
+      }
+      await body(req, { signal: call.signal, stopping: this.stopping.signal, writer });
+      if (call.signal.aborted) this.metrics.error(call.abortReason ?? 'CANCELLED');
       else call.end();
     } catch (err) {
       const e = toServeError(err);
-      this.metrics.error(controller.signal.aborted ? (why ?? 'CANCELLED') : statusName(e.code));
-      if (e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.INTERNAL) {
-        this.deps.logger?.warn({ method: call.getPath(), err: describeError(e) }, 'gRPC call failed');
+      this.metrics.error(call.signal.aborted ? (call.abortReason ?? 'CANCELLED') : statusName(e.code));
+      if (e.code === status.UNAVAILABLE || e.code === status.INTERNAL) {
+        this.deps.logger?.warn({ method: call.path, err: describeError(e) }, 'gRPC call failed');
       }
-      // call.destroy(err) would leave the client hanging: the status goes out through 'error'.
-      if (!controller.signal.aborted) call.emit('error', { code: e.code, details: e.message });
+      call.fail(e.code, e.message);
     } finally {
-      if (counted) this.limited--;
-      clearTimeout(timer);
-      call.off('cancelled', onCancel);
+      if (counted === 'limited') this.limited--;
+      else if (counted === 'control') this.control--;
       writer.dispose();
-      this.calls.delete(controller);
-      this.metrics.streamClosed();
+      if (!unary) this.metrics.streamClosed();
     }
   }
 
@@ -321,7 +316,7 @@ class BlockService {
         }
       }
       if (position < end && !ctx.signal.aborted) {
-        if (position === start && failures.every((f) => f instanceof NotFoundError)) throw new ServeError(grpc.status.NOT_FOUND, 'map output is gone from local disk and store');
+        if (position === start && failures.every((f) => f instanceof NotFoundError)) throw new ServeError(status.NOT_FOUND, 'map output is gone from local disk and store');
         throw unavailable(`neither local disk nor store can serve bytes from offset ${position - start}: ${failures.map(describeError).join('; ')}`);
       }
     } finally {
@@ -356,18 +351,7 @@ class BlockService {
       if (!(await ctx.writer.write(info))) return;
       count++;
     }
-    if (count === 0) throw new ServeError(grpc.status.NOT_FOUND, `no map outputs of app ${ids.appId}${shuffleIds.length ? ` in shuffles ${shuffleIds.join(',')}` : ''}`);
-  }
-
-  private getStatus(call: grpc.ServerUnaryCall<unknown, AgentStatus>, callback: grpc.sendUnaryData<AgentStatus>): void {
-    try {
-      this.token?.verify(call.metadata);
-      callback(null, toStatusMessage(this.lifecycle().status()));
-    } catch (err) {
-      const e = toServeError(err);
-      this.metrics.error(statusName(e.code));
-      callback({ code: e.code, details: e.message });
-    }
+    if (count === 0) throw new ServeError(status.NOT_FOUND, `no map outputs of app ${ids.appId}${shuffleIds.length ? ` in shuffles ${shuffleIds.join(',')}` : ''}`);
   }
 
   private async watchStatus(ctx: StreamContext<AgentStatus>): Promise<void> {
@@ -410,7 +394,7 @@ class BlockService {
   }
 
   private lifecycle(): LifecycleView {
-    if (!this.deps.lifecycle) throw new ServeError(grpc.status.UNIMPLEMENTED, 'this agent has no lifecycle service');
+    if (!this.deps.lifecycle) throw new ServeError(status.UNIMPLEMENTED, 'this agent has no lifecycle service');
     return this.deps.lifecycle;
   }
 
@@ -421,7 +405,7 @@ class BlockService {
 
 function toServeError(err: unknown): ServeError {
   if (err instanceof ServeError) return err;
-  return new ServeError(grpc.status.INTERNAL, describeError(err), { cause: err });
+  return new ServeError(status.INTERNAL, describeError(err), { cause: err });
 }
 
 const STATE_NAMES: Record<StatusSnapshot['state'], AgentStateName> = {

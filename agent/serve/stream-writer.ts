@@ -1,15 +1,11 @@
-/** Backpressure for a gRPC server stream: bounded memory per stream, whatever the client's pace. */
-import type { ServerWritableStream } from '@grpc/grpc-js';
+/** Backpressure for a server stream: bounded memory per stream, whatever the client's pace. */
+import type { GrpcCall } from './h2-server.js';
 
 /**
- * Writes messages to a server stream with at most `window` of them not yet taken by the
- * transport. A write's callback fires once HTTP/2 flow control let its bytes out, so a slow client
- * holds the producer at `window` chunks (plus the one being read): memory per stream is bounded,
- * and nothing is read ahead of what the client consumes. `call.write()` returning false (the
- * Writable's own buffer full) is honoured too, by waiting for 'drain'.
- *
- * grpc-js drops writes silently once the call is cancelled (their callback never fires), so every
- * wait also ends when `signal` aborts.
+ * Writes messages to a call with at most `window` of them not yet taken by the socket. A write's
+ * callback fires once HTTP/2 flow control let its bytes out, so a slow client holds the producer
+ * at `window` messages (plus the one being read): memory per stream is bounded, and nothing is
+ * read ahead of what the client consumes. Every wait also ends when the call aborts.
  */
 export class StreamWriter<T> {
   private pending = 0;
@@ -21,35 +17,33 @@ export class StreamWriter<T> {
   };
 
   constructor(
-    private readonly call: ServerWritableStream<unknown, T>,
-    private readonly signal: AbortSignal,
+    private readonly call: GrpcCall,
+    /** One message as a gRPC frame. */
+    private readonly encode: (message: T) => Buffer,
     private readonly window = 2,
   ) {
-    signal.addEventListener('abort', this.notify, { once: true });
-    call.on('drain', this.notify);
+    call.signal.addEventListener('abort', this.notify, { once: true });
   }
 
   /**
    * Resolves true once the message is handed over, false if the call ended first. `onSent` runs
-   * when the transport took the bytes (never, if the call was cancelled meanwhile).
+   * when the socket took the bytes (never, if the call ended meanwhile).
    */
   async write(message: T, onSent?: () => void): Promise<boolean> {
-    while (this.pending >= this.window && !this.signal.aborted) await this.changed();
-    if (this.signal.aborted) return false;
+    while (this.pending >= this.window && !this.call.done) await this.changed();
+    if (this.call.done) return false;
     this.pending++;
-    const ok = this.call.write(message, () => {
+    this.call.write(this.encode(message), (ok) => {
       this.pending--;
-      onSent?.();
+      if (ok) onSent?.();
       this.notify();
     });
-    while (!ok && this.call.writableNeedDrain && !this.signal.aborted) await this.changed();
-    return !this.signal.aborted;
+    return !this.call.done;
   }
 
   /** Stop listening (the call is over). */
   dispose(): void {
-    this.signal.removeEventListener('abort', this.notify);
-    this.call.off('drain', this.notify);
+    this.call.signal.removeEventListener('abort', this.notify);
     this.notify();
   }
 

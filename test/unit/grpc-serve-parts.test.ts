@@ -2,13 +2,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Metadata } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { TokenCheck } from '../../agent/serve/auth.js';
 import { int64Field, validateIds } from '../../agent/serve/block-source.js';
 import { ByteBudget } from '../../agent/util/byte-budget.js';
-import { allocChunk, encodeChunk } from '../../agent/serve/chunk-codec.js';
+import { allocChunk, ChunkPool, encodeChunk, encodeChunkFrame } from '../../agent/serve/chunk-codec.js';
 import { HandleCache } from '../../agent/serve/handle-cache.js';
+import { encodeGrpcMessage, frameMessage, parseGrpcTimeout, RequestBody } from '../../agent/serve/grpc-wire.js';
 import { parseReduce } from '../../agent/serve/client.js';
 import { loadProto, type Chunk } from '../../agent/serve/proto.js';
 
@@ -99,14 +99,9 @@ describe('request validation', () => {
 describe('TokenCheck', () => {
   it('accepts exactly `Bearer <token>`', () => {
     const check = new TokenCheck('t0k');
-    const md = (v?: string): Metadata => {
-      const m = new Metadata();
-      if (v !== undefined) m.set('authorization', v);
-      return m;
-    };
-    expect(() => check.verify(md('Bearer t0k'))).not.toThrow();
-    expect(() => check.verify(md('bearer t0k'))).not.toThrow();
-    for (const v of [undefined, '', 't0k', 'Bearer', 'Bearer t0', 'Bearer t0kk', 'Basic t0k']) expect(() => check.verify(md(v)), String(v)).toThrow(/bearer token/);
+    expect(() => check.verify('Bearer t0k')).not.toThrow();
+    expect(() => check.verify('bearer t0k')).not.toThrow();
+    for (const v of [undefined, '', 't0k', 'Bearer', 'Bearer t0', 'Bearer t0kk', 'Basic t0k', ['Bearer t0k', 'Bearer t0k']]) expect(() => check.verify(v), String(v)).toThrow(/bearer token/);
     expect(() => new TokenCheck('')).toThrow();
   });
 });
@@ -144,5 +139,75 @@ describe('HandleCache', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('gRPC wire helpers', () => {
+  it('parses grpc-timeout in every unit and refuses malformed values', () => {
+    expect(parseGrpcTimeout(undefined)).toBeUndefined();
+    expect(parseGrpcTimeout('2H')).toBe(7_200_000);
+    expect(parseGrpcTimeout('3M')).toBe(180_000);
+    expect(parseGrpcTimeout('5S')).toBe(5000);
+    expect(parseGrpcTimeout('250m')).toBe(250);
+    expect(parseGrpcTimeout('1500u')).toBe(1.5);
+    expect(parseGrpcTimeout('99999999n')).toBeCloseTo(99.999999);
+    for (const bad of ['', '5', 'S', '-5S', '5s', '123456789S', '1.5S', ' 5S', ['5S', '6S']]) expect(() => parseGrpcTimeout(bad), String(bad)).toThrow(/grpc-timeout/);
+  });
+
+  it('percent-encodes status messages as the gRPC spec says', () => {
+    expect(encodeGrpcMessage('plain text: fine (1/2)')).toBe('plain text: fine (1/2)');
+    expect(encodeGrpcMessage('100%')).toBe('100%25');
+    expect(encodeGrpcMessage('line\nbreak')).toBe('line%0Abreak');
+    expect(encodeGrpcMessage('é')).toBe('%C3%A9');
+    expect(decodeURIComponent(encodeGrpcMessage('ünï%cøde\t!'))).toBe('ünï%cøde\t!');
+  });
+
+  it('takes exactly one uncompressed message of bounded size', () => {
+    const body = (parts: Buffer[], max = 100): Buffer => {
+      const b = new RequestBody(max);
+      for (const p of parts) b.push(p);
+      return b.message();
+    };
+    const framed = frameMessage(Buffer.from('hello'));
+    expect(body([framed]).toString()).toBe('hello');
+    expect(body([framed.subarray(0, 2), framed.subarray(2)]).toString()).toBe('hello');
+    expect(body([frameMessage(Buffer.alloc(0))]).length).toBe(0);
+    expect(() => body([frameMessage(Buffer.alloc(101))])).toThrow(/larger than 100/);
+    expect(() => body([framed.subarray(0, 7)])).toThrow(/truncated/);
+    expect(() => body([framed, framed])).toThrow(/more than one/);
+    expect(() => body([Buffer.from([1, 0, 0, 0, 0])])).toThrow(/compressed/);
+  });
+});
+
+describe('ChunkPool', () => {
+  it('reuses buffers by power-of-two class, within its byte cap, with headroom for the frame', () => {
+    const pool = new ChunkPool(1024 * 1024, 3 * 64 * 1024);
+    const a = pool.take(65_536);
+    const b = pool.take(40_000);
+    expect(a.buffer.byteLength - a.byteOffset).toBe(65_536);
+    expect(b.buffer.byteLength - b.byteOffset).toBe(65_536);
+    expect(pool.take(1_000_000).buffer.byteLength - 32).toBe(1024 * 1024);
+    pool.give(a);
+    pool.give(b);
+    expect(pool.pooled).toBe(2 * 65_536);
+    // The same memory comes back for the next read of that class, and a framed encode uses its headroom.
+    const c = pool.take(65_000);
+    expect(c.buffer).toBe(b.buffer);
+    expect(encodeChunkFrame({ data: c, offset: 1, total_length: 0, source: 'BLOCK_SOURCE_LOCAL' }).buffer).toBe(c.buffer);
+    // Past the cap, given buffers are left to the GC; a buffer given twice is not pooled twice.
+    pool.give(pool.take(65_536));
+    pool.give(pool.take(65_536));
+    pool.give(pool.take(65_536));
+    expect(pool.pooled).toBeLessThanOrEqual(3 * 64 * 1024);
+    const fresh = new ChunkPool(1024 * 1024, 1024 * 1024);
+    const d = fresh.take(8192);
+    fresh.give(d);
+    fresh.give(d);
+    expect(fresh.pooled).toBe(8192);
+    // Tiny and oversized reads are never pooled.
+    const tiny = pool.take(100);
+    const before = pool.pooled;
+    pool.give(tiny);
+    expect(pool.pooled).toBe(before);
   });
 });

@@ -1,0 +1,326 @@
+/**
+ * A gRPC server on Node's own HTTP/2, for services whose every RPC takes one request message
+ * (unary and server-streaming), which is all this agent's contract has.
+ *
+ * Why not grpc-js's Server: on this agent's hot path, one 64 KiB partition per call, grpc-js
+ * spends about 0.2 ms of CPU per call before any of our code runs (its interceptor chain, metadata
+ * objects and per-call streams): 5,450 calls/s at most on a core, against 12,400 for the same
+ * responses written straight to `node:http2` (scratch benchmark with h2load, bench/RESULTS.md).
+ * The protocol a server of single-request RPCs must speak is small and is implemented here:
+ * framing, `grpc-timeout`, trailers-only errors, status trailers, cancellation, keepalive pings,
+ * TLS and mTLS, graceful GOAWAY. Clients stay grpc-js, grpc-java, grpcio: any gRPC client.
+ */
+import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import type { Socket } from 'node:net';
+import { status } from '@grpc/grpc-js';
+import type { TlsFiles } from './auth.js';
+import { ServeError } from './errors.js';
+import { encodeGrpcMessage, parseGrpcTimeout, RequestBody } from './grpc-wire.js';
+
+/** Called once the request message has arrived whole. Must end the call (`end` or `fail`) eventually. */
+export type CallHandler = (call: GrpcCall, message: Buffer) => void;
+
+export interface H2ServerOptions {
+  tls?: TlsFiles;
+  /** Largest request message accepted; more is RESOURCE_EXHAUSTED. */
+  maxRequestBytes: number;
+  /** HTTP/2 streams one connection may have open at once (the HTTP/2 setting). */
+  maxConcurrentStreams: number;
+  /** Ping each connection this often to find peers that vanished without closing; 0: never. */
+  keepaliveMs: number;
+  /** A connection whose ping is not answered within this is closed. */
+  keepaliveTimeoutMs: number;
+}
+
+/** Why a call ended before the handler finished it. */
+export type CallAbortReason = 'CANCELLED' | 'DEADLINE_EXCEEDED';
+
+const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc+proto', 'grpc-accept-encoding': 'identity' };
+
+/**
+ * One RPC. Messages go out with `write` (already framed), the call ends with `end` (OK) or
+ * `fail` (a status). `signal` aborts when the client cancels, the deadline passes or the server is
+ * forced closed; writes after that are dropped.
+ */
+export class GrpcCall {
+  readonly signal: AbortSignal;
+  /** Set when `signal` aborted. */
+  abortReason: CallAbortReason | undefined;
+  private readonly controller = new AbortController();
+  private headersSent = false;
+  private finished = false;
+  private trailers: Record<string, string> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly stream: ServerHttp2Stream,
+    readonly path: string,
+    readonly headers: IncomingHttpHeaders,
+    /** Absolute deadline in ms since the epoch; Infinity without one. */
+    readonly deadline: number,
+  ) {
+    this.signal = this.controller.signal;
+    if (Number.isFinite(deadline)) {
+      this.timer = setTimeout(() => this.expire(), Math.max(0, deadline - Date.now()));
+    }
+  }
+
+  /** True once the call has a final status or was aborted. */
+  get done(): boolean {
+    return this.finished || this.signal.aborted;
+  }
+
+  /**
+   * Send one framed message. `onSent` runs once HTTP/2 flow control let it out and the socket took
+   * the bytes (the buffer is free again then); with `ok` false when the call ended first.
+   */
+  write(frame: Buffer, onSent?: (ok: boolean) => void): void {
+    if (this.done) {
+      onSent?.(false);
+      return;
+    }
+    this.sendHeaders();
+    // write()'s return value (the Writable's 16 KiB mark) is ignored on purpose: callers bound
+    // what they have in flight by counting callbacks (see StreamWriter).
+    this.stream.write(frame, onSent ? (err?: Error | null) => onSent(!err) : undefined);
+  }
+
+  /** End with OK. */
+  end(): void {
+    this.finish(status.OK, '');
+  }
+
+  /** End with a status other than OK. */
+  fail(code: status, message: string): void {
+    this.finish(code, message);
+  }
+
+  /** The client went away (RST_STREAM, connection lost) or the server cuts the call. */
+  abort(reason: CallAbortReason): void {
+    if (this.signal.aborted) return;
+    this.abortReason = reason;
+    clearTimeout(this.timer);
+    this.controller.abort();
+  }
+
+  /** The stream closed: an abort unless the call had ended. */
+  closed(): void {
+    clearTimeout(this.timer);
+    if (this.finished) return;
+    // A client's own deadline timer fires about when ours would and resets the stream: a cancel
+    // that close to the deadline is the deadline passing.
+    this.abort(Date.now() >= this.deadline - 250 ? 'DEADLINE_EXCEEDED' : 'CANCELLED');
+  }
+
+  /** The deadline passed: answer DEADLINE_EXCEEDED and stop the handler. */
+  expire(): void {
+    if (this.done) return;
+    this.finish(status.DEADLINE_EXCEEDED, 'deadline exceeded');
+    this.abort('DEADLINE_EXCEEDED');
+  }
+
+  private finish(code: status, message: string): void {
+    if (this.done) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    const s = this.stream;
+    if (s.destroyed || s.closed) return;
+    const trailers: Record<string, string> = { 'grpc-status': String(code) };
+    if (message !== '') trailers['grpc-message'] = encodeGrpcMessage(message);
+    try {
+      if (!this.headersSent) {
+        // Trailers-only: one HEADERS frame with the status and END_STREAM.
+        this.headersSent = true;
+        s.respond({ ...RESPONSE_HEADERS, ...trailers }, { endStream: true });
+      } else {
+        this.trailers = trailers;
+        s.end();
+      }
+    } catch {
+      // The stream went away between the check and the call: the client is gone, nothing to tell.
+    }
+  }
+
+  private sendHeaders(): void {
+    if (this.headersSent) return;
+    this.headersSent = true;
+    this.stream.respond(RESPONSE_HEADERS, { waitForTrailers: true });
+    this.stream.once('wantTrailers', () => {
+      try {
+        this.stream.sendTrailers(this.trailers ?? { 'grpc-status': String(status.OK) });
+      } catch {
+        // Reset meanwhile.
+      }
+    });
+  }
+}
+
+/** The server: routes `/<package>.<Service>/<Method>` paths to handlers. */
+export class H2GrpcServer {
+  private readonly server: http2.Http2Server | http2.Http2SecureServer;
+  private readonly sessions = new Set<Http2Session>();
+  private readonly calls = new Set<GrpcCall>();
+
+  constructor(
+    private readonly routes: ReadonlyMap<string, CallHandler>,
+    private readonly options: H2ServerOptions,
+  ) {
+    const common: http2.ServerOptions = {
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams },
+      // Memory is bounded by the service's own byte budget, not by the session's accounting
+      // (whose default, 10 MB, refuses new streams of a busy peer).
+      maxSessionMemory: Number.MAX_SAFE_INTEGER,
+    };
+    const tls = options.tls;
+    this.server = tls
+      ? http2.createSecureServer({
+          ...common,
+          cert: tls.cert,
+          key: tls.key,
+          ...(tls.clientCa ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true } : {}),
+          minVersion: 'TLSv1.2',
+          ALPNProtocols: ['h2'],
+        })
+      : http2.createServer(common);
+    this.server.on('session', (session) => this.track(session));
+    this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
+    // A TLS client without ALPN h2 (HTTP/1.1, a port scanner): nothing to say to it.
+    this.server.on('unknownProtocol', (socket: Socket) => socket.destroy());
+    this.server.on('sessionError', () => undefined);
+  }
+
+  /** Resolves to the port bound. */
+  listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve((this.server.address() as { port: number }).port);
+      });
+    });
+  }
+
+  /** RPCs running now. */
+  get activeCalls(): number {
+    return this.calls.size;
+  }
+
+  /**
+   * Stop accepting connections, send GOAWAY (running calls go on), then after `graceMs` cut what
+   * is left. Resolves once every connection is closed.
+   */
+  async close(graceMs: number): Promise<boolean> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sessions) s.close();
+    let timer: NodeJS.Timeout | undefined;
+    const forced = await Promise.race([
+      closed.then(() => false),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(true), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (forced) {
+      for (const c of this.calls) c.abort('CANCELLED');
+      for (const s of this.sessions) s.destroy();
+      await closed;
+    }
+    return forced;
+  }
+
+  private track(session: Http2Session): void {
+    this.sessions.add(session);
+    session.on('error', () => undefined);
+    let interval: NodeJS.Timeout | undefined;
+    if (this.options.keepaliveMs > 0) {
+      interval = setInterval(() => this.ping(session), this.options.keepaliveMs);
+      interval.unref();
+    }
+    session.once('close', () => {
+      clearInterval(interval);
+      this.sessions.delete(session);
+    });
+  }
+
+  private ping(session: Http2Session): void {
+    if (session.destroyed || session.closed) return;
+    const timeout = setTimeout(() => session.destroy(), this.options.keepaliveTimeoutMs);
+    timeout.unref();
+    try {
+      const sent = session.ping(() => clearTimeout(timeout));
+      if (!sent) clearTimeout(timeout);
+    } catch {
+      clearTimeout(timeout);
+    }
+  }
+
+  private onStream(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): void {
+    // Errors of a stream (a reset while writing) end its call through 'close'; never crash.
+    stream.on('error', () => undefined);
+    const path = headers[':path'] ?? '';
+    const contentType = headers['content-type'] ?? '';
+    if (headers[':method'] !== 'POST' || !contentType.startsWith('application/grpc')) {
+      respondHttp(stream, headers[':method'] !== 'POST' ? 405 : 415);
+      return;
+    }
+    let deadline = Infinity;
+    let handler: CallHandler | undefined;
+    let refusal: ServeError | undefined;
+    try {
+      const timeout = parseGrpcTimeout(headers['grpc-timeout']);
+      if (timeout !== undefined) deadline = Date.now() + timeout;
+      handler = this.routes.get(path);
+      if (!handler) refusal = new ServeError(status.UNIMPLEMENTED, `unknown method ${path}`);
+    } catch (err) {
+      refusal = err instanceof ServeError ? err : new ServeError(status.INTERNAL, String(err));
+    }
+    const call = new GrpcCall(stream, path, headers, deadline);
+    if (refusal || !handler) {
+      call.fail(refusal?.code ?? status.UNIMPLEMENTED, refusal?.message ?? 'unknown method');
+      stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      return;
+    }
+    this.calls.add(call);
+    stream.once('close', () => {
+      this.calls.delete(call);
+      call.closed();
+    });
+    const body = new RequestBody(this.options.maxRequestBytes);
+    const run = handler;
+    const onData = (piece: Buffer): void => {
+      try {
+        body.push(piece);
+      } catch (err) {
+        stream.off('data', onData);
+        stream.off('end', onEnd);
+        const e = err as ServeError;
+        call.fail(e.code, e.message);
+        // Stop the client sending the rest (RST_STREAM NO_ERROR after a complete response).
+        stream.close(http2.constants.NGHTTP2_NO_ERROR);
+      }
+    };
+    const onEnd = (): void => {
+      let message: Buffer;
+      try {
+        message = body.message();
+      } catch (err) {
+        const e = err as ServeError;
+        call.fail(e.code, e.message);
+        return;
+      }
+      if (Date.now() >= call.deadline) call.expire();
+      if (!call.done) run(call, message);
+    };
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+  }
+}
+
+function respondHttp(stream: ServerHttp2Stream, code: number): void {
+  try {
+    stream.respond({ ':status': code }, { endStream: true });
+  } catch {
+    // Already gone.
+  }
+  stream.close(http2.constants.NGHTTP2_NO_ERROR);
+}
