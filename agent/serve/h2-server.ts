@@ -182,6 +182,9 @@ export class H2GrpcServer {
           ALPNProtocols: ['h2'],
         })
       : http2.createServer(common);
+    // Small answers (one partition, a status) go out at once instead of waiting for Nagle's
+    // algorithm to hear the ACK of the last segment (Node's HTTP/2 server leaves it on).
+    this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
     this.server.on('session', (session) => this.track(session));
     this.server.on('stream', (stream, headers) => this.onStream(stream, headers));
     // A TLS client without ALPN h2 (HTTP/1.1, a port scanner): nothing to say to it.

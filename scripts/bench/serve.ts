@@ -4,11 +4,15 @@
  *   npm run bench:serve [-- --seconds 3 --skip-python]
  *
  * Phases, each for the agent (a child process running only the gRPC server) and for nginx:
- * the whole file in one request; 64 KiB partitions at 1, 8 and 32 concurrent requests; 64 whole-
- * file streams open at once (peak RSS). Then the Python grpcio client, whole file. Prints MiB/s,
- * fetches/s, the ratio to nginx, the server's CPU (% of one core) and peak RSS; writes the
- * numbers to bench/out/serve-results.json. Needs nginx (apt-get install nginx) and, for the Python
- * row, python3-grpcio and python3-grpc-tools.
+ * the whole file in one request; 64 KiB partitions at 1, 8 and 32 concurrent requests, from three
+ * clients: the in-process grpc-js client (Node `http` for nginx), h2load (nghttp2's C load
+ * generator: gRPC over h2c for the agent, HTTP/1.1 range requests for nginx; it costs the server's
+ * cores the least, so it shows what the server can do) and, for the agent, grpc-java (what Spark's
+ * executors would use); 64 whole-file streams open at once (peak RSS). Then the Python grpcio
+ * client, whole file. Prints MiB/s, fetches/s, the ratio to nginx, the server's CPU (% of one
+ * core) and peak RSS; writes the numbers to bench/out/serve-results.json. Needs
+ * `apt-get install nginx nghttp2-client` and, for the Python and Java rows, the packages of
+ * `.ci/run`.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -21,7 +25,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
-import type { Chunk } from '../../agent/serve/proto.js';
+import { frameMessage } from '../../agent/serve/grpc-wire.js';
+import { loadProto, SERVICE_PATH, type Chunk } from '../../agent/serve/proto.js';
+import { javaClientCommand } from '../../test/support/java-client.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 
@@ -35,6 +41,7 @@ const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)).replace
 const argv = process.argv.slice(2);
 const SECONDS = Number(argv[argv.indexOf('--seconds') + 1] ?? 3) || 3;
 const SKIP_PYTHON = argv.includes('--skip-python');
+const SKIP_JAVA = argv.includes('--skip-java');
 /** `--only TEXT`: run only the phases whose name contains TEXT (and skip nginx unless it matches). */
 const ONLY = argv.includes('--only') ? (argv[argv.indexOf('--only') + 1] ?? '') : '';
 const wanted = (name: string): boolean => ONLY === '' || name.includes(ONLY);
@@ -240,6 +247,51 @@ async function partitions(concurrency: number, fetchOne: (p: number) => Promise<
   return [fetches, bytes];
 }
 
+// ---- h2load and grpc-java ----
+
+/** The partition h2load asks for over and over (it sends one request body): one in the middle. */
+const H2LOAD_PARTITION = PARTS / 2;
+
+interface LoadResult {
+  fetches: number;
+  bytes: number;
+}
+
+/** Runs h2load for SECONDS; checks that every request got a body of at least one partition. */
+async function h2load(args: string[], url: string): Promise<LoadResult> {
+  const { stdout } = await run('h2load', ['-D', String(SECONDS), ...args, url], { maxBuffer: 16 << 20 });
+  const done = /requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed/.exec(stdout);
+  const data = /traffic: .*?, ([\d.]+)(B|KB|MB|GB) \(\d+\) data/.exec(stdout);
+  const bytesOut = /traffic: [\d.]+\w+ \((\d+)\) total/.exec(stdout);
+  if (!done || !data || !bytesOut) throw new Error(`unexpected h2load output:\n${stdout}`);
+  const succeeded = Number(done[3]);
+  // gRPC errors are HTTP 200 too: the payload size tells whether partitions were really served.
+  if (Number(done[4]) > 0 || succeeded === 0 || Number(bytesOut[1]) < succeeded * PART) throw new Error(`h2load requests failed or came back short:\n${stdout}`);
+  return { fetches: succeeded, bytes: succeeded * PART };
+}
+
+/** The gRPC request body for one partition, framed, in a file for h2load's -d. */
+async function grpcRequestFile(dir: string, partition: number): Promise<string> {
+  const serialize = loadProto().service.FetchShuffleBlock?.requestSerialize as (r: object) => Buffer;
+  const path = join(dir, `request-${partition}.bin`);
+  await writeFile(path, frameMessage(serialize({ app_id: APP, shuffle_id: 0, map_id: '0', start_reduce_id: partition, end_reduce_id: partition + 1 })));
+  return path;
+}
+
+/** h2load over one connection per 8 streams (a gRPC client multiplexes streams on a channel). */
+function h2Shape(concurrency: number): string[] {
+  const connections = Math.ceil(concurrency / 8);
+  return ['-c', String(connections), '-m', String(Math.ceil(concurrency / connections))];
+}
+
+/** The grpc-java client's bench mode: `concurrency` partition fetches in flight on one channel. */
+async function javaPartitions(target: string, concurrency: number): Promise<LoadResult & { seconds: number }> {
+  const { command, args } = await javaClientCommand();
+  const { stdout } = await run(command, [...args, 'bench', target, APP, '0', '0', String(PARTS), String(concurrency), String(SECONDS), '3'], { maxBuffer: 1 << 20 });
+  const r = JSON.parse(stdout.trim().split('\n').at(-1) as string) as { fetches: number; bytes: number; seconds: number };
+  return { fetches: r.fetches, bytes: r.bytes, seconds: r.seconds };
+}
+
 async function main(): Promise<void> {
   const dir = join(ROOT, 'bench', 'out', 'serve');
   await prepare(dir);
@@ -282,6 +334,22 @@ async function main(): Promise<void> {
         partitions(c, async (p) => (await tuned.fetchBlock({ app_id: APP, shuffle_id: 0, map_id: 0, start_reduce_id: p, end_reduce_id: p + 1 })).length),
       );
       add('agent', `64 KiB partitions x${c}`, pm, pm.result[1], pm.result[0]);
+    }
+    const requestFile = await grpcRequestFile(dir, H2LOAD_PARTITION);
+    for (const c of [1, 8, 32]) {
+      if (!wanted(`64 KiB partitions x${c} (h2load)`)) continue;
+      const hm = await measure(agentPids, () => h2load([...h2Shape(c), '-d', requestFile, '-H', 'content-type: application/grpc', '-H', 'te: trailers'], `http://${target}${SERVICE_PATH}/FetchShuffleBlock`));
+      add('agent', `64 KiB partitions x${c} (h2load)`, hm, hm.result.bytes, hm.result.fetches, `h2load ${h2Shape(c).join(' ')}, partition ${H2LOAD_PARTITION} each time`);
+    }
+    for (const c of [8, 32]) {
+      if (SKIP_JAVA || !wanted(`64 KiB partitions x${c} (grpc-java)`)) continue;
+      try {
+        // The JVM warms up for 3 s before its own timed SECONDS: the server's CPU is over both.
+        const jm = await measure(agentPids, () => javaPartitions(target, c));
+        add('agent', `64 KiB partitions x${c} (grpc-java)`, { ...jm, seconds: jm.result.seconds }, jm.result.bytes, jm.result.fetches, 'one channel; server CPU includes the JVM warm-up');
+      } catch (err) {
+        process.stderr.write(`Java client failed (see .ci/run for its packages): ${String(err)}\n`);
+      }
     }
     if (wanted('64 streams open (whole file)')) {
       // 64 whole-file streams open at once, on 8 channels (as 8 peers would), for SECONDS.
@@ -331,6 +399,13 @@ async function main(): Promise<void> {
       add('nginx', `64 KiB partitions x${c}`, pm, pm.result[1], pm.result[0]);
       pool.destroy();
     }
+    for (const c of [1, 8, 32]) {
+      if (!wanted(`64 KiB partitions x${c} (h2load)`)) continue;
+      const from = H2LOAD_PARTITION * PART;
+      // HTTP/1.1 has one request in flight per connection: `c` connections.
+      const hm = await measure(nginx.pids, () => h2load(['--h1', '-c', String(c), '-H', `range: bytes=${from}-${from + PART - 1}`], `http://127.0.0.1:${nginx.port}${DATA_PATH}`));
+      add('nginx', `64 KiB partitions x${c} (h2load)`, hm, hm.result.bytes, hm.result.fetches, `h2load --h1 -c ${c}`);
+    }
     if (wanted('64 streams open (whole file)')) {
       const pool = new http.Agent({ keepAlive: true, maxSockets: 64 });
       const controller = new AbortController();
@@ -347,7 +422,13 @@ async function main(): Promise<void> {
   }
 
   // ---- report ----
-  const nginxOf = (test: string): Row | undefined => rows.find((r) => r.server === 'nginx' && test.replace(/ \(.*\)$/, '').startsWith(r.test.replace(/ \(.*\)$/, '')));
+  // Ratios only between the same kind of client: h2load with h2load, Node clients with Node's http.
+  const strip = (t: string): string => t.replace(/ \(.*\)$/, '');
+  const nginxOf = (test: string): Row | undefined => {
+    if (test.endsWith('(grpc-java)')) return undefined;
+    if (test.endsWith('(h2load)')) return rows.find((r) => r.server === 'nginx' && r.test === test);
+    return rows.find((r) => r.server === 'nginx' && !r.test.endsWith('(h2load)') && strip(test).startsWith(strip(r.test)));
+  };
   const lines = ['| server | test | MiB/s | fetches/s | vs nginx | server CPU | server peak RSS | note |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |'];
   for (const r of rows) {
     const base = r.server === 'agent' ? nginxOf(r.test) : undefined;
