@@ -12,6 +12,7 @@
 import { AGENT_STATES, type AgentStateName } from './agent-state.js';
 import type { LifecycleControl } from './lifecycle.js';
 import type { HttpHandler, HttpResponse } from '../observability/http-server.js';
+import { timeoutSignal } from '../util/abort.js';
 
 export interface RouteTarget {
   route(method: string, path: string, handler: HttpHandler): unknown;
@@ -39,7 +40,13 @@ export function registerLifecycleRoutes(http: RouteTarget, lifecycle: LifecycleC
     }
     const drain = req.query.get('drain');
     if (drain !== null && drain !== 'false' && drain !== '0') lifecycle.requestDrain('http', 'GET /v1/status?drain=true');
-    const reached = await lifecycle.waitForState(wait as AgentStateName, AbortSignal.any([req.signal, AbortSignal.timeout(timeout * 1000)]));
+    const until = timeoutSignal(timeout * 1000, req.signal);
+    let reached: boolean;
+    try {
+      reached = await lifecycle.waitForState(wait as AgentStateName, until.signal);
+    } finally {
+      until.dispose();
+    }
     return { status: reached ? 200 : 503, body: { ...statusDocument(), waitedFor: wait, timedOut: !reached } };
   });
 }

@@ -7,6 +7,7 @@
 import { option, parsers } from '../config/option-table.js';
 import { sleep } from '../util/backoff.js';
 import { describeError } from '../util/errors.js';
+import { timeoutSignal } from '../util/abort.js';
 
 export const WAIT_SAFE_EXIT_OPTIONS = {
   http: option({
@@ -59,7 +60,8 @@ export async function waitSafeExit(options: WaitSafeExitOptions): Promise<boolea
     if (left <= 0) break;
     try {
       if (!drainRequested) {
-        const res = await fetch(`${options.url}/v1/drain`, { method: 'POST', signal: AbortSignal.timeout(left) });
+        const until = timeoutSignal(left);
+        const res = await fetch(`${options.url}/v1/drain`, { method: 'POST', signal: until.signal }).finally(() => until.dispose());
         await res.text();
         if (res.status !== 200 && res.status !== 202) throw new Error(`POST /v1/drain: HTTP ${res.status}`);
         drainRequested = true;
@@ -69,8 +71,15 @@ export async function waitSafeExit(options: WaitSafeExitOptions): Promise<boolea
       if (waitLeft <= 0) break;
       // The server answers by itself when its wait ends; the client-side timeout is a backstop.
       const seconds = Math.min(3600, waitLeft / 1000);
-      const res = await fetch(`${options.url}/v1/status?wait=safe_to_exit&timeout=${seconds.toFixed(3)}`, { signal: AbortSignal.timeout(waitLeft + 5_000) });
-      const body = (await res.json().catch(() => ({}))) as { state?: string; pendingOutputs?: number };
+      const until = timeoutSignal(waitLeft + 5_000);
+      let res: Response;
+      let body: { state?: string; pendingOutputs?: number };
+      try {
+        res = await fetch(`${options.url}/v1/status?wait=safe_to_exit&timeout=${seconds.toFixed(3)}`, { signal: until.signal });
+        body = (await res.json().catch(() => ({}))) as { state?: string; pendingOutputs?: number };
+      } finally {
+        until.dispose();
+      }
       if (res.status === 200 && body.state === 'safe_to_exit') {
         log('agent is safe to exit');
         return true;

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import { describeError } from '../../util/errors.js';
 import type { SourceMetrics } from '../notice.js';
+import { timeoutSignal } from '../../util/abort.js';
 
 export interface MetadataResponse {
   status: number;
@@ -35,21 +36,23 @@ export class MetadataError extends Error {
 
 /** One request; rejects with a MetadataError (`timeout`, `unreachable`), or an AbortError when `signal` aborts. */
 export async function metadataRequest(url: string, request: MetadataRequest, signal: AbortSignal): Promise<MetadataResponse> {
-  const timeout = AbortSignal.timeout(request.timeoutMs);
+  const until = timeoutSignal(request.timeoutMs, signal);
   try {
     const res = await fetch(url, {
       method: request.method ?? 'GET',
       headers: request.headers ?? {},
       ...(request.body !== undefined ? { body: request.body } : {}),
-      signal: AbortSignal.any([signal, timeout]),
+      signal: until.signal,
       redirect: 'error',
     });
     const body = await res.text();
     return { status: res.status, headers: res.headers, body };
   } catch (err) {
     if (signal.aborted) throw err;
-    if (timeout.aborted) throw new MetadataError(`${request.method ?? 'GET'} ${url}: no answer within ${request.timeoutMs} ms`, 'timeout', { cause: err });
+    if (until.timedOut) throw new MetadataError(`${request.method ?? 'GET'} ${url}: no answer within ${request.timeoutMs} ms`, 'timeout', { cause: err });
     throw new MetadataError(`${request.method ?? 'GET'} ${url}: ${describeError(err)}`, 'unreachable', { cause: err });
+  } finally {
+    until.dispose();
   }
 }
 
