@@ -7,6 +7,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import { FaultProxy } from './fault-proxy.js';
 
 export interface StoreFixture {
   name: string;
@@ -57,34 +58,35 @@ export async function fileStoreFixture(dir: string): Promise<StoreFixture> {
 }
 
 /**
- * s3rver on 127.0.0.1 (a real S3 protocol server). Down: the server is closed (connections are
- * refused); up: a new one on the same port and directory, so the bucket and objects remain.
+ * s3rver on 127.0.0.1 (a real S3 protocol server) behind a fault proxy. Down: the proxy resets
+ * every connection before it reaches s3rver; up: it forwards again.
+ *
+ * Not by stopping s3rver and starting it again on the same port: while it is down, the agent's
+ * retries connect to that port over and over from ephemeral ports of the same range, so a socket
+ * may come to hold it (a TCP self-connect) and the restart could not bind; s3rver's `run()` then
+ * never settles. The proxy keeps its port for the whole test.
  */
 export async function s3rverStoreFixture(dir: string): Promise<StoreFixture> {
   const directory = join(dir, 's3rver');
   await mkdir(directory, { recursive: true });
   const bucket = 'shuffle';
   const prefix = 'fallback';
-  let server: S3rver | undefined = new S3rver({ port: 0, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket }] });
+  const server = new S3rver({ port: 0, address: '127.0.0.1', directory, silent: true, configureBuckets: [{ name: bucket }] });
   const { port } = await server.run();
   const endpoint = `http://127.0.0.1:${port}`;
+  let down = false;
+  const proxy = await FaultProxy.start(endpoint, () => (down ? 'reset' : undefined));
   const credentials = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' };
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
   return {
     name: 's3rver',
-    args: ['--store', `s3://${bucket}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--s3-region', 'us-east-1',
-      // down() closes s3rver under requests in flight; with the 30 s default a half-open socket
-      // can outlast the test's own waits on a loaded machine.
-      '--s3-request-timeout', '3'],
+    args: ['--store', `s3://${bucket}/${prefix}`, '--s3-endpoint', proxy.endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--s3-region', 'us-east-1'],
     env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
     async down() {
-      await server?.close();
-      server = undefined;
+      down = true;
     },
     async up() {
-      if (server) return;
-      server = new S3rver({ port, address: '127.0.0.1', directory, silent: true });
-      await server.run();
+      down = false;
     },
     async read(key) {
       try {
@@ -103,7 +105,8 @@ export async function s3rverStoreFixture(dir: string): Promise<StoreFixture> {
     },
     async close() {
       client.destroy();
-      await server?.close();
+      await proxy.close();
+      await server.close();
     },
   };
 }
