@@ -8,7 +8,7 @@ import { AgentMetrics } from './observability/metrics.js';
 import { HttpServer } from './observability/http-server.js';
 import { AGENT_STATES, AgentState } from './lifecycle/agent-state.js';
 import { openStore } from './store/open-store.js';
-import { grpcServerOptions, startGrpcServer } from './serve/index.js';
+import { grpcServerOptions, startGrpcServer, TokenFile } from './serve/index.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
@@ -177,6 +177,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     started.push({ name: 'http', close: () => http.close() });
     logger.info({ http: httpAddress }, 'http listening');
 
+    const grpcOptions = await grpcServerOptions(config);
     const grpcServer = await startGrpcServer(
       {
         lookup: writeback,
@@ -187,9 +188,20 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         // GetStatus, WatchStatus and Drain answer from the lifecycle.
         lifecycle: lifecycleView(lifecycle, () => writeback.status().failedFiles + watcher.problems().length),
       },
-      await grpcServerOptions(config),
+      grpcOptions,
     );
     started.push({ name: 'grpc', close: () => grpcServer.close(config.grpcCloseTimeout * 1000) });
+    if (config.grpcTokenFile !== undefined && grpcOptions.token !== undefined) {
+      const tokenFile = new TokenFile({
+        path: config.grpcTokenFile,
+        initial: grpcOptions.token,
+        onChange: (token) => grpcServer.rotateToken(token),
+        intervalMs: config.grpcTokenReloadInterval * 1000,
+        logger: logger.child({ component: 'grpc' }),
+      });
+      tokenFile.start();
+      started.push({ name: 'grpc-token-file', close: async () => tokenFile.close() });
+    }
     logger.info({ grpc: { host: config.grpcListen.host, port: grpcServer.port } }, 'grpc listening');
 
     started.push({ name: 'watcher', close: () => watcher.close() });

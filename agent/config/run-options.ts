@@ -211,8 +211,15 @@ export const RUN_OPTIONS = {
   grpcTokenFile: option({
     group: 'serve',
     flag: 'grpc-token-file',
-    doc: 'File holding a shared token; clients then must send `authorization: Bearer <token>` (UNAUTHENTICATED otherwise).',
+    doc: 'File holding a shared token; clients then must send `authorization: Bearer <token>` (UNAUTHENTICATED otherwise). Re-read every `--grpc-token-reload-interval`: a changed token takes effect without a restart, and the previous one is still accepted for 5 minutes.',
     parse: parsers.string,
+  }),
+  grpcTokenReloadInterval: option({
+    group: 'serve',
+    flag: 'grpc-token-reload-interval',
+    default: '10',
+    doc: 'Seconds between reads of `--grpc-token-file` (fractions allowed).',
+    parse: parsers.number(0.05, 3600),
   }),
   grpcMaxStreams: option({
     group: 'serve',

@@ -12,13 +12,32 @@ export interface TlsFiles {
   clientCa?: Buffer;
 }
 
-/** Checks `authorization: Bearer <token>` in constant time (digests of equal length are compared). */
-export class TokenCheck {
-  private readonly digest: Buffer;
+/** How long the previous token still works after a rotation: clients pick up the new one meanwhile. */
+export const TOKEN_OVERLAP_MS = 5 * 60_000;
 
-  constructor(token: string) {
-    if (token === '') throw new Error('the gRPC token is empty');
-    this.digest = sha256(token);
+/**
+ * Checks `authorization: Bearer <token>` in constant time (digests of equal length are compared).
+ * `rotate` swaps in a new token; the previous one keeps working for `overlapMs`, so executors that
+ * read the rotated Secret a little later than the agent are not refused meanwhile.
+ */
+export class TokenCheck {
+  private digest: Buffer;
+  private previous: { digest: Buffer; until: number } | undefined;
+
+  constructor(
+    token: string,
+    private readonly overlapMs = TOKEN_OVERLAP_MS,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.digest = digestOf(token);
+  }
+
+  /** Use `token` from now on; the current one stays valid for the overlap. */
+  rotate(token: string): void {
+    const next = digestOf(token);
+    if (timingSafeEqual(next, this.digest)) return;
+    this.previous = { digest: this.digest, until: this.now() + this.overlapMs };
+    this.digest = next;
   }
 
   /** Throws UNAUTHENTICATED unless the `authorization` header (exactly one) carries the token. */
@@ -26,9 +45,16 @@ export class TokenCheck {
     const value = typeof authorization === 'string' ? authorization : undefined;
     const m = typeof value === 'string' ? /^Bearer\s+(.+)$/i.exec(value) : null;
     // Compare even when the header is malformed, so timing does not tell which check failed.
-    const ok = timingSafeEqual(sha256(m?.[1] ?? ''), this.digest) && m !== null;
-    if (!ok) throw new ServeError(status.UNAUTHENTICATED, 'missing or wrong bearer token');
+    const given = sha256(m?.[1] ?? '');
+    const current = timingSafeEqual(given, this.digest);
+    const previous = this.previous !== undefined && timingSafeEqual(given, this.previous.digest) && this.now() < this.previous.until;
+    if (m === null || !(current || previous)) throw new ServeError(status.UNAUTHENTICATED, 'missing or wrong bearer token');
   }
+}
+
+function digestOf(token: string): Buffer {
+  if (token === '') throw new Error('the gRPC token is empty');
+  return sha256(token);
 }
 
 function sha256(s: string): Buffer {

@@ -3,3 +3,4 @@ export { startGrpcServer, type GrpcServerDeps, type GrpcServerOptions, type Runn
 export { grpcServerOptions, type GrpcSettings } from './config.js';
 export { runFetch, ShuffleAgentClient, FETCH_EXIT, type ShuffleAgentClientOptions } from './client.js';
 export type { AgentState, BlockSourceKind, DrainProgress, LifecycleView, OutputLookup, ServeMetrics, StatusSnapshot } from './types.js';
+export { TokenFile } from './token-file.js';

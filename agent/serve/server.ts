@@ -81,6 +81,11 @@ export interface RunningGrpcServer {
   /** Fetch and list streams running now. */
   activeStreams(): number;
   /**
+   * Require this token from now on (the previous one stays valid for 5 minutes). Only for a server
+   * started with a token: turning authentication on at run time is not supported.
+   */
+  rotateToken(token: string): void;
+  /**
    * Stop accepting calls, end status streams, let running fetches finish for `graceMs`, then
    * cut what is left. Idempotent: every call returns the same promise.
    */
@@ -184,6 +189,10 @@ class BlockService {
     return {
       port,
       activeStreams: () => this.limited,
+      rotateToken: (token) => {
+        if (!this.token) throw new Error('this gRPC server was started without a token');
+        this.token.rotate(token);
+      },
       close: (graceMs = 5000) => (this.closing ??= this.close(graceMs)),
     };
   }

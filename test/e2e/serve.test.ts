@@ -4,13 +4,14 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { AgentProcess, CLI } from '../support/agent-process.js';
 import { tempDir } from '../support/temp-dir.js';
 import { SparkLikeExecutor, type CommittedFiles } from '../../scripts/spark-writer.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
+import { statusOf } from '../support/grpc-client-helpers.js';
 
 const run = promisify(execFile);
 
@@ -62,6 +63,30 @@ describe('shuffle-agent run serves blocks over gRPC (end to end)', () => {
     const out = join(t.path, 'fetched.bin');
     await run(process.execPath, [CLI, 'fetch', '--target', `127.0.0.1:${agent.grpcPort}`, '--app-id', 'app-s', '--shuffle', '0', '--map', '2', '--reduce', '0-4', '-o', out]);
     expect((await readFile(out)).equals(outputs[2]?.data as Buffer)).toBe(true);
+    expect((await agent.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('picks up a rotated --grpc-token-file while running', async () => {
+    const t = await tempDir('ssa-e2e-token-');
+    cleanups.push(t.cleanup);
+    const tokenFile = join(t.path, 'token');
+    await writeFile(tokenFile, 'before-rotation\n');
+    const agent = await AgentProcess.start(['--local-dirs', join(t.path, 'local'), '--store', `file:${join(t.path, 'store')}`, '--grpc-token-file', tokenFile, '--grpc-token-reload-interval', '0.1']);
+    cleanups.push(async () => void (await agent.stop('SIGKILL')));
+    const status = (token: string): Promise<string> => {
+      const c = new ShuffleAgentClient({ target: `127.0.0.1:${agent.grpcPort}`, token });
+      return statusOf(c.getStatus()).finally(() => c.close());
+    };
+    expect(await status('before-rotation')).toBe('OK');
+    expect(await status('after-rotation')).toBe('UNAUTHENTICATED');
+    const changed = agent.waitForLog((l) => String(l.msg).startsWith('gRPC token file changed'));
+    // As a Secret volume does it: a new file renamed over the old one.
+    await writeFile(`${tokenFile}.new`, 'after-rotation\n');
+    await rename(`${tokenFile}.new`, tokenFile);
+    await changed;
+    expect(await status('after-rotation')).toBe('OK');
+    expect(await status('before-rotation')).toBe('OK');
+    expect(await status('never-issued')).toBe('UNAUTHENTICATED');
     expect((await agent.stop('SIGTERM')).code).toBe(0);
   });
 });

@@ -1,11 +1,12 @@
 /** TLS, mTLS and bearer-token modes of the block service, and the config loader that reads their files. */
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShuffleAgentClient, type ShuffleAgentClientOptions } from '../../agent/serve/client.js';
 import { grpcServerOptions } from '../../agent/serve/config.js';
 import { startGrpcServer, type GrpcServerOptions, type RunningGrpcServer } from '../../agent/serve/server.js';
 import { FileStore } from '../../agent/store/file-store.js';
+import { TokenFile } from '../../agent/serve/token-file.js';
 import { ConfigError } from '../../agent/config/option-table.js';
 import { statusOf } from '../support/grpc-client-helpers.js';
 import { makePki, type TestPki } from '../support/grpc-certs.js';
@@ -89,6 +90,36 @@ describe('gRPC security', () => {
     const ca = await pki.read(pki.caCert);
     expect((await fetch(client(port, { tls: { ca }, token: 'tok' }))).length).toBe(2000);
     expect(await statusOf(fetch(client(port, { tls: { ca } })))).toBe('UNAUTHENTICATED');
+  });
+
+  it('takes a rotated token from the token file without a restart, and keeps the current one when the file breaks', async () => {
+    const tokenFile = join(dir.path, 'rotating-token');
+    await writeFile(tokenFile, 'first\n');
+    const s = await startGrpcServer({ lookup, store: new FileStore(join(dir.path, 'store')) }, { host: '127.0.0.1', port: 0, token: 'first' });
+    servers.push(s);
+    const watcher = new TokenFile({ path: tokenFile, initial: 'first', onChange: (t) => s.rotateToken(t), intervalMs: 3_600_000 });
+    const as = (token: string): Promise<string> => statusOf(fetch(client(s.port, { token })));
+    try {
+      await writeFile(tokenFile, 'second\n');
+      await watcher.check();
+      expect(await as('second')).toBe('OK');
+      // Executors that have not re-read the Secret yet still get through for a while.
+      expect(await as('first')).toBe('OK');
+      expect(await as('third')).toBe('UNAUTHENTICATED');
+      // An empty or missing file is a broken rotation, not "no token": the current token stays.
+      await writeFile(tokenFile, '\n');
+      await watcher.check();
+      await rm(tokenFile);
+      await watcher.check();
+      expect(await as('second')).toBe('OK');
+      expect(await statusOf(fetch(client(s.port)))).toBe('UNAUTHENTICATED');
+    } finally {
+      watcher.close();
+    }
+    // A server started without a token cannot be switched to one.
+    const open = await startGrpcServer({ lookup, store: new FileStore(join(dir.path, 'store')) }, { host: '127.0.0.1', port: 0 });
+    servers.push(open);
+    expect(() => open.rotateToken('x')).toThrow(/without a token/);
   });
 
   it('loads cert, key, CA and token files from the run options, and names the setting that is wrong', async () => {

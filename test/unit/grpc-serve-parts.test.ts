@@ -104,6 +104,22 @@ describe('TokenCheck', () => {
     for (const v of [undefined, '', 't0k', 'Bearer', 'Bearer t0', 'Bearer t0kk', 'Basic t0k', ['Bearer t0k', 'Bearer t0k']]) expect(() => check.verify(v), String(v)).toThrow(/bearer token/);
     expect(() => new TokenCheck('')).toThrow();
   });
+
+  it('accepts the previous token for the overlap after a rotation, then only the new one', () => {
+    let now = 1000;
+    const check = new TokenCheck('old', 60_000, () => now);
+    check.rotate('new');
+    expect(() => check.verify('Bearer new')).not.toThrow();
+    expect(() => check.verify('Bearer old')).not.toThrow();
+    expect(() => check.verify('Bearer other')).toThrow(/bearer token/);
+    now += 60_000;
+    expect(() => check.verify('Bearer old')).toThrow(/bearer token/);
+    expect(() => check.verify('Bearer new')).not.toThrow();
+    // Rotating to the same token changes nothing; the one before it stays expired.
+    check.rotate('new');
+    expect(() => check.verify('Bearer old')).toThrow(/bearer token/);
+    expect(() => check.rotate('')).toThrow(/empty/);
+  });
 });
 
 describe('HandleCache', () => {
