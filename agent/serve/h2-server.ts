@@ -30,6 +30,8 @@ export interface H2ServerOptions {
   keepaliveMs: number;
   /** A connection whose ping is not answered within this is closed. */
   keepaliveTimeoutMs: number;
+  /** A stream whose pending messages make no progress for this long is reset (a client that stopped reading). */
+  stallTimeoutMs: number;
 }
 
 /** Why a call ended before the handler finished it. */
@@ -49,6 +51,13 @@ export class GrpcCall {
   private readonly controller = new AbortController();
   private headersSent = false;
   private finished = false;
+  /** Writes handed to the stream and not yet taken by the socket. */
+  private unsent = 0;
+  private readonly onStall = (): void => {
+    if (this.stream.closed || this.stream.destroyed) return;
+    this.abort('CANCELLED');
+    this.stream.close(http2.constants.NGHTTP2_CANCEL);
+  };
   private trailers: Record<string, string> | undefined;
   private timer: NodeJS.Timeout | undefined;
 
@@ -58,6 +67,8 @@ export class GrpcCall {
     readonly headers: IncomingHttpHeaders,
     /** Absolute deadline in ms since the epoch; Infinity without one. */
     readonly deadline: number,
+    /** Reset the stream when its pending writes make no progress for this long; 0: never. */
+    private readonly stallMs = 0,
   ) {
     this.signal = this.controller.signal;
     if (Number.isFinite(deadline)) {
@@ -80,9 +91,16 @@ export class GrpcCall {
       return;
     }
     this.sendHeaders();
+    // A client that stops reading leaves writes pending for ever (HTTP/2 flow control): after
+    // `stallMs` without progress the stream is reset, so its buffers are freed even when the call
+    // has no deadline. Idle streams with nothing to send (WatchStatus) are not affected.
+    if (this.unsent++ === 0 && this.stallMs > 0) this.stream.setTimeout(this.stallMs, this.onStall);
     // write()'s return value (the Writable's 16 KiB mark) is ignored on purpose: callers bound
     // what they have in flight by counting callbacks (see StreamWriter).
-    this.stream.write(frame, onSent ? (err?: Error | null) => onSent(!err) : undefined);
+    this.stream.write(frame, (err?: Error | null) => {
+      if (--this.unsent === 0 && this.stallMs > 0) this.stream.setTimeout(0);
+      onSent?.(!err);
+    });
   }
 
   /** End with OK. */
@@ -99,7 +117,6 @@ export class GrpcCall {
   abort(reason: CallAbortReason): void {
     if (this.signal.aborted) return;
     this.abortReason = reason;
-    clearTimeout(this.timer);
     this.controller.abort();
   }
 
@@ -112,17 +129,26 @@ export class GrpcCall {
     this.abort(Date.now() >= this.deadline - 250 ? 'DEADLINE_EXCEEDED' : 'CANCELLED');
   }
 
-  /** The deadline passed: answer DEADLINE_EXCEEDED and stop the handler. */
+  /**
+   * The deadline passed: answer DEADLINE_EXCEEDED and stop the handler. When messages already went
+   * out, the status would queue behind data a stalled client may never read: reset the stream
+   * instead (the client's own deadline has passed too, so it reports DEADLINE_EXCEEDED), which
+   * frees what the stream still buffers at once.
+   */
   expire(): void {
-    if (this.done) return;
-    this.finish(status.DEADLINE_EXCEEDED, 'deadline exceeded');
-    this.abort('DEADLINE_EXCEEDED');
+    if (this.stream.closed || this.stream.destroyed) return;
+    const streaming = this.headersSent;
+    if (!this.done) {
+      this.finish(status.DEADLINE_EXCEEDED, 'deadline exceeded');
+      this.abort('DEADLINE_EXCEEDED');
+    }
+    // Also after an OK end whose last messages and trailers still wait for the client to read.
+    if (streaming && !this.stream.closed) this.stream.close(http2.constants.NGHTTP2_CANCEL);
   }
 
   private finish(code: status, message: string): void {
     if (this.done) return;
     this.finished = true;
-    clearTimeout(this.timer);
     const s = this.stream;
     if (s.destroyed || s.closed) return;
     const trailers: Record<string, string> = { 'grpc-status': String(code) };
@@ -277,7 +303,7 @@ export class H2GrpcServer {
     } catch (err) {
       refusal = err instanceof ServeError ? err : new ServeError(status.INTERNAL, String(err));
     }
-    const call = new GrpcCall(stream, path, headers, deadline);
+    const call = new GrpcCall(stream, path, headers, deadline, this.options.stallTimeoutMs);
     if (refusal || !handler) {
       call.fail(refusal?.code ?? status.UNIMPLEMENTED, refusal?.message ?? 'unknown method');
       stream.close(http2.constants.NGHTTP2_NO_ERROR);

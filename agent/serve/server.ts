@@ -38,6 +38,8 @@ export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
 export const MAX_CHUNK_SIZE = 4 * 1024 * 1024 - 1024;
 export const DEFAULT_MAX_STREAMS = 256;
 export const DEFAULT_MAX_BUFFERED = 32 * 1024 * 1024;
+/** Spark's own `spark.network.timeout` default: a peer silent that long is gone. */
+export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
 /** Chunks shrink down to this when many streams share the byte budget. */
 const MIN_CHUNK = 64 * 1024;
 
@@ -73,6 +75,11 @@ export interface GrpcServerOptions {
    * one chunk beyond it, so a stalled client never blocks the others.
    */
   maxBufferedBytes?: number;
+  /**
+   * A stream whose client stopped reading is reset after this long without progress (120 s by
+   * default), with or without a deadline: what it still buffers is freed.
+   */
+  stallTimeoutMs?: number;
 }
 
 export interface RunningGrpcServer {
@@ -180,6 +187,7 @@ class BlockService {
       // cancelled and give back their share of the byte budget.
       keepaliveMs: 60_000,
       keepaliveTimeoutMs: 20_000,
+      stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
     });
   }
 

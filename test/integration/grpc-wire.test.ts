@@ -141,6 +141,45 @@ describe('gRPC wire layer', () => {
     expect(expired).toMatchObject({ grpcStatus: status.DEADLINE_EXCEEDED, body: Buffer.alloc(0) });
   });
 
+  it('resets a stream whose client stopped reading once its deadline passes, freeing it', async () => {
+    const started = Date.now();
+    const req = session.request({ ':method': 'POST', ':path': FETCH, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '300m' });
+    req.on('error', () => undefined);
+    // Never read: the 70 KB answer outgrows the 64 KiB HTTP/2 window and the server stalls.
+    req.pause();
+    req.end(goodRequest());
+    await once(req, 'close');
+    expect(req.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    await metrics.idle();
+    expect(server.activeStreams()).toBe(0);
+  });
+
+  it('resets a stream whose client stopped reading after the stall timeout, without a deadline', async () => {
+    const stallServer = await startGrpcServer({ lookup: new MapLookup().add(out.output), store: new FileStore(join(dir.path, 'store')) }, { host: '127.0.0.1', port: 0, stallTimeoutMs: 300 });
+    const s = http2.connect(`http://127.0.0.1:${stallServer.port}`);
+    try {
+      const started = Date.now();
+      const req = s.request({ ':method': 'POST', ':path': FETCH, 'content-type': 'application/grpc', te: 'trailers' });
+      req.on('error', () => undefined);
+      req.pause();
+      req.end(goodRequest());
+      await once(req, 'close');
+      expect(req.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      // A client that reads normally is not cut, however long the stall timeout is exceeded in total.
+      const client = new ShuffleAgentClient({ target: `127.0.0.1:${stallServer.port}` });
+      try {
+        for (let i = 0; i < 3; i++) expect((await client.fetchBlock({ app_id: APP, shuffle_id: 0, map_id: 0, start_reduce_id: 1, end_reduce_id: 2 })).length).toBe(70_000);
+      } finally {
+        client.close();
+      }
+    } finally {
+      s.close();
+      await stallServer.close(500);
+    }
+  });
+
   it('percent-encodes status messages that are not printable ASCII', async () => {
     const msg = encodeRequest({ app_id: 'spark-ünï%cøde', shuffle_id: 0, map_id: '0', start_reduce_id: 0, end_reduce_id: 1 });
     const a = await raw(FETCH, frameMessage(msg));
