@@ -10,9 +10,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGrpcServer, type RunningGrpcServer } from '../../agent/serve/server.js';
-import { FileStore } from '../../agent/store/file-store.js';
-import { FakeLifecycle, MapLookup, storeOutput, tempDir, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';
+import { tempDir } from '../support/grpc-fixtures.js';
+import { differingPartitions, interopFixture, type InteropFixture } from '../support/interop-fixture.js';
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
@@ -25,11 +24,7 @@ async function python(...args: string[]): Promise<unknown> {
 }
 
 describe('gRPC interop with Python grpcio', () => {
-  let dir: Awaited<ReturnType<typeof tempDir>>;
-  let server: RunningGrpcServer;
-  let tokenServer: RunningGrpcServer;
-  let local: WrittenOutput;
-  let stored: WrittenOutput;
+  let f: InteropFixture;
 
   beforeAll(async () => {
     const probe = await run(PYTHON, ['-c', 'import grpc, grpc_tools.protoc']).then(
@@ -39,36 +34,21 @@ describe('gRPC interop with Python grpcio', () => {
     if (probe) {
       throw new Error(`Python grpc is missing (apt-get install -y python3-grpcio python3-grpc-tools)${process.env.CI === 'true' ? ' in CI' : ''}: ${probe.message}`);
     }
-    dir = await tempDir('grpc-py-');
-    const store = new FileStore(join(dir.path, 'store'));
-    // Ids 0, empty partitions, and a partition spanning several chunks.
-    local = await writeOutput(join(dir.path, 'local'), APP, 0, '0', [0, 11, 3_000_000, 0, 65_536, 1]);
-    stored = await writeOutput(join(dir.path, 'gone'), APP, 3, '9007199254740993', [700, 0, 1_500_000]);
-    await storeOutput(store, stored.output);
-    server = await startGrpcServer({ lookup: new MapLookup().add(local.output), store, lifecycle: new FakeLifecycle() }, { host: '127.0.0.1', port: 0 });
-    tokenServer = await startGrpcServer({ lookup: new MapLookup().add(local.output), store }, { host: '127.0.0.1', port: 0, token: 'py-token' });
+    f = await interopFixture(APP, 'py-token');
   });
 
   afterAll(async () => {
-    await server?.close(500);
-    await tokenServer?.close(500);
-    await dir?.remove();
+    await f?.close();
   });
 
   it('fetches every partition of a local output (ids 0) and of a store-only output, byte for byte', async () => {
-    for (const [o, shuffle, map] of [
-      [local, '0', '0'],
-      [stored, '3', '9007199254740993'],
-    ] as const) {
+    for (const [o, shuffle, map] of f.cases) {
       const outDir = await tempDir('grpc-py-parts-');
       try {
-        const result = (await python('parts', `127.0.0.1:${server.port}`, APP, shuffle, map, outDir.path)) as { partitions: number; location: string };
+        const result = (await python('parts', `127.0.0.1:${f.server.port}`, APP, shuffle, map, outDir.path)) as { partitions: number; location: string };
         expect(result.partitions).toBe(o.output.offsets.length - 1);
-        expect(result.location).toBe(o === local ? 'OUTPUT_LOCATION_LOCAL' : 'OUTPUT_LOCATION_STORED');
-        for (let r = 0; r < result.partitions; r++) {
-          const got = await readFile(join(outDir.path, `${r}.bin`));
-          expect(got.equals((o.data as Buffer).subarray(o.output.offsets[r], o.output.offsets[r + 1])), `${shuffle}/${map} partition ${r}`).toBe(true);
-        }
+        expect(result.location).toBe(o === f.local ? 'OUTPUT_LOCATION_LOCAL' : 'OUTPUT_LOCATION_STORED');
+        expect(await differingPartitions(o, outDir.path, result.partitions), `${shuffle}/${map}`).toEqual([]);
       } finally {
         await outDir.remove();
       }
@@ -76,12 +56,12 @@ describe('gRPC interop with Python grpcio', () => {
   });
 
   it('fetches a multi-partition range with a token and gets the gRPC status codes of bad requests', async () => {
-    const out = join(dir.path, 'range.bin');
-    const r = (await python('fetch', `127.0.0.1:${tokenServer.port}`, APP, '0', '0', '1', '5', out, 'py-token')) as { bytes: number; chunks: number };
-    const expected = (local.data as Buffer).subarray(local.output.offsets[1], local.output.offsets[5]);
+    const out = join(f.dir, 'range.bin');
+    const r = (await python('fetch', `127.0.0.1:${f.tokenServer.port}`, APP, '0', '0', '1', '5', out, 'py-token')) as { bytes: number; chunks: number };
+    const expected = (f.local.data as Buffer).subarray(f.local.output.offsets[1], f.local.output.offsets[5]);
     expect(r).toEqual({ bytes: expected.length, chunks: Math.ceil(expected.length / (1024 * 1024)) });
     expect((await readFile(out)).equals(expected)).toBe(true);
-    expect(await python('errors', `127.0.0.1:${server.port}`, APP)).toEqual({ bad_app: 'INVALID_ARGUMENT', negative_map: 'INVALID_ARGUMENT', unknown_map: 'NOT_FOUND', no_token: 'OK' });
-    expect(((await python('errors', `127.0.0.1:${tokenServer.port}`, APP)) as Record<string, string>).no_token).toBe('UNAUTHENTICATED');
+    expect(await python('errors', `127.0.0.1:${f.server.port}`, APP)).toEqual({ bad_app: 'INVALID_ARGUMENT', negative_map: 'INVALID_ARGUMENT', unknown_map: 'NOT_FOUND', no_token: 'OK' });
+    expect(((await python('errors', `127.0.0.1:${f.tokenServer.port}`, APP)) as Record<string, string>).no_token).toBe('UNAUTHENTICATED');
   });
 });

@@ -74,6 +74,17 @@ describe('gRPC wire layer', () => {
     });
   }
 
+  /** Fetch a 70 KB partition and never read it (it outgrows the 64 KiB HTTP/2 window): how the stream ended. */
+  async function stalledFetch(on: http2.ClientHttp2Session, headers: Record<string, string>): Promise<{ rstCode: number | undefined; ms: number }> {
+    const started = Date.now();
+    const req = on.request({ ':method': 'POST', ':path': FETCH, 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    req.on('error', () => undefined);
+    req.pause();
+    req.end(goodRequest());
+    await once(req, 'close');
+    return { rstCode: req.rstCode, ms: Date.now() - started };
+  }
+
   const goodRequest = (): Buffer => frameMessage(encodeRequest({ app_id: APP, shuffle_id: 0, map_id: '0', start_reduce_id: 1, end_reduce_id: 2 }));
 
   it('answers a well-formed hand-made request with framed chunks and grpc-status 0 in trailers', async () => {
@@ -142,15 +153,9 @@ describe('gRPC wire layer', () => {
   });
 
   it('resets a stream whose client stopped reading once its deadline passes, freeing it', async () => {
-    const started = Date.now();
-    const req = session.request({ ':method': 'POST', ':path': FETCH, 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': '300m' });
-    req.on('error', () => undefined);
-    // Never read: the 70 KB answer outgrows the 64 KiB HTTP/2 window and the server stalls.
-    req.pause();
-    req.end(goodRequest());
-    await once(req, 'close');
-    expect(req.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    const stalled = await stalledFetch(session, { 'grpc-timeout': '300m' });
+    expect(stalled.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(stalled.ms).toBeGreaterThanOrEqual(250);
     await metrics.idle();
     expect(server.activeStreams()).toBe(0);
   });
@@ -159,14 +164,9 @@ describe('gRPC wire layer', () => {
     const stallServer = await startGrpcServer({ lookup: new MapLookup().add(out.output), store: new FileStore(join(dir.path, 'store')) }, { host: '127.0.0.1', port: 0, stallTimeoutMs: 300 });
     const s = http2.connect(`http://127.0.0.1:${stallServer.port}`);
     try {
-      const started = Date.now();
-      const req = s.request({ ':method': 'POST', ':path': FETCH, 'content-type': 'application/grpc', te: 'trailers' });
-      req.on('error', () => undefined);
-      req.pause();
-      req.end(goodRequest());
-      await once(req, 'close');
-      expect(req.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
-      expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+      const stalled = await stalledFetch(s, {});
+      expect(stalled.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+      expect(stalled.ms).toBeGreaterThanOrEqual(250);
       // A client that reads normally is not cut, however long the stall timeout is exceeded in total.
       const client = new ShuffleAgentClient({ target: `127.0.0.1:${stallServer.port}` });
       try {
