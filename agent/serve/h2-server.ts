@@ -53,6 +53,7 @@ export class GrpcCall {
   private finished = false;
   /** Writes handed to the stream and not yet taken by the socket. */
   private unsent = 0;
+  private stallArmed = false;
   private readonly onStall = (): void => {
     if (this.stream.closed || this.stream.destroyed) return;
     this.abort('CANCELLED');
@@ -94,7 +95,12 @@ export class GrpcCall {
     // A client that stops reading leaves writes pending for ever (HTTP/2 flow control): after
     // `stallMs` without progress the stream is reset, so its buffers are freed even when the call
     // has no deadline. Idle streams with nothing to send (WatchStatus) are not affected.
-    if (this.unsent++ === 0 && this.stallMs > 0) this.stream.setTimeout(this.stallMs, this.onStall);
+    if (this.unsent++ === 0 && this.stallMs > 0) {
+      // The listener once per call: setTimeout(ms, callback) would add one at every arming.
+      if (!this.stallArmed) this.stream.on('timeout', this.onStall);
+      this.stallArmed = true;
+      this.stream.setTimeout(this.stallMs);
+    }
     // write()'s return value (the Writable's 16 KiB mark) is ignored on purpose: callers bound
     // what they have in flight by counting callbacks (see StreamWriter).
     this.stream.write(frame, (err?: Error | null) => {

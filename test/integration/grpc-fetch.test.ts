@@ -239,8 +239,11 @@ describe('gRPC fetch: a 200 MB output, backpressure and cancellation', () => {
 
   afterAll(() => dir.remove());
 
-  it('streams 200 MB whole, in order, byte for byte', async () => {
+  it('streams 200 MB whole, in order, byte for byte, without piling up listeners', async () => {
     const h = await harness(new MapLookup().add(big.output), new FileStore(join(dir.path, 'store')));
+    const warnings: string[] = [];
+    const onWarning = (w: Error): void => void warnings.push(`${w.name}: ${w.message}`);
+    process.on('warning', onWarning);
     try {
       const hash = createHash('sha256');
       let expectedOffset = 0;
@@ -254,7 +257,11 @@ describe('gRPC fetch: a 200 MB output, backpressure and cancellation', () => {
       expect(expectedOffset).toBe(SIZE);
       expect(maxChunk).toBe(1024 * 1024);
       expect(hash.digest('hex')).toBe(big.sha256);
+      // One stall timer per stream, however many chunks it sends (Node warns from 11 listeners).
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(warnings.filter((w) => w.includes('MaxListeners'))).toEqual([]);
     } finally {
+      process.off('warning', onWarning);
       await h.close();
     }
   });
