@@ -95,6 +95,8 @@ interface Entry {
   /** Set when a newer commit replaced the output while it was being written. */
   dirty: boolean;
   handles?: { index: FileHandle; data?: FileHandle };
+  /** True while its files are being opened (one opening at a time). */
+  holding?: boolean;
   dataStored: boolean;
   attempts: number;
   lastError?: FailedOutput;
@@ -118,7 +120,10 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private readonly queue = new Heap<Entry>((a, b) => this.compare(a, b));
   private running = 0;
   private seq = 0;
+  /** Outputs whose descriptors are open now (what `heldOutputs` reports). */
   private held = 0;
+  /** Outputs whose descriptors are being opened: they count against the cap too. */
+  private holding = 0;
   private closed = false;
   private paused = false;
   private persistedOutputs = 0;
@@ -360,7 +365,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     entry.dirty = false;
     this.unsettled.add(entry);
     this.queue.push(entry);
-    if (!entry.handles && entry.local && this.held < this.opts.maxHeldOutputs) void this.holdHandles(entry);
+    if (!entry.handles && !entry.holding && entry.local && this.held + this.holding < this.opts.maxHeldOutputs) void this.holdHandles(entry);
     this.emit('change');
     this.pump();
   }
@@ -381,8 +386,13 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     }
   }
 
+  /**
+   * Open the output's files so that Spark deleting them loses nothing. Counted as held only once
+   * both are open: `heldOutputs` never claims descriptors that are still being opened.
+   */
   private async holdHandles(entry: Entry): Promise<void> {
-    this.held++;
+    entry.holding = true;
+    this.holding++;
     const { output } = entry;
     try {
       const index = await open(output.indexPath, 'r');
@@ -399,13 +409,19 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
         // Raced with completion or a newer commit: not needed.
         await index.close();
         await data?.close();
-        this.held--;
         return;
       }
       entry.handles = data ? { index, data } : { index };
+      this.held++;
     } catch {
       // Already gone: the write will find out and drop it.
-      this.held--;
+    } finally {
+      entry.holding = false;
+      this.holding--;
+    }
+    // A newer commit arrived while the older files were being opened: hold the new ones.
+    if (entry.output !== output && !entry.handles && entry.local && entry.phase !== 'persisted' && this.entries.get(entry.output.id) === entry) {
+      if (this.held + this.holding < this.opts.maxHeldOutputs) await this.holdHandles(entry);
     }
   }
 
@@ -497,7 +513,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     this.opts.metrics?.writeError(kind);
     if (kind === 'source-gone' && !entry.handles) {
       // Spark removed the files before we could copy them and nothing held them open.
-      this.opts.logger?.warn({ output: entry.output.id, file, local: entry.local }, 'local files vanished before write-back; dropped');
+      this.opts.logger?.warn({ output: entry.output.id, file, local: entry.local, err: describeError(err) }, 'local files vanished before write-back; dropped');
       this.drop(entry, 'source-gone');
       return;
     }

@@ -148,6 +148,30 @@ describe('WritebackQueue', () => {
     expect(q.status()).toMatchObject({ persistedOutputs: 2, droppedOutputs: 0 });
   });
 
+  it('reports an output as held only once its descriptors are open, and opens them once', async () => {
+    const exec = await executor();
+    const store = new MemoryStore();
+    let release!: () => void;
+    store.gate = new Promise((r) => (release = r));
+    // Every write fails until the test says: retries re-enqueue the output again and again.
+    store.failures = Array.from({ length: 10_000 }, () => new StoreError('down', 'transient', 'EDOWN'));
+    const q = new WritebackQueue({ store, concurrency: 1, retry: { baseMs: 1, maxMs: 2 } });
+    cleanups.push(() => q.close());
+    const files = await exec.commit({ shuffleId: 2, mapId: 9, partitions: [100] });
+    q.add(outputOf(files));
+    // The open has only been asked for: nothing is held yet, whatever a status reader hopes.
+    expect(q.status().heldOutputs).toBe(0);
+    await until(async () => q.get('app/2/9')?.handles, 'descriptors held');
+    expect(q.status().heldOutputs).toBe(1);
+    release();
+    await until(async () => store.puts.length >= 6, 'several failed attempts');
+    // Many enqueues, one pair of descriptors (a second open would have counted twice).
+    expect(q.status().heldOutputs).toBe(1);
+    store.failures = [];
+    await q.whenIdle();
+    expect(q.status()).toMatchObject({ persistedOutputs: 1, heldOutputs: 0 });
+  });
+
   it('drops pending work for a shuffle Spark cleaned up, and outputs that vanished unheld', async () => {
     const exec = await executor();
     const store = new MemoryStore();
