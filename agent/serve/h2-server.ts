@@ -46,6 +46,9 @@ const RESPONSE_HEADERS = { ':status': 200, 'content-type': 'application/grpc+pro
  */
 export class GrpcCall {
   readonly signal: AbortSignal;
+  /** Resolves when the HTTP/2 stream is closed, by either side, for whatever reason. */
+  readonly streamClosed: Promise<void>;
+  private markClosed!: () => void;
   /** Set when `signal` aborted. */
   abortReason: CallAbortReason | undefined;
   private readonly controller = new AbortController();
@@ -72,6 +75,7 @@ export class GrpcCall {
     private readonly stallMs = 0,
   ) {
     this.signal = this.controller.signal;
+    this.streamClosed = new Promise((resolve) => (this.markClosed = resolve));
     if (Number.isFinite(deadline)) {
       this.timer = setTimeout(() => this.expire(), Math.max(0, deadline - Date.now()));
     }
@@ -129,6 +133,7 @@ export class GrpcCall {
   /** The stream closed: an abort unless the call had ended. */
   closed(): void {
     clearTimeout(this.timer);
+    this.markClosed();
     if (this.finished) return;
     // A client's own deadline timer fires about when ours would and resets the stream: a cancel
     // that close to the deadline is the deadline passing.

@@ -87,6 +87,8 @@ export interface RunningGrpcServer {
   readonly port: number;
   /** Fetch and list streams running now. */
   activeStreams(): number;
+  /** Bytes read for clients and not yet taken by their sockets (the `--grpc-max-buffered` budget in use). */
+  bufferedBytes(): number;
   /**
    * Require this token from now on (the previous one stays valid for 5 minutes). Only for a server
    * started with a token: turning authentication on at run time is not supported.
@@ -197,6 +199,7 @@ class BlockService {
     return {
       port,
       activeStreams: () => this.limited,
+      bufferedBytes: () => this.budget.inUse,
       rotateToken: (token) => {
         if (!this.token) throw new Error('this gRPC server was started without a token');
         this.token.rotate(token);
@@ -318,7 +321,7 @@ class BlockService {
             const sentData = data;
             const written = await ctx.writer.write({ data, offset: position - start, total_length: first ? end - start : 0, source: kind }, () => {
               lease.release(size);
-              // grpc-js copied the payload into its frame before calling back: the buffer is free.
+              // The socket took the bytes before the write called back: the buffer is free.
               this.pool.give(sentData);
             });
             if (!written) return;
@@ -337,7 +340,9 @@ class BlockService {
         throw unavailable(`neither local disk nor store can serve bytes from offset ${position - start}: ${failures.map(describeError).join('; ')}`);
       }
     } finally {
-      lease.close();
+      // The last chunks may still be on their way to the socket: their bytes stay in the budget
+      // until they are (or the stream is reset), however soon the handler ends.
+      void ctx.writer.idle().then(() => lease.close());
       let reported = false;
       for (const kind of ['local', 'store'] as const) {
         if (sent[kind] > 0) {

@@ -9,6 +9,7 @@ import type { GrpcCall } from './h2-server.js';
  */
 export class StreamWriter<T> {
   private pending = 0;
+  private readonly idlers: Array<() => void> = [];
   private wake: (() => void) | undefined;
   private readonly notify = (): void => {
     const w = this.wake;
@@ -37,8 +38,19 @@ export class StreamWriter<T> {
       this.pending--;
       if (ok) onSent?.();
       this.notify();
+      if (this.pending === 0) for (const idle of this.idlers.splice(0)) idle();
     });
     return !this.call.done;
+  }
+
+  /**
+   * Resolves once every write handed over has completed or failed (at once when none is pending).
+   * Memory held by messages still in flight is accounted for until then.
+   */
+  idle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    // A write whose stream is torn down may never call back: the stream's close settles it then.
+    return Promise.race([new Promise<void>((resolve) => this.idlers.push(resolve)), this.call.streamClosed]);
   }
 
   /** Stop listening (the call is over). */

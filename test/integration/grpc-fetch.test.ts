@@ -8,6 +8,7 @@ import type { Chunk } from '../../agent/serve/proto.js';
 import { startGrpcServer, type RunningGrpcServer } from '../../agent/serve/server.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { collect, statusOf } from '../support/grpc-client-helpers.js';
+import { until } from '../support/events.js';
 import { CountingStore, countingHandle, MapLookup, RecordingMetrics, storeOutput, tempDir, writeBigOutput, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';
 
 const APP = 'spark-0123456789abcdef0123456789abcdef';
@@ -293,6 +294,8 @@ describe('gRPC fetch: a 200 MB output, backpressure and cancellation', () => {
       expect(atClose).toBeLessThan(24 * 1024 * 1024);
       expect(atClose).toBeGreaterThanOrEqual(received);
       expect(metrics.errors).toEqual(['CANCELLED']);
+      // Nothing of the cancelled stream stays counted in the byte budget.
+      await until(async () => h.server.bufferedBytes() === 0, 'budget released after the cancel');
       // Another fetch on the same descriptor proves it is still readable and the count still live.
       await h.client.fetchBlock({ app_id: APP, shuffle_id: 7, map_id: 0, start_reduce_id: 0, end_reduce_id: 1 });
       expect(read.bytes).toBe(atClose + 10 * 1000 * 1000);

@@ -14,6 +14,7 @@ import { startGrpcServer, type RunningGrpcServer } from '../../agent/serve/serve
 import { FileStore } from '../../agent/store/file-store.js';
 import { frameMessage } from '../../agent/serve/grpc-wire.js';
 import { FakeLifecycle, MapLookup, RecordingMetrics, tempDir, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';
+import { until } from '../support/events.js';
 
 const APP = 'spark-wire';
 const FETCH = `${SERVICE_PATH}/FetchShuffleBlock`;
@@ -167,10 +168,13 @@ describe('gRPC wire layer', () => {
       const stalled = await stalledFetch(s, {});
       expect(stalled.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
       expect(stalled.ms).toBeGreaterThanOrEqual(250);
+      // What the reset stream had in flight is back in the budget.
+      await until(async () => stallServer.bufferedBytes() === 0, 'budget released');
       // A client that reads normally is not cut, however long the stall timeout is exceeded in total.
       const client = new ShuffleAgentClient({ target: `127.0.0.1:${stallServer.port}` });
       try {
         for (let i = 0; i < 3; i++) expect((await client.fetchBlock({ app_id: APP, shuffle_id: 0, map_id: 0, start_reduce_id: 1, end_reduce_id: 2 })).length).toBe(70_000);
+        await until(async () => stallServer.bufferedBytes() === 0, 'budget released after normal fetches');
       } finally {
         client.close();
       }
