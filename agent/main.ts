@@ -58,7 +58,9 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
 
   try {
     // The gauges read the queue's status when scraped, after it exists.
-    const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES });
+    // The gRPC server starts later; the gauge reads it once it runs.
+    let grpcBufferedBytes = (): number => 0;
+    const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES, grpcBufferedBytes: () => grpcBufferedBytes() });
     const store = await openStore(config.store, {
       s3Endpoint: config.s3Endpoint,
       s3Region: config.s3Region,
@@ -191,6 +193,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       grpcOptions,
     );
     started.push({ name: 'grpc', close: () => grpcServer.close(config.grpcCloseTimeout * 1000) });
+    grpcBufferedBytes = () => grpcServer.bufferedBytes();
     if (config.grpcTokenFile !== undefined && grpcOptions.token !== undefined) {
       const tokenFile = new TokenFile({
         path: config.grpcTokenFile,

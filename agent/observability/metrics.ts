@@ -35,7 +35,16 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
   private readonly grpcErrors: Counter<'code'>;
   private readonly grpcActive: Gauge;
 
-  constructor(source: { writeback: () => WritebackStatus; state: () => string; states: readonly string[] }, options: { processMetrics?: boolean } = {}) {
+  constructor(
+    source: {
+      writeback: () => WritebackStatus;
+      state: () => string;
+      states: readonly string[];
+      /** Bytes the gRPC service has read and not yet sent (0 until it runs). */
+      grpcBufferedBytes?: () => number;
+    },
+    options: { processMetrics?: boolean } = {},
+  ) {
     const registers = [this.registry];
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: METRIC_PREFIX });
     const p = METRIC_PREFIX;
@@ -106,6 +115,14 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
     this.grpcBytes = new Counter({ name: `${p}grpc_sent_bytes_total`, help: 'Bytes sent by gRPC fetches, by source.', labelNames: ['source'], registers });
     this.grpcErrors = new Counter({ name: `${p}grpc_errors_total`, help: 'gRPC calls that ended with a non-OK status, by code.', labelNames: ['code'], registers });
     this.grpcActive = new Gauge({ name: `${p}grpc_active_streams`, help: 'gRPC server streams open.', registers });
+    new Gauge({
+      name: `${p}grpc_buffered_bytes`,
+      help: 'Bytes the gRPC service read for clients and their sockets have not taken yet (bounded by --grpc-max-buffered).',
+      registers,
+      collect() {
+        this.set(source.grpcBufferedBytes?.() ?? 0);
+      },
+    });
     this.watchProblems = new Counter({ name: `${p}watch_problems_total`, help: 'Bad local input reported by the watcher, by kind.', labelNames: ['kind'], registers });
     this.notices = new Counter({
       name: `${p}termination_notices_total`,

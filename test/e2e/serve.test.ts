@@ -48,6 +48,8 @@ describe('shuffle-agent run serves blocks over gRPC (end to end)', () => {
     await fetchAll();
     const before = await (await fetch(`${agent.url}/metrics`)).text();
     expect(before).toMatch(/^shuffle_agent_grpc_fetches_total\{source="local"\} 16$/m);
+    // Every fetch is over: nothing read for a client is waiting for its socket.
+    expect(before).toMatch(/^shuffle_agent_grpc_buffered_bytes 0$/m);
 
     // The executor stops (Spark deletes its directory) and the agent is restarted: nothing is
     // local any more, every byte must come from the store.
