@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import { AgentProcess, CliProcess } from '../support/cli-process.js';
+import { AgentProcess } from '../support/agent-process.js';
+import { CliProcess } from '../support/cli-process.js';
 import { FakeHttpServer, json } from '../support/fake-http.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import type { AgentStatus, DrainProgressMessage } from '../../agent/serve/proto.js';
@@ -40,7 +41,7 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
   });
 
   async function agentWith(args: string[]): Promise<AgentProcess> {
-    const a = await AgentProcess.start(['--local-dirs', join(dir, 'local'), ...store.args, '--app-id', APP, ...args], store.env);
+    const a = await AgentProcess.start(['--local-dirs', join(dir, 'local'), ...store.args, '--app-id', APP, ...args], { env: store.env });
     running.push(a);
     return a;
   }
@@ -58,17 +59,17 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
     const committed = await commitOutputs(executor, APP, { count: 12, bytes: 2 * MiB, shuffles: 2 });
     const agent = await agentWith(['--safe-exit-file', join(dir, 'safe.json')]);
 
-    const short = cli(['wait-safe-exit', '--http', agent.baseUrl, '--timeout', '0.5']);
+    const short = cli(['wait-safe-exit', '--http', agent.url, '--timeout', '0.5']);
     expect((await short.exited).code).toBe(1);
-    expect((await agent.status()).body.state).toBe('draining'); // it requested the drain
+    expect((await agent.status()).state).toBe('draining'); // it requested the drain
 
     // The httpGet preStop form: 503 on timeout, while not safe.
-    const res = await fetch(`${agent.baseUrl}/v1/status?wait=safe_to_exit&timeout=0.2`);
+    const res = await fetch(`${agent.url}/v1/status?wait=safe_to_exit&timeout=0.2`);
     expect(res.status).toBe(503);
     expect(((await res.json()) as { timedOut: boolean }).timedOut).toBe(true);
 
-    const waiting = cli(['wait-safe-exit', '--http', agent.baseUrl, '--timeout', '30']);
-    const longPoll = fetch(`${agent.baseUrl}/v1/status?wait=safe_to_exit&timeout=30`);
+    const waiting = cli(['wait-safe-exit', '--http', agent.url, '--timeout', '30']);
+    const longPoll = fetch(`${agent.url}/v1/status?wait=safe_to_exit&timeout=30`);
     // Both wait on the agent's state; the store is still down, so neither may finish. (Proving
     // that something does NOT happen needs a window; the exit-after-up check below is the strict one.)
     const early = await Promise.race([waiting.exited.then(() => 'exited'), new Promise((r) => setTimeout(() => r('still waiting'), 300))]);
@@ -112,10 +113,10 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
         '--safe-exit-file',
         marker,
       ]);
-      expect((await agent.status()).body.state).toBe('serving');
+      expect((await agent.status()).state).toBe('serving');
       const time = new Date(Date.now() + 120_000).toISOString().replace(/\.\d+Z$/, 'Z');
       action = { action: 'terminate', time };
-      const safe = await fetch(`${agent.baseUrl}/v1/status?wait=safe_to_exit&timeout=20`);
+      const safe = await fetch(`${agent.url}/v1/status?wait=safe_to_exit&timeout=20`);
       expect(safe.status).toBe(200);
       const summary = JSON.parse(await readFile(marker, 'utf8')) as { state: string; pendingOutputs: number; notices: Array<{ source: string; kind: string; deadline: string }> };
       expect(summary.state).toBe('safe_to_exit');
@@ -126,8 +127,8 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
       // Still running and serving: more polls of the same notice change nothing.
       await imds.next((r) => r.url.endsWith('instance-action'));
       await imds.next((r) => r.url.endsWith('instance-action'));
-      expect((await fetch(`${agent.baseUrl}/healthz`)).status).toBe(200);
-      const status = (await agent.status()).body;
+      expect((await fetch(`${agent.url}/healthz`)).status).toBe(200);
+      const status = (await agent.status());
       expect(status.state).toBe('safe_to_exit');
       expect(status.notices).toHaveLength(1);
 
@@ -135,7 +136,7 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
       const drainingAgain = agent.log((l) => l.msg === 'state changed' && l.to === 'draining' && l.from === 'safe_to_exit');
       const more = await commitOutputs(executor, APP, { count: 1, bytes: MiB, firstMapId: 100 });
       await drainingAgain;
-      const again = await fetch(`${agent.baseUrl}/v1/status?wait=safe_to_exit&timeout=20`);
+      const again = await fetch(`${agent.url}/v1/status?wait=safe_to_exit&timeout=20`);
       expect(again.status).toBe(200);
       expect(await allStored(more)).toBe(true);
       expect(await exists(marker)).toBe(true);
@@ -166,7 +167,7 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
       const agent = await agentWith(['--termination-sources', 'sigterm,azure', '--azure-metadata-endpoint', azure.url, '--notice-poll-interval', '0.05']);
       const posted = await ack;
       expect(JSON.parse(posted.body)).toEqual({ StartRequests: [{ EventId: eventId }] });
-      expect((await agent.status()).body.state).toBe('safe_to_exit');
+      expect((await agent.status()).state).toBe('safe_to_exit');
       expect(await allStored(committed)).toBe(true);
       expect(azure.requests.filter((r) => r.headers.metadata !== 'true')).toEqual([]);
       agent.kill('SIGTERM');

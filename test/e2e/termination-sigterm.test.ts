@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
-import { AgentProcess } from '../support/cli-process.js';
+import { AgentProcess } from '../support/agent-process.js';
 import { commitOutputs, keysOf, storedIntact, type Committed } from '../support/committed-outputs.js';
 import { STORE_FIXTURES, type StoreFixture } from '../support/store-fixtures.js';
 
@@ -42,7 +42,7 @@ describe.each(STORE_FIXTURES)('SIGTERM with the $name store', ({ make }) => {
     // A data-less output (every partition empty) is complete too, and must be stored.
     const empty = await executor.commit({ shuffleId: 0, mapId: 9999, partitions: [0, 0, 0] });
     committed.push({ id: `${APP}/0/9999`, shuffleId: 0, mapId: '9999', data: Buffer.alloc(0), index: encodeIndex(empty.offsets) });
-    const started = await AgentProcess.start(['--local-dirs', `${join(dir, 'local-1')},${join(dir, 'local-2')}`, ...store.args, '--app-id', APP, ...args], store.env);
+    const started = await AgentProcess.start(['--local-dirs', `${join(dir, 'local-1')},${join(dir, 'local-2')}`, ...store.args, '--app-id', APP, ...args], { env: store.env });
     agent = started;
     return { committed, agent: started };
   }
@@ -51,8 +51,8 @@ describe.each(STORE_FIXTURES)('SIGTERM with the $name store', ({ make }) => {
     // A 1 MiB/s ceiling (S3) would need minutes for this backlog: the drain must lift it.
     const { committed, agent: a } = await startWithBacklog({ count: 28, bytes: 8 * MiB }, ['--drain-timeout', '20', '--upload-concurrency', '2', '--max-upload-bandwidth', '1MiB']);
     const before = await a.status();
-    expect(before.body.pendingOutputs).toBe(committed.length);
-    expect(before.body.pendingBytes as number).toBeGreaterThanOrEqual(224 * MiB);
+    expect(before.pendingOutputs).toBe(committed.length);
+    expect(before.pendingBytes as number).toBeGreaterThanOrEqual(224 * MiB);
     await store.up();
     const t0 = Date.now();
     a.kill('SIGTERM');

@@ -25,13 +25,17 @@ export class AgentProcess extends CliProcess {
     void this.exited.then(() => (this.hasExited = true));
   }
 
-  /** Start `shuffle-agent run ...args` and wait until its HTTP and gRPC servers listen. */
+  /**
+   * Start `shuffle-agent run ...args` (free ports, log level info unless `args` set one) and wait
+   * until its HTTP and gRPC servers listen and its initial scan is done.
+   */
   static async start(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<AgentProcess> {
-    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', ...args], options.env);
+    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info', ...args], options.env);
     const http = await agent.waitForLog((l) => l.msg === 'http listening', 20_000);
     const grpc = await agent.waitForLog((l) => l.msg === 'grpc listening', 20_000);
     agent.httpPort = (http.http as { port: number }).port;
     agent.grpcPort = (grpc.grpc as { port: number }).port;
+    await agent.waitForLog((l) => l.msg === 'initial scan done', 20_000);
     return agent;
   }
 
@@ -44,9 +48,15 @@ export class AgentProcess extends CliProcess {
     return within(this.log(predicate), timeoutMs, () => `a log line; last: ${JSON.stringify(this.lines.slice(-3))}`);
   }
 
+  /** The `/v1/status` document. */
   async status(): Promise<Record<string, unknown>> {
-    const res = await fetch(`${this.url}/v1/status`);
-    return (await res.json()) as Record<string, unknown>;
+    return (await this.statusResponse()).body;
+  }
+
+  /** `/v1/status` with a query (`?wait=...`), HTTP status included. */
+  async statusResponse(query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
+    const res = await fetch(`${this.url}/v1/status${query}`);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   }
 
   /** Poll /v1/status until `predicate` holds (the only view of a child's state from outside). */

@@ -60,22 +60,3 @@ export class CliProcess {
     this.child.kill(signal);
   }
 }
-
-/** `shuffle-agent run` with test defaults; resolves once it serves HTTP and finished its initial scan. */
-export class AgentProcess extends CliProcess {
-  baseUrl = '';
-
-  static async start(args: string[], env?: NodeJS.ProcessEnv): Promise<AgentProcess> {
-    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info', ...args], env);
-    const listening = await agent.log((l) => l.msg === 'http listening');
-    const http = listening.http as { host: string; port: number };
-    agent.baseUrl = `http://${http.host}:${http.port}`;
-    await agent.log((l) => l.msg === 'initial scan done');
-    return agent;
-  }
-
-  async status(query = ''): Promise<{ status: number; body: Record<string, unknown> }> {
-    const res = await fetch(`${this.baseUrl}/v1/status${query}`);
-    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-  }
-}
