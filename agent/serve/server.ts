@@ -210,8 +210,8 @@ class BlockService {
 
   private async close(graceMs: number): Promise<void> {
     this.stopping.abort();
-    const calls = this.server.activeCalls;
-    if (await this.server.close(graceMs)) this.deps.logger?.warn({ streams: calls }, 'gRPC streams still running at the close deadline; cut them');
+    const callsAtClose = this.server.activeCalls;
+    if (await this.server.close(graceMs)) this.deps.logger?.warn({ callsAtClose, graceMs }, 'gRPC calls still running at the close deadline were cut');
     await this.handles.close();
   }
 
