@@ -1,5 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync, renameSync } from 'node:fs';
+import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { join } from 'node:path';
 import { LocalDirWatcher, type RemovedOutput, type WatchProblem } from '../../agent/watch/local-dir-watcher.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
@@ -106,6 +108,29 @@ describe('LocalDirWatcher', () => {
     await new SparkLikeExecutor([join(root, '..bad', '1')]).commit({ shuffleId: 0, mapId: 2, partitions: [5] });
     await w.rescan();
     expect(committed).toHaveLength(1);
+  });
+
+  it('finds a data file whose event was lost (inotify queue overflow) where Spark puts it', async () => {
+    const w = await startWatcher({ incompleteGraceMs: 100 });
+    const exec = new SparkLikeExecutor([root]);
+    const dataName = shuffleFileName(6, '1', 'data');
+    const indexName = shuffleFileName(6, '1', 'index');
+    const dataDir = await exec.dirFor(dataName);
+    const indexDir = await exec.dirFor(indexName);
+    const data = Buffer.alloc(100, 7);
+    await writeFile(join(dataDir, `${dataName}.tmp`), data);
+    await writeFile(join(indexDir, `${indexName}.tmp`), encodeIndex([0, 40, 100]));
+    const event = waitFor<[MapOutput]>(w, 'committed');
+    await rename(join(indexDir, `${indexName}.tmp`), join(indexDir, indexName));
+    // Without yielding to the event loop: overflow the kernel's inotify queue (16,384 events by
+    // default) with irrelevant files, then commit the data file. Its event is dropped by the
+    // kernel; only the index's arrives.
+    const limit = Number(readFileSync('/proc/sys/fs/inotify/max_queued_events', 'utf8'));
+    for (let i = 0; i < limit + 100; i++) closeSync(openSync(join(dataDir, `temp_shuffle_flood_${i}`), 'w'));
+    renameSync(join(dataDir, `${dataName}.tmp`), join(dataDir, dataName));
+    const [output] = await event;
+    expect(output).toMatchObject({ id: 'app-1/6/1', dataPath: join(dataDir, dataName), dataLength: 100 });
+    expect(problems).toEqual([]);
   });
 
   it('tells a shuffle cleanup from the executor stopping', async () => {
