@@ -104,17 +104,11 @@ function writeVarint(buf: Buffer, at: number, v: number): number {
   return at;
 }
 
-/** Serialize a Chunk (offsets and lengths must be non-negative safe integers). */
-export function encodeChunk(chunk: Chunk): Buffer {
-  return encode(chunk, 0);
-}
-
-/** A Chunk as one gRPC message frame (header + protobuf), in the payload's headroom when it has some. */
+/**
+ * A Chunk as one gRPC message frame (header + protobuf), in the payload's headroom when it has
+ * some. Offsets and lengths must be non-negative safe integers.
+ */
 export function encodeChunkFrame(chunk: Chunk): Buffer {
-  return encode(chunk, FRAME_HEADER);
-}
-
-function encode(chunk: Chunk, header: number): Buffer {
   const data = chunk.data;
   const offset = Number(chunk.offset);
   const total = Number(chunk.total_length);
@@ -124,7 +118,7 @@ function encode(chunk: Chunk, header: number): Buffer {
   if (total > 0) prefix += 1 + varintLength(total);
   if (source > 0) prefix += 1 + varintLength(source);
   if (data.length > 0) prefix += 1 + varintLength(data.length);
-  const front = header + prefix;
+  const front = FRAME_HEADER + prefix;
   let out: Buffer;
   if (withHeadroom.has(data) && data.byteOffset >= front) {
     out = Buffer.from(data.buffer, data.byteOffset - front, front + data.length);
@@ -132,8 +126,8 @@ function encode(chunk: Chunk, header: number): Buffer {
     out = Buffer.allocUnsafe(front + data.length);
     data.copy(out, front);
   }
-  if (header > 0) writeFrameHeader(out, 0, prefix + data.length);
-  let at = header;
+  writeFrameHeader(out, 0, prefix + data.length);
+  let at = FRAME_HEADER;
   const field = (tag: number, value: number): void => {
     out[at] = tag;
     at = writeVarint(out, at + 1, value);

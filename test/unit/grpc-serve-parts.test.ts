@@ -6,14 +6,20 @@ import { describe, expect, it } from 'vitest';
 import { TokenCheck } from '../../agent/serve/auth.js';
 import { int64Field, validateIds } from '../../agent/serve/block-source.js';
 import { ByteBudget } from '../../agent/util/byte-budget.js';
-import { allocChunk, ChunkPool, encodeChunk, encodeChunkFrame } from '../../agent/serve/chunk-codec.js';
+import { allocChunk, ChunkPool, encodeChunkFrame } from '../../agent/serve/chunk-codec.js';
 import { HandleCache } from '../../agent/serve/handle-cache.js';
 import { encodeGrpcMessage, frameMessage, parseGrpcTimeout, RequestBody } from '../../agent/serve/grpc-wire.js';
 import { parseReduce } from '../../agent/serve/client.js';
 import { loadProto, type Chunk } from '../../agent/serve/proto.js';
 
-describe('encodeChunk', () => {
-  const decode = loadProto().service.FetchShuffleBlock?.responseDeserialize as (b: Buffer) => Chunk;
+describe('encodeChunkFrame', () => {
+  const deserialize = loadProto().service.FetchShuffleBlock?.responseDeserialize as (b: Buffer) => Chunk;
+  /** Check the 5-byte gRPC frame header, then decode the message with protobufjs. */
+  const decode = (frame: Buffer): Chunk => {
+    expect(frame[0]).toBe(0);
+    expect(frame.readUInt32BE(1)).toBe(frame.length - 5);
+    return deserialize(frame.subarray(5));
+  };
 
   it('decodes with protobufjs to the same message, with and without headroom, at every varint width', () => {
     for (const offset of [0, 1, 127, 128, 16_383, 16_384, 2 ** 31, 2 ** 40 + 5, Number.MAX_SAFE_INTEGER]) {
@@ -22,7 +28,7 @@ describe('encodeChunk', () => {
           const plain = Buffer.alloc(len, 7);
           const roomy = allocChunk(len).fill(7);
           for (const data of [plain, roomy]) {
-            const got = decode(encodeChunk({ data, offset, total_length: offset * 2, source }));
+            const got = decode(encodeChunkFrame({ data, offset, total_length: offset * 2, source }));
             expect(got.data.equals(plain)).toBe(true);
             expect(got).toMatchObject({ offset: String(offset), total_length: String(offset * 2), source });
           }
@@ -33,10 +39,11 @@ describe('encodeChunk', () => {
 
   it('writes into the headroom instead of copying the payload', () => {
     const data = allocChunk(1000).fill(1);
-    const out = encodeChunk({ data, offset: 5, total_length: 0, source: 'BLOCK_SOURCE_LOCAL' });
+    const out = encodeChunkFrame({ data, offset: 5, total_length: 0, source: 'BLOCK_SOURCE_LOCAL' });
     expect(out.buffer).toBe(data.buffer);
-    const copied = encodeChunk({ data: Buffer.alloc(1000), offset: 5, total_length: 0, source: 'BLOCK_SOURCE_LOCAL' });
+    const copied = encodeChunkFrame({ data: Buffer.alloc(1000, 1), offset: 5, total_length: 0, source: 'BLOCK_SOURCE_LOCAL' });
     expect(copied.length).toBe(out.length);
+    expect(copied.equals(out)).toBe(true);
   });
 });
 
