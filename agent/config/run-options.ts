@@ -25,7 +25,7 @@ export const RUN_OPTIONS = {
     group: 'watch',
     flag: 'local-dirs-layout',
     default: '',
-    doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{appId}/{executorId}` for the DaemonSet mode.',
+    doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{appId}/{executorId}` for the DaemonSet mode, `spark-*/executor-*` for Spark standalone and local-cluster workers (`*` matches any part of a name).',
     parse: (raw) => parseLayout(raw).template,
   }),
   appId: option({

@@ -2,10 +2,17 @@
  * Where `blockmgr-*` directories sit under a local root. The default (empty) layout is one
  * executor: `<root>/blockmgr-*`. DaemonSet mode uses `{appId}/{executorId}`:
  * `<root>/<appId>/<executorId>/blockmgr-*`, so one agent serves several apps and executors.
+ * A segment with `*` matches names of that shape: Spark's standalone and local-cluster workers
+ * put each executor's dirs at `<root>/spark-<uuid>/executor-<uuid>/blockmgr-*`
+ * (layout `spark-*` then `executor-*`), with no app id in the path.
  */
 import { isSafeAppId } from '../spark/fallback-key.js';
 
-export type LayoutSegment = { kind: 'appId' } | { kind: 'executorId' } | { kind: 'literal'; value: string };
+export type LayoutSegment =
+  | { kind: 'appId' }
+  | { kind: 'executorId' }
+  | { kind: 'literal'; value: string }
+  | { kind: 'glob'; value: string; pattern: RegExp };
 
 export interface LocalDirsLayout {
   readonly template: string;
@@ -19,7 +26,11 @@ export function parseLayout(template: string): LocalDirsLayout {
     if (part === '{appId}') return { kind: 'appId' };
     if (part === '{executorId}') return { kind: 'executorId' };
     if (part.includes('{') || part.includes('}') || part === '..' || part === '.' || part === '') {
-      throw new RangeError(`layout segment ${JSON.stringify(part)} must be {appId}, {executorId} or a plain directory name`);
+      throw new RangeError(`layout segment ${JSON.stringify(part)} must be {appId}, {executorId}, a plain directory name or a pattern with *`);
+    }
+    if (part.includes('*')) {
+      const body = part.split('*').map((lit) => lit.replace(/[.+?^$()|[\]\\]/g, '\\$&')).join('[^/]*');
+      return { kind: 'glob', value: part, pattern: new RegExp(`^${body}$`) };
     }
     return { kind: 'literal', value: part };
   });
@@ -43,6 +54,8 @@ export function matchLayout(layout: LocalDirsLayout, parts: readonly string[]): 
     if (part === undefined) return match;
     if (seg.kind === 'literal') {
       if (part !== seg.value) return undefined;
+    } else if (seg.kind === 'glob') {
+      if (!seg.pattern.test(part)) return undefined;
     } else if (seg.kind === 'appId') {
       if (!isSafeAppId(part)) return undefined;
       match.appId = part;

@@ -64,4 +64,14 @@ describe('local dir layout', () => {
     expect(matchLayout(parseLayout('apps/{appId}'), ['other', 'x'])).toBeUndefined();
     expect(() => parseLayout('{appId}/{appId}')).toThrow(/twice/);
   });
+
+  it('matches standalone workers\' per-executor dirs with * patterns', () => {
+    const l = parseLayout('spark-*/executor-*');
+    expect(matchLayout(l, ['spark-8205e918-7378', 'executor-0548d5db'])).toEqual({});
+    expect(matchLayout(l, ['spark-1', 'blockmgr-2'])).toBeUndefined();
+    expect(matchLayout(l, ['sparkX', 'executor-1'])).toBeUndefined();
+    // Regex characters in the literal part are literal.
+    expect(matchLayout(parseLayout('a.b*'), ['a.bc'])).toEqual({});
+    expect(matchLayout(parseLayout('a.b*'), ['axbc'])).toBeUndefined();
+  });
 });

@@ -1,0 +1,77 @@
+package io.github.sparkshuffleagent;
+
+import java.util.Collections;
+import java.util.Map;
+
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.Path;
+import org.apache.spark.SparkContext;
+import org.apache.spark.api.plugin.DriverPlugin;
+import org.apache.spark.api.plugin.PluginContext;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Driver side: checks the configuration and Spark's internals once at start, then listens for
+ * lost executors. Any problem at start leaves the plugin off and Spark's behaviour unchanged
+ * (logged), never a failed application.
+ */
+final class AgentDriverPlugin implements DriverPlugin {
+  private static final Logger LOG = LoggerFactory.getLogger(AgentDriverPlugin.class);
+
+  private final RecoveryMetrics metrics = new RecoveryMetrics();
+  private LostExecutorRecovery recovery;
+
+  @Override
+  public Map<String, String> init(SparkContext sc, PluginContext ctx) {
+    AgentConf conf = AgentConf.from(sc.getConf());
+    if (!conf.enabled) {
+      LOG.info("{}=false: lost executors' map outputs are recomputed as in stock Spark", AgentConf.ENABLED);
+      return Collections.emptyMap();
+    }
+    if (conf.fallbackPath.isEmpty()) {
+      LOG.warn("{} is not set: the plugin stays off and lost executors' map outputs are recomputed",
+          AgentConf.FALLBACK_PATH);
+      return Collections.emptyMap();
+    }
+    try {
+      SparkInternals internals = SparkInternals.forDriver();
+      Path base = new Path(conf.fallbackPath.get());
+      FileSystem fs = base.getFileSystem(sc.hadoopConfiguration());
+      // The app id is known only after the task scheduler starts, later than plugins.
+      CopyVerifier verifier = new CopyVerifier(fs, base, sc::applicationId, conf.maxIndexBytes);
+      recovery = new LostExecutorRecovery(internals, verifier, conf, metrics);
+      sc.addSparkListener(new ExecutorLossListener(recovery));
+      PluginGate.open();
+      LOG.info("shuffle-agent plugin on: lost executors' map outputs are re-pointed to verified copies in {} "
+          + "({} verification threads, {} ms deadline)", base, conf.verifyThreads, conf.verifyTimeoutMs);
+    } catch (RuntimeException | LinkageError | java.io.IOException e) {
+      LOG.error("shuffle-agent plugin could not start; lost executors' map outputs are recomputed as in stock Spark", e);
+      close();
+    }
+    return Collections.emptyMap();
+  }
+
+  @Override
+  public void registerMetrics(String appId, PluginContext ctx) {
+    metrics.register(ctx.metricRegistry());
+  }
+
+  @Override
+  public void shutdown() {
+    close();
+  }
+
+  private void close() {
+    PluginGate.close();
+    if (recovery != null) {
+      recovery.close();
+      recovery = null;
+    }
+  }
+
+  /** The running recovery, for the benchmark and tests in this package; null when off. */
+  LostExecutorRecovery recovery() {
+    return recovery;
+  }
+}

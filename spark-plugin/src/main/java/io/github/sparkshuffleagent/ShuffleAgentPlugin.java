@@ -1,0 +1,21 @@
+package io.github.sparkshuffleagent;
+
+import org.apache.spark.api.plugin.DriverPlugin;
+import org.apache.spark.api.plugin.ExecutorPlugin;
+import org.apache.spark.api.plugin.SparkPlugin;
+
+/**
+ * {@code spark.plugins}: the driver side that re-points a lost executor's verified map outputs to
+ * the fallback store. Nothing runs on executors.
+ */
+public final class ShuffleAgentPlugin implements SparkPlugin {
+  @Override
+  public DriverPlugin driverPlugin() {
+    return new AgentDriverPlugin();
+  }
+
+  @Override
+  public ExecutorPlugin executorPlugin() {
+    return null;
+  }
+}

@@ -1,0 +1,86 @@
+package io.github.sparkshuffleagent.testing;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+import org.apache.spark.FetchFailed;
+import org.apache.spark.Success$;
+import org.apache.spark.scheduler.SparkListener;
+import org.apache.spark.scheduler.SparkListenerExecutorRemoved;
+import org.apache.spark.scheduler.SparkListenerStageCompleted;
+import org.apache.spark.scheduler.SparkListenerTaskEnd;
+
+/**
+ * Test-only listener ({@code spark.extraListeners}): counts what the real-Spark tests assert on,
+ * read from Python through py4j with {@link #snapshot()}. Successful ShuffleMapTask ends per
+ * stage and per executor prove whether map tasks ran again; fetch failures and failed stage
+ * attempts show which race a run took.
+ */
+public final class TaskCounter extends SparkListener {
+  private static final Object LOCK = new Object();
+  private static final Map<String, Integer> MAP_TASKS_BY_STAGE = new TreeMap<>();
+  private static final Map<String, Integer> MAP_TASKS_BY_EXECUTOR = new TreeMap<>();
+  private static final List<String> REMOVED = new ArrayList<>();
+  private static int mapTasks;
+  private static int resultTasks;
+  private static int fetchFailures;
+  private static int failedStages;
+
+  @Override
+  public void onTaskEnd(SparkListenerTaskEnd e) {
+    synchronized (LOCK) {
+      if (e.reason() instanceof FetchFailed) {
+        fetchFailures++;
+      }
+      if (e.reason() != Success$.MODULE$) {
+        return;
+      }
+      if ("ShuffleMapTask".equals(e.taskType())) {
+        mapTasks++;
+        MAP_TASKS_BY_STAGE.merge(e.stageId() + "." + e.stageAttemptId(), 1, Integer::sum);
+        MAP_TASKS_BY_EXECUTOR.merge(e.taskInfo().executorId(), 1, Integer::sum);
+      } else if ("ResultTask".equals(e.taskType())) {
+        resultTasks++;
+      }
+    }
+  }
+
+  @Override
+  public void onStageCompleted(SparkListenerStageCompleted e) {
+    synchronized (LOCK) {
+      if (e.stageInfo().failureReason().isDefined()) {
+        failedStages++;
+      }
+    }
+  }
+
+  @Override
+  public void onExecutorRemoved(SparkListenerExecutorRemoved e) {
+    synchronized (LOCK) {
+      REMOVED.add(e.executorId());
+    }
+  }
+
+  /** The counts as one JSON object. */
+  public static String snapshot() {
+    synchronized (LOCK) {
+      return "{\"mapTasks\":" + mapTasks + ",\"resultTasks\":" + resultTasks + ",\"fetchFailures\":" + fetchFailures
+          + ",\"failedStages\":" + failedStages + ",\"mapTasksByStage\":" + json(MAP_TASKS_BY_STAGE)
+          + ",\"mapTasksByExecutor\":" + json(MAP_TASKS_BY_EXECUTOR) + ",\"removedExecutors\":" + jsonList(REMOVED) + "}";
+    }
+  }
+
+  private static String json(Map<String, Integer> m) {
+    StringBuilder b = new StringBuilder("{");
+    m.forEach((k, v) -> b.append(b.length() > 1 ? "," : "").append('"').append(k).append("\":").append(v));
+    return b.append('}').toString();
+  }
+
+  private static String jsonList(List<String> l) {
+    StringBuilder b = new StringBuilder("[");
+    l.forEach(s -> b.append(b.length() > 1 ? "," : "").append('"').append(s).append('"'));
+    return b.append(']').toString();
+  }
+}

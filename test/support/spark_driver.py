@@ -1,0 +1,116 @@
+"""A real Spark driver the tests steer line by line (JSON on stdin, JSON on stdout after '@@').
+
+argv[1] is a JSON object: {"master": "local-cluster[2,1,1024]", "conf": {...}}. The driver
+starts a SparkSession, prints {"event": "started", ...}, then answers one command per line:
+
+  {"cmd": "define", "name": "a", "rows": N, "maps": M, "reducers": R, "keys": K, "pad": P}
+      an RDD of N rows (i % K, i, padding of P bytes) in M map partitions, partitioned into R
+      reduce partitions; an accumulator counts map partitions computed (each re-run adds 1).
+  {"cmd": "action", "name": "a", "slowReduce": S, "marker": PATH}
+      sums per key through the shuffle; with S > 0 each reduce task first creates PATH.<id>
+      and sleeps S seconds (so a test can kill an executor while reducers run).
+  {"cmd": "counts"}            the TaskCounter listener's counts
+  {"cmd": "pluginMetrics"}     the plugin's counters from the driver's metrics servlet
+  {"cmd": "stop"}
+
+Every answer carries "ok"; a failed action answers ok=false with the error, it never kills the
+driver, so a test can assert a job failed.
+"""
+
+import json
+import os
+import sys
+import time
+import traceback
+import urllib.request
+
+from pyspark.sql import SparkSession
+
+
+def send(obj):
+    sys.stdout.write("@@" + json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    builder = SparkSession.builder.master(cfg["master"]).appName(cfg.get("appName", "shuffle-agent-test"))
+    for k, v in cfg.get("conf", {}).items():
+        builder = builder.config(k, str(v))
+    spark = builder.getOrCreate()
+    sc = spark.sparkContext
+    sc.setLogLevel(cfg.get("logLevel", "WARN"))
+    jvm = sc._jvm
+    send({"event": "started", "appId": sc.applicationId, "ui": sc.uiWebUrl})
+
+    rdds = {}
+
+    def define(c):
+        acc = sc.accumulator(0)
+        rows, keys, pad = int(c["rows"]), int(c["keys"]), int(c.get("pad", 0))
+        padding = "x" * pad
+
+        def gen(index, it):
+            acc.add(1)
+            for i in it:
+                yield (i % keys, (i, padding))
+
+        rdd = sc.parallelize(range(rows), int(c["maps"])).mapPartitionsWithIndex(gen).partitionBy(int(c["reducers"]))
+        rdds[c["name"]] = (rdd, acc, rows, keys)
+        return {}
+
+    def action(c):
+        rdd, acc, rows, keys = rdds[c["name"]]
+        slow = float(c.get("slowReduce", 0))
+        marker = c.get("marker", "")
+
+        def reduce_part(index, it):
+            if slow > 0:
+                open(f"{marker}.{index}", "w").close()
+                time.sleep(slow)
+            sums = {}
+            for k, (i, _) in it:
+                sums[k] = sums.get(k, 0) + i
+            return iter(sums.items())
+
+        t0 = time.time()
+        got = dict(rdd.mapPartitionsWithIndex(reduce_part).collect())
+        wall = time.time() - t0
+        expected = {}
+        for i in range(rows):
+            expected[i % keys] = expected.get(i % keys, 0) + i
+        return {"correct": got == expected, "keys": len(got), "mapPartitionsComputed": acc.value, "wall": wall}
+
+    def counts(_):
+        return json.loads(jvm.io.github.sparkshuffleagent.testing.TaskCounter.snapshot())
+
+    def plugin_metrics(_):
+        url = sc.uiWebUrl.rstrip("/") + "/metrics/json/"
+        with urllib.request.urlopen(url, timeout=10) as r:
+            doc = json.load(r)
+        prefix = "plugin.io.github.sparkshuffleagent.ShuffleAgentPlugin."
+        out = {}
+        for section in ("counters", "timers"):
+            for name, v in doc.get(section, {}).items():
+                if prefix in name:
+                    out[name.split(prefix, 1)[1]] = v.get("count") if section == "counters" else v
+        return out
+
+    handlers = {"define": define, "action": action, "counts": counts, "pluginMetrics": plugin_metrics}
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        c = json.loads(line)
+        if c["cmd"] == "stop":
+            break
+        try:
+            send({"ok": True, **handlers[c["cmd"]](c)})
+        except Exception as e:  # the test asserts on it
+            send({"ok": False, "error": f"{type(e).__name__}: {e}"[:4000], "trace": traceback.format_exc()[-4000:]})
+    spark.stop()
+    send({"event": "stopped"})
+
+
+if __name__ == "__main__":
+    main()
