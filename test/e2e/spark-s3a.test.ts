@@ -84,3 +84,38 @@ it(`Spark ${line.version} over s3a:// to Swift: after a SIGKILL the next action 
     await agent?.stop('SIGKILL');
   }
 }, 300_000);
+
+it(`Spark ${line.version} with a store that cannot be read: the plugin falls back to recomputing, the job never fails`, async () => {
+  const local = join(dir, 'local-unreadable');
+  await mkdir(local);
+  const driver = await SparkDriver.start(line, {
+    localDir: local,
+    jars: s3aJars(line),
+    conf: {
+      ...pluginConf('s3a://nowhere/fallback/'),
+      // Nothing listens on port 1: every request of the plugin fails at once.
+      'spark.hadoop.fs.s3a.endpoint': 'http://127.0.0.1:1',
+      'spark.hadoop.fs.s3a.path.style.access': 'true',
+      'spark.hadoop.fs.s3a.endpoint.region': 'us-east-1',
+      'spark.hadoop.fs.s3a.access.key': 'k',
+      'spark.hadoop.fs.s3a.secret.key': 's',
+      'spark.hadoop.fs.s3a.aws.credentials.provider': 'org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider',
+      'spark.hadoop.fs.s3a.attempts.maximum': '1',
+      'spark.hadoop.fs.s3a.retry.limit': '1',
+      'spark.hadoop.fs.s3a.retry.interval': '10ms',
+      'spark.shuffleAgent.verify.timeout': '30s',
+    },
+  });
+  try {
+    await driver.ok({ cmd: 'define', name: 'a', rows: 40_000, maps: MAPS, reducers: 4, keys: 97, pad: 64 });
+    await driver.ok({ cmd: 'action', name: 'a' });
+    const [victim, held] = Object.entries((await driver.counts()).mapTasksByExecutor).sort((a, b) => b[1] - a[1])[0] as [string, number];
+    await driver.killExecutor(victim);
+    const m = await driver.waitForPlugin((x) => Number(x.executorsRecovered) >= 1);
+    expect(m).toMatchObject({ outputsRepointed: 0, outputsRecomputed: held, storeErrors: held });
+    expect(await driver.ok({ cmd: 'action', name: 'a' })).toMatchObject({ correct: true, mapPartitionsComputed: MAPS + held });
+    expect((await driver.counts()).failedStages).toBe(0);
+  } finally {
+    await driver.stop().catch(() => undefined);
+  }
+}, 300_000);
