@@ -3,94 +3,17 @@
  * local dirs and writing to a file:// fallback store, and the plugin on the driver. An executor
  * is SIGKILLed; the next action must be correct and, with the plugin, run no map task again.
  */
-import { mkdir, open, readdir, stat, truncate } from 'node:fs/promises';
+import { stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentProcess } from '../support/agent-process.js';
-import { pluginConf, SPARK_LINES, SparkDriver, type SparkLine } from '../support/spark.js';
-import { tempDir } from '../support/temp-dir.js';
-
-interface Run {
-  dir: string;
-  driver: SparkDriver;
-  agent?: AgentProcess;
-  cleanup: () => Promise<void>;
-}
-
-const runs: Run[] = [];
-
-afterEach(async () => {
-  for (const r of runs.splice(0)) {
-    await r.driver.stop().catch(() => undefined);
-    await r.agent?.stop('SIGKILL').catch(() => undefined);
-    await r.cleanup();
-  }
-});
-
-/** A driver (with or without the plugin) and an agent on its executors' local dirs. */
-async function startRun(line: SparkLine, opts: { plugin: boolean; agent?: boolean; conf?: Record<string, string> }): Promise<Run> {
-  const t = await tempDir('ssa-spark-');
-  const local = join(t.path, 'local');
-  const store = join(t.path, 'fallback');
-  await mkdir(local);
-  await mkdir(store);
-  const driver = await SparkDriver.start(line, {
-    localDir: local,
-    conf: { ...(opts.plugin ? pluginConf(`file://${store}/`) : {}), ...opts.conf },
-  });
-  const run: Run = { dir: t.path, driver, cleanup: t.cleanup };
-  runs.push(run);
-  if (opts.agent !== false) {
-    run.agent = await AgentProcess.start([
-      '--local-dirs', local,
-      '--local-dirs-layout', 'spark-*/executor-*',
-      '--app-id', driver.appId,
-      '--store', `file://${store}`,
-      '--rescan-interval', '5',
-    ]);
-  }
-  return run;
-}
-
-/** Every object under the store's app prefix, by file name. */
-async function storedFiles(run: Run): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.set(e.name, join(d, e.name));
-    }
-  };
-  await walk(join(run.dir, 'fallback', run.driver.appId)).catch(() => undefined);
-  return out;
-}
-
-/** Wait until the agent reports `n` outputs persisted and none pending. */
-async function persisted(run: Run, n: number): Promise<void> {
-  await run.agent!.waitForStatus((s) => Number(s.persistedOutputs) >= n && Number(s.pendingOutputs) === 0, 60_000);
-}
+import { SPARK_LINES } from '../support/spark.js';
+import { busiest, localShuffleFiles, persisted, readAll, startRun, stopRuns, storedFiles, waitForFile } from '../support/spark-run.js';
 
 const MAPS = 8;
 const SHUFFLE = { cmd: 'define', name: 'a', rows: 40_000, maps: MAPS, reducers: 4, keys: 97, pad: 64 };
 const T = 300_000;
 
-/** Every shuffle file under some local dirs, by name. */
-async function localShuffleFiles(dirs: string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else if (/^shuffle_\d+_\d+_0\.(index|data)$/.test(e.name)) out.set(e.name, join(d, e.name));
-    }
-  };
-  for (const d of dirs) await walk(d);
-  return out;
-}
-
-/** The executor that ran the most map tasks, and how many. */
-function busiest(byExecutor: Record<string, number>): [string, number] {
-  return Object.entries(byExecutor).sort((a, b) => b[1] - a[1])[0] as [string, number];
-}
+afterEach(stopRuns);
 
 describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   it('after the map stage: with the plugin the next action is correct and runs no map task again', async () => {
@@ -216,28 +139,3 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   }, T);
 });
 
-/** Resolves when `path` exists (a reduce task created it). */
-async function waitForFile(path: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await stat(path);
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${path} never appeared`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-async function readAll(path: string): Promise<Buffer> {
-  const size = (await stat(path)).size;
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(size);
-    await fh.read(buf, 0, size, 0);
-    return buf;
-  } finally {
-    await fh.close();
-  }
-}

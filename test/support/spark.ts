@@ -263,8 +263,9 @@ export class SparkDriver {
 }
 
 /** Resolves when `pid` is gone (SIGKILL is asynchronous; /proc tells). */
-async function waitForExit(pid: number): Promise<void> {
-  for (let i = 0; i < 500; i++) {
+export async function waitForExit(pid: number, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
     try {
       const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
       if (/^\d+ \(.*\) Z/.test(st)) return; // a zombie holds no files open any more
@@ -273,7 +274,7 @@ async function waitForExit(pid: number): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 10));
   }
-  throw new Error(`process ${pid} did not exit after SIGKILL`);
+  throw new Error(`process ${pid} did not exit within ${timeoutMs} ms`);
 }
 
 export interface TaskCounts {
