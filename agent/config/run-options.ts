@@ -180,7 +180,7 @@ export const RUN_OPTIONS = {
     group: 'serve',
     flag: 'http-listen',
     default: '127.0.0.1:9464',
-    doc: 'Address of the HTTP server. Open to every peer: `/healthz`, `/readyz`, `/metrics`, the redacted `/v1/status` (no app ids, paths or errors; `?wait=` long-polls) and `/v1/app-token`. Only for loopback peers (the agent\'s own pod): `/v1/drain`, `drain=true`, `/v1/status?detail=full`.',
+    doc: 'Address of the HTTP server. Open to every peer: `/healthz`, `/readyz`, `/metrics`, the redacted `/v1/status` (no app ids, paths or errors; `?wait=` long-polls) and `/v1/app-token`. Only for loopback peers (the agent\'s own pod): `/v1/drain`, `drain=true` and the full `/v1/status` (app ids, paths, errors).',
     parse: parsers.listen,
   }),
   grpcListen: option({
