@@ -170,7 +170,8 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       const problems = watcher.problems();
       const life = lifecycle.snapshot();
       const apps = writeback.apps();
-      const failed = [...wb.failed, ...problems.map((p) => ({ file: p.path, kind: p.kind, error: p.message }))];
+      // Only what is listed is built: a node with 20,000 problems answers in constant work and size.
+      const failed = [...wb.failed.slice(0, MAX_STATUS_FAILED), ...problems.slice(0, MAX_STATUS_FAILED).map((p) => ({ file: p.path, kind: p.kind, error: p.message }))];
       return {
         state: life.state,
         stateSince: life.stateSince,
