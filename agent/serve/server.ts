@@ -147,6 +147,8 @@ export async function startGrpcServer(deps: GrpcServerDeps, options: GrpcServerO
 
 /** WatchStatus and Drain streams open at once (a preStop hook or an operator each hold one). */
 const MAX_CONTROL_STREAMS = 64;
+/** Of those, what per-app tokens may hold together: the rest stays for the node's own callers (preStop hooks). */
+const MAX_APP_CONTROL_STREAMS = MAX_CONTROL_STREAMS / 2;
 
 /** Decodes a request message (proto-loader's decoder); its errors are the client's. */
 type Decoder<Req> = (message: Buffer) => Req;
@@ -168,6 +170,9 @@ class BlockService {
   private readonly stopping = new AbortController();
   private limited = 0;
   private control = 0;
+  private appControl = 0;
+  private readonly perAppStreams = new Map<string, number>();
+  private readonly maxStreamsPerApp: number;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -184,6 +189,7 @@ class BlockService {
       throw new RangeError(`chunk size must be between 1 and ${MAX_CHUNK_SIZE} bytes`);
     }
     this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
+    this.maxStreamsPerApp = Math.max(1, Math.ceil(this.maxStreams / 2));
     this.windowChunks = options.windowChunks ?? 2;
     this.budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED);
     this.pool = new ChunkPool(this.chunkSize, this.budget.limit);
@@ -270,6 +276,8 @@ class BlockService {
     if (!unary) this.metrics.streamOpened();
     const writer = new StreamWriter<Res>(call, encode, this.windowChunks);
     let counted: 'limited' | 'control' | undefined;
+    let appControl = false;
+    let perApp: string | undefined;
     try {
       // Credentials were checked at the headers (call.grant); what they allow is checked here.
       if (kind === 'control' && call.path.endsWith('/Drain') && call.grant.kind === 'app') throw permissionDenied('a per-app token cannot drain the agent');
@@ -281,10 +289,23 @@ class BlockService {
       }
       if (kind === 'limited') {
         if (this.limited >= this.maxStreams) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${this.maxStreams} concurrent streams`);
+        // One app may hold half the streams at most: a tenant's flood leaves the others room.
+        const app = (req as { app_id?: unknown }).app_id;
+        if (typeof app === 'string') {
+          const held = this.perAppStreams.get(app) ?? 0;
+          if (held >= this.maxStreamsPerApp) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${this.maxStreamsPerApp} concurrent streams for one app`);
+          this.perAppStreams.set(app, held + 1);
+          perApp = app;
+        }
         this.limited++;
         counted = kind;
       } else if (kind === 'control') {
         if (this.control >= MAX_CONTROL_STREAMS) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${MAX_CONTROL_STREAMS} status and drain streams`);
+        if (call.grant.kind === 'app') {
+          if (this.appControl >= MAX_APP_CONTROL_STREAMS) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${MAX_APP_CONTROL_STREAMS} status streams with per-app tokens`);
+          this.appControl++;
+          appControl = true;
+        }
         this.control++;
         counted = kind;
       }
@@ -301,6 +322,12 @@ class BlockService {
     } finally {
       if (counted === 'limited') this.limited--;
       else if (counted === 'control') this.control--;
+      if (appControl) this.appControl--;
+      if (perApp !== undefined) {
+        const held = (this.perAppStreams.get(perApp) ?? 1) - 1;
+        if (held === 0) this.perAppStreams.delete(perApp);
+        else this.perAppStreams.set(perApp, held);
+      }
       writer.dispose();
       if (!unary) this.metrics.streamClosed();
     }

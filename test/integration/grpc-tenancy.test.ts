@@ -14,7 +14,8 @@ import { frameMessage } from '../../agent/serve/grpc-wire.js';
 import { startGrpcServer, type GrpcServerOptions, type RunningGrpcServer, type GrpcServerDeps } from '../../agent/serve/server.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { statusOf } from '../support/grpc-client-helpers.js';
-import { FakeLifecycle, MapLookup, storeOutput, tempDir, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';
+import { FakeLifecycle, MapLookup, storeOutput, tempDir, writeBigOutput, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';
+import { once } from 'node:events';
 
 const APP_A = 'spark-aaaa';
 const APP_B = 'spark-bbbb';
@@ -119,6 +120,45 @@ describe('gRPC tenancy and input bounds', () => {
     expect(Date.now() - started).toBeLessThan(2000);
     // Up to the cap, and duplicates count once.
     expect(await list(c, APP_B, [...Array.from({ length: 256 }, (_, i) => i), 0, 0, 1])).toBe(1);
+  });
+
+  it('one tenant cannot take every stream: per-app tokens hold half the status streams, one app half the fetch streams', async () => {
+    const big = await writeBigOutput(join(dir.path, 'local-big'), APP_A, 5, '0', 32 * 1024 * 1024, 1024 * 1024);
+    const bigLookup = new MapLookup().add(big.output).add(a.output);
+    const s = await startGrpcServer({ lookup: bigLookup, store, lifecycle: new FakeLifecycle() }, { host: '127.0.0.1', port: 0, appKey: KEY, token: 'node-admin-token', maxStreams: 4, chunkSize: 64 * 1024 });
+    servers.push(s);
+    const asA = client(s.port, { token: appToken(KEY, APP_A) });
+    const admin = client(s.port, { token: 'node-admin-token' });
+    const held: Array<{ cancel(): void }> = [];
+    try {
+      // 32 WatchStatus streams with a per-app token, each past its first message (admitted).
+      for (let i = 0; i < 32; i++) {
+        const w = asA.watchStatus();
+        w.on('error', () => undefined);
+        held.push(w);
+        await once(w, 'data');
+      }
+      const refused = asA.watchStatus();
+      const [err] = (await once(refused, 'error')) as [ServiceError];
+      expect(await statusOf(Promise.reject(err))).toBe('RESOURCE_EXHAUSTED');
+      const mine = admin.watchStatus();
+      mine.on('error', () => undefined);
+      held.push(mine);
+      await once(mine, 'data');
+
+      // Two fetches of app A that stop reading (flow control keeps them open) fill app A's half.
+      for (let i = 0; i < 2; i++) {
+        const f = admin.fetchShuffleBlock({ app_id: APP_A, shuffle_id: 5, map_id: 0, start_reduce_id: 0, end_reduce_id: 32 });
+        f.on('error', () => undefined);
+        held.push(f);
+        await once(f, 'data');
+        f.pause();
+      }
+      expect(await statusOf(fetch(admin, APP_A))).toBe('RESOURCE_EXHAUSTED');
+      expect((await fetch(admin, APP_B)).equals(b.data as Buffer)).toBe(true);
+    } finally {
+      for (const h of held) h.cancel();
+    }
   });
 
   it('echoes at most a short piece of client input in grpc-message', async () => {
