@@ -253,7 +253,7 @@ export const RUN_OPTIONS = {
     group: 'serve',
     flag: 'grpc-max-streams',
     default: '256',
-    doc: 'Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED.',
+    doc: 'Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED. One app may hold half of them at most.',
     parse: parsers.int(1, 100_000),
   }),
   grpcChunkSize: option({
