@@ -6,7 +6,10 @@
  * outputs not stored: the log line "exiting with outputs not stored" lists them (`notStored`).
  */
 import './threadpool.js';
-import { ConfigError, markdownReference, printable, resolveOptions } from './config/option-table.js';
+import { readFile } from 'node:fs/promises';
+import { ConfigError, markdownReference, option, parsers, printable, resolveOptions } from './config/option-table.js';
+import { appToken } from './serve/auth.js';
+import { appKeyFromFile, MIN_APP_KEY_BYTES } from './serve/config.js';
 import { RUN_OPTIONS, type RunConfig } from './config/run-options.js';
 import { createLogger } from './observability/logger.js';
 import { startAgent } from './main.js';
@@ -24,6 +27,8 @@ Commands:
                   --http URL (default http://127.0.0.1:9464) --timeout SECONDS (default 25);
                   exit 0 once safe_to_exit, 1 on timeout
   fetch           fetch shuffle partitions from an agent over gRPC
+  app-token       print the per-app gRPC token of --app-id ID under --key-file FILE (the
+                  cluster key of --grpc-app-key-file), for tools that issue tokens themselves
   verify          check every map output an app has in a store (--store URL --app-id ID)
   config-doc      print the configuration reference (Markdown)
   version         print the version
@@ -104,6 +109,20 @@ async function waitSafeExitCommand(argv: string[]): Promise<number> {
   return safe ? EXIT.ok : EXIT.failure;
 }
 
+const APP_TOKEN_OPTIONS = {
+  keyFile: option({ group: 'app-token', flag: 'key-file', doc: 'The cluster key file (the Secret behind --grpc-app-key-file).', parse: parsers.string }),
+  appId: RUN_OPTIONS.appId,
+};
+
+async function appTokenCommand(argv: string[]): Promise<number> {
+  const { config } = resolveOptions(APP_TOKEN_OPTIONS, argv, {});
+  if (config.keyFile === undefined || config.appId === undefined) throw new ConfigError('app-token', 'usage: shuffle-agent app-token --key-file FILE --app-id ID');
+  const key = appKeyFromFile(await readFile(config.keyFile));
+  if (key.length < MIN_APP_KEY_BYTES) throw new ConfigError('keyFile', `${config.keyFile} holds ${key.length} bytes; at least ${MIN_APP_KEY_BYTES}`);
+  process.stdout.write(`${appToken(key, config.appId)}\n`);
+  return EXIT.ok;
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   try {
@@ -114,6 +133,8 @@ export async function main(argv: string[]): Promise<number> {
         return await waitSafeExitCommand(rest);
       case 'fetch':
         return await (await import('./serve/client.js')).runFetch(rest);
+      case 'app-token':
+        return await appTokenCommand(rest);
       case 'verify':
         return await (await import('./store/verify.js')).runVerify(rest);
       case 'config-doc':

@@ -9,6 +9,9 @@ import { HttpServer } from './observability/http-server.js';
 import { AGENT_STATES, AgentState } from './lifecycle/agent-state.js';
 import { openStore } from './store/open-store.js';
 import { grpcServerOptions, startGrpcServer, TokenFile } from './serve/index.js';
+import { AppTokenIssuer } from './serve/app-token-proof.js';
+import { MIN_APP_KEY_BYTES } from './serve/config.js';
+import { parseLayout } from './watch/layout.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
@@ -27,13 +30,17 @@ export interface Agent {
   readonly http: { host: string; port: number };
   /** Termination sources, drain, safe-exit: what the gRPC status and drain RPCs call. */
   readonly lifecycle: Lifecycle;
-  /** Status document served at `/v1/status`. */
+  /** Status document served at `/v1/status` to loopback peers (bounded). */
   status(): Record<string, unknown>;
   /** Resolves when the process should exit (SIGTERM drained or timed out, or a second signal). */
   readonly exitRequested: Promise<ExitOutcome>;
   /** Stop everything, in reverse order of start. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Apps and failures listed in the status document at most (the counts are exact). */
+const MAX_STATUS_APPS = 100;
+const MAX_STATUS_FAILED = 50;
 
 export interface StartOptions {
   /** Replace the sources `--termination-sources` names (tests, embedding). */
@@ -96,7 +103,14 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       rescanIntervalMs: config.rescanInterval * 1000,
       incompleteGraceMs: config.incompleteGrace * 1000,
     });
+    // Apps whose outputs this agent has seen on its node: the only ones it serves in DaemonSet
+    // mode, unless --grpc-serve-unseen-apps. A sidecar serves its own app only.
+    const seenApps = new Set<string>();
+    const layout = parseLayout(config.localDirsLayout);
+    const sidecar = !layout.segments.some((seg) => seg.kind === 'appId');
+    const servesApp = (appId: string): boolean => (sidecar ? appId === config.appId : config.grpcServeUnseenApps || seenApps.has(appId));
     watcher.on('committed', (output) => {
+      seenApps.add(output.appId);
       metrics.outputCommitted();
       logger.debug({ output: output.id, dataLength: output.dataLength, foundAtStart: output.foundAtStart }, 'output committed');
       writeback.add(output);
@@ -132,10 +146,32 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     await lifecycle.start();
 
     const localDirs = config.localDirs.map((d) => resolve(d));
+    /** What any peer may see: the node's state and counts, nothing per app (no ids, paths, errors). */
+    const openStatus = (): Record<string, unknown> => {
+      const wb = writeback.status();
+      const life = lifecycle.snapshot();
+      return {
+        state: life.state,
+        stateSince: life.stateSince,
+        ...(life.drainStartedAt ? { drainStartedAt: life.drainStartedAt } : {}),
+        ...(life.deadline ? { deadline: life.deadline } : {}),
+        ...(life.exitBy ? { exitBy: life.exitBy } : {}),
+        version: VERSION,
+        pendingOutputs: wb.pendingOutputs,
+        pendingBytes: wb.pendingBytes,
+        persistedOutputs: wb.persistedOutputs,
+        persistedBytes: wb.persistedBytes,
+        failedFiles: wb.failedFiles + watcher.problems().length,
+        detail: 'open',
+      };
+    };
     const status = (): Record<string, unknown> => {
       const wb = writeback.status();
       const problems = watcher.problems();
       const life = lifecycle.snapshot();
+      const apps = writeback.apps();
+      // Only what is listed is built: a node with 20,000 problems answers in constant work and size.
+      const failed = [...wb.failed.slice(0, MAX_STATUS_FAILED), ...problems.slice(0, MAX_STATUS_FAILED).map((p) => ({ file: p.path, kind: p.kind, error: p.message }))];
       return {
         state: life.state,
         stateSince: life.stateSince,
@@ -145,7 +181,9 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         notices: life.notices,
         version: VERSION,
         appId: config.appId,
-        apps: writeback.apps(),
+        // Bounded: a node with thousands of apps or failures answers in constant size.
+        apps: apps.slice(0, MAX_STATUS_APPS),
+        appCount: apps.length,
         localDirs,
         localDirsLayout: config.localDirsLayout,
         store: store.url,
@@ -159,7 +197,8 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         persistedBytes: wb.persistedBytes,
         failedFiles: wb.failedFiles + problems.length,
         droppedOutputs: wb.droppedOutputs,
-        failed: [...wb.failed, ...problems.map((p) => ({ file: p.path, kind: p.kind, error: p.message }))],
+        failed: failed.slice(0, MAX_STATUS_FAILED).map((f) => ({ ...f, error: String(f.error).slice(0, 300) })),
+        detail: 'full',
       };
     };
 
@@ -169,17 +208,25 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       .route('GET', '/readyz', () => {
         if (state.state === 'starting' || state.state === 'stopping') return { status: 503, body: `not ready: ${state.state}\n` };
         // A store that refuses us (credentials, permissions, missing bucket) needs a human.
+        // The error code only: the message names keys (app ids), and probes are open to any peer.
         const permanent = writeback.status().failed.find((f) => f.kind === 'permanent');
-        if (permanent) return { status: 503, body: `not ready: store refuses writes (${permanent.code}): ${permanent.error}\n` };
+        if (permanent) return { status: 503, body: `not ready: store refuses writes (${String(permanent.code).slice(0, 64)})\n` };
         return { status: 200, body: 'ready\n' };
       })
       .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
-    registerLifecycleRoutes(http, lifecycle, status);
+    registerLifecycleRoutes(http, lifecycle, { full: status, open: openStatus });
+    // Read the gRPC settings (token and key files) before anything listens: a bad file fails fast.
+    const grpcOptions = await grpcServerOptions(config);
+    let appKey = grpcOptions.appKey;
+    const issuer = new AppTokenIssuer({ roots: localDirs, layout, defaultAppId: config.appId, key: () => appKey });
+    http.route('POST', '/v1/app-token', async (req) => {
+      const result = await issuer.issue(req.query.get('app'), req.query.get('executor'), req.query.get('proof'));
+      return result.ok ? { status: 200, body: { token: result.token } } : { status: result.status, body: { error: result.error } };
+    });
     const httpAddress = await http.listen(config.httpListen.host, config.httpListen.port);
     started.push({ name: 'http', close: () => http.close() });
     logger.info({ http: httpAddress }, 'http listening');
 
-    const grpcOptions = await grpcServerOptions(config);
     const grpcServer = await startGrpcServer(
       {
         lookup: writeback,
@@ -189,6 +236,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         logger: logger.child({ component: 'grpc' }),
         // GetStatus, WatchStatus and Drain answer from the lifecycle.
         lifecycle: lifecycleView(lifecycle, () => writeback.status().failedFiles + watcher.problems().length),
+        servesApp,
       },
       grpcOptions,
     );
@@ -204,6 +252,26 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       });
       tokenFile.start();
       started.push({ name: 'grpc-token-file', close: async () => tokenFile.close() });
+    }
+    if (config.grpcAppKeyFile !== undefined && appKey !== undefined) {
+      const keyFile = new TokenFile({
+        path: config.grpcAppKeyFile,
+        initial: appKey.toString('utf8'),
+        onChange: (key) => {
+          const next = Buffer.from(key, 'utf8');
+          if (next.length < MIN_APP_KEY_BYTES) {
+            logger.warn({ file: config.grpcAppKeyFile, bytes: next.length }, 'new per-app key is too short; keeping the current one');
+            return;
+          }
+          appKey = next;
+          grpcServer.rotateAppKey(next);
+        },
+        intervalMs: config.grpcTokenReloadInterval * 1000,
+        logger: logger.child({ component: 'grpc-app-key' }),
+        changedMessage: 'per-app key file changed: tokens are checked against the new key from now on',
+      });
+      keyFile.start();
+      started.push({ name: 'grpc-app-key-file', close: async () => keyFile.close() });
     }
     logger.info({ grpc: { host: config.grpcListen.host, port: grpcServer.port } }, 'grpc listening');
 

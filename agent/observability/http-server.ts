@@ -13,6 +13,11 @@ export interface HttpRequest {
   raw: IncomingMessage;
   /** Aborts when the client goes away, so long-polls can stop. */
   signal: AbortSignal;
+  /**
+   * The peer connected over loopback: in Kubernetes, a container of the agent's own pod (each pod
+   * has its own network namespace). Control routes answer only such peers.
+   */
+  local: boolean;
 }
 
 export interface HttpResponse {
@@ -71,10 +76,10 @@ export class HttpServer {
       response = allowed.length > 0 ? { status: 405, body: { error: `method ${method} not allowed` } } : { status: 404, body: { error: `no route ${url.pathname}` } };
     } else {
       try {
-        response = await handler({ method, path: url.pathname, query: url.searchParams, raw: req, signal: controller.signal });
+        response = await handler({ method, path: url.pathname, query: url.searchParams, raw: req, signal: controller.signal, local: isLoopback(req.socket.remoteAddress) });
       } catch (err) {
         this.logger?.error({ err, path: url.pathname }, 'http handler failed');
-        response = { status: 500, body: { error: String(err) } };
+        response = { status: 500, body: { error: 'internal error' } };
       }
     }
     if (res.destroyed) return;
@@ -85,4 +90,11 @@ export class HttpServer {
     });
     res.end(method === 'HEAD' ? undefined : text);
   }
+}
+
+/** 127.0.0.0/8, ::1 and their IPv4-mapped forms. */
+export function isLoopback(address: string | undefined): boolean {
+  if (address === undefined) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.startsWith('127.') || address === '::1';
 }

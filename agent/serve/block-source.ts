@@ -15,7 +15,7 @@ import { mapOutputId } from '../watch/map-output.js';
 import type { OutputView } from '../writeback/writeback-queue.js';
 import { describeError, errorCode } from '../util/errors.js';
 import { allocChunk } from './chunk-codec.js';
-import { invalid, notFound, unavailable } from './errors.js';
+import { clip, echo, invalid, notFound, unavailable } from './errors.js';
 import type { HandleCache } from './handle-cache.js';
 import type { BlockSourceKind, OutputLookup } from './types.js';
 
@@ -62,10 +62,10 @@ const INT32_MAX = 2147483647;
 
 /** Validate ids from a request. proto-loader gives int64 as strings and int32 as numbers. */
 export function validateIds(appId: unknown, shuffleId: unknown, mapId: unknown): OutputIds {
-  if (typeof appId !== 'string' || !isSafeAppId(appId)) throw invalid(`app_id ${JSON.stringify(appId)} is not a Spark application id`);
-  if (typeof shuffleId !== 'number' || !isValidShuffleId(shuffleId)) throw invalid(`shuffle_id ${String(shuffleId)} must be between 0 and ${INT32_MAX}`);
+  if (typeof appId !== 'string' || !isSafeAppId(appId)) throw invalid(`app_id ${echo(appId)} is not a Spark application id`);
+  if (typeof shuffleId !== 'number' || !isValidShuffleId(shuffleId)) throw invalid(`shuffle_id ${clip(shuffleId)} must be between 0 and ${INT32_MAX}`);
   const map = typeof mapId === 'number' ? String(mapId) : mapId;
-  if (typeof map !== 'string' || !isValidMapId(map)) throw invalid(`map_id ${String(mapId)} must be a non-negative int64`);
+  if (typeof map !== 'string' || !isValidMapId(map)) throw invalid(`map_id ${clip(mapId)} must be a non-negative int64`);
   return { appId, shuffleId, mapId: map };
 }
 

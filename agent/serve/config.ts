@@ -10,7 +10,11 @@ export interface GrpcSettings {
   grpcTlsKey?: string | undefined;
   grpcTlsClientCa?: string | undefined;
   grpcTokenFile?: string | undefined;
+  grpcAppKeyFile?: string | undefined;
   grpcMaxStreams: number;
+  grpcMaxStreamsPerConnection?: number | undefined;
+  /** Seconds. */
+  grpcRequestBodyTimeout?: number | undefined;
   grpcChunkSize: number;
   grpcMaxBuffered?: number | undefined;
 }
@@ -30,6 +34,11 @@ export async function grpcServerOptions(settings: GrpcSettings): Promise<GrpcSer
     token = tokenFromFile((await readSetting('grpcTokenFile', tokenFile)).toString('utf8'));
     if (token === '') throw new ConfigError('grpcTokenFile', `--grpc-token-file ${tokenFile} is empty`);
   }
+  let appKey: Buffer | undefined;
+  if (settings.grpcAppKeyFile !== undefined) {
+    appKey = appKeyFromFile(await readSetting('grpcAppKeyFile', settings.grpcAppKeyFile));
+    if (appKey.length < MIN_APP_KEY_BYTES) throw new ConfigError('grpcAppKeyFile', `--grpc-app-key-file ${settings.grpcAppKeyFile} holds ${appKey.length} bytes; at least ${MIN_APP_KEY_BYTES} (openssl rand -hex 32)`);
+  }
   return {
     host: settings.grpcListen.host,
     port: settings.grpcListen.port,
@@ -38,7 +47,18 @@ export async function grpcServerOptions(settings: GrpcSettings): Promise<GrpcSer
     ...(settings.grpcMaxBuffered !== undefined ? { maxBufferedBytes: settings.grpcMaxBuffered } : {}),
     ...(tls ? { tls } : {}),
     ...(token !== undefined ? { token } : {}),
+    ...(appKey !== undefined ? { appKey } : {}),
+    ...(settings.grpcMaxStreamsPerConnection !== undefined ? { maxStreamsPerConnection: settings.grpcMaxStreamsPerConnection } : {}),
+    ...(settings.grpcRequestBodyTimeout !== undefined ? { requestBodyTimeoutMs: settings.grpcRequestBodyTimeout * 1000 } : {}),
   };
+}
+
+/** A per-app token key shorter than this is refused: HMAC-SHA256 wants 32 bytes of secret. */
+export const MIN_APP_KEY_BYTES = 32;
+
+/** The key in a key file: its bytes, surrounding whitespace (a trailing newline) not included. */
+export function appKeyFromFile(content: Buffer): Buffer {
+  return Buffer.from(content.toString('utf8').trim(), 'utf8');
 }
 
 async function readSetting(key: string, path: string): Promise<Buffer> {

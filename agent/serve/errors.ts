@@ -20,3 +20,31 @@ export const unavailable = (message: string, cause?: unknown): ServeError => new
 export function statusName(code: status): string {
   return status[code] ?? String(code);
 }
+
+export const permissionDenied = (message: string): ServeError => new ServeError(status.PERMISSION_DENIED, message);
+
+/** Longest piece of client input quoted back in a status message. */
+export const MAX_ECHO_CHARS = 64;
+/** Longest status message sent: `grpc-message` is a header, and clients cap their metadata (C-core: 8 KiB). */
+export const MAX_STATUS_MESSAGE_CHARS = 512;
+
+/**
+ * Client input quoted in an error, JSON-quoted and cut to `max` characters (with the original
+ * length when cut): a 10 kB app id must not come back as a 10 kB header.
+ */
+export function echo(value: unknown, max = MAX_ECHO_CHARS): string {
+  const text = typeof value === 'string' ? value : String(value);
+  if (text.length <= max) return JSON.stringify(text);
+  return `${JSON.stringify(text.slice(0, max))}... (${text.length} chars)`;
+}
+
+/** Like `echo`, unquoted: for values that are numbers, or should be. */
+export function clip(value: unknown, max = MAX_ECHO_CHARS): string {
+  const text = String(value);
+  return text.length <= max ? text : `${text.slice(0, max)}... (${text.length} chars)`;
+}
+
+/** A status message cut to what a client's metadata limit takes. */
+export function boundedStatusMessage(message: string, max = MAX_STATUS_MESSAGE_CHARS): string {
+  return message.length <= max ? message : `${message.slice(0, max - 3)}...`;
+}

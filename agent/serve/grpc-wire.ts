@@ -4,7 +4,7 @@
  * Reference: grpc/doc/PROTOCOL-HTTP2.md. Pure functions, unit-tested.
  */
 import { status } from '@grpc/grpc-js';
-import { ServeError } from './errors.js';
+import { echo, ServeError } from './errors.js';
 
 /** Compressed-flag byte plus a big-endian uint32 length, in front of every message. */
 export const FRAME_HEADER = 5;
@@ -33,7 +33,7 @@ const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000
 export function parseGrpcTimeout(value: string | string[] | undefined): number | undefined {
   if (value === undefined) return undefined;
   const m = typeof value === 'string' ? /^(\d{1,8})([HMSmun])$/.exec(value) : null;
-  if (!m) throw new ServeError(status.INVALID_ARGUMENT, `malformed grpc-timeout ${JSON.stringify(value)}`);
+  if (!m) throw new ServeError(status.INVALID_ARGUMENT, `malformed grpc-timeout ${echo(value)}`);
   return Number(m[1]) * (TIMEOUT_UNITS[m[2] as string] as number);
 }
 

@@ -13,8 +13,8 @@
 import http2, { type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Socket } from 'node:net';
 import { status } from '@grpc/grpc-js';
-import type { TlsFiles } from './auth.js';
-import { ServeError } from './errors.js';
+import type { Grant, TlsFiles } from './auth.js';
+import { boundedStatusMessage, clip, ServeError } from './errors.js';
 import { encodeGrpcMessage, parseGrpcTimeout, RequestBody } from './grpc-wire.js';
 
 /** Called once the request message has arrived whole. Must end the call (`end` or `fail`) eventually. */
@@ -32,6 +32,20 @@ export interface H2ServerOptions {
   keepaliveTimeoutMs: number;
   /** A stream whose pending messages make no progress for this long is reset (a client that stopped reading). */
   stallTimeoutMs: number;
+  /**
+   * Memory one connection may use in HTTP/2's own accounting (header compression, queued frames,
+   * unread request data), in MB: beyond it new streams are refused (ENHANCE_YOUR_CALM).
+   */
+  maxSessionMemoryMb: number;
+  /** A request whose message has not arrived whole this long after its headers is cancelled and its bytes freed. */
+  requestBodyTimeoutMs: number;
+  /**
+   * Checks a call's credentials from its headers, before any of its body is read; throws a
+   * ServeError (UNAUTHENTICATED) to refuse it. Without it every call is `open`.
+   */
+  authenticate?: (headers: IncomingHttpHeaders) => Grant;
+  /** Told of each call refused at its headers by `authenticate` (for metrics). */
+  onUnauthenticated?: (code: status) => void;
 }
 
 /** Why a call ended before the handler finished it. */
@@ -51,6 +65,8 @@ export class GrpcCall {
   private markClosed!: () => void;
   /** Set when `signal` aborted. */
   abortReason: CallAbortReason | undefined;
+  /** What the caller's credentials allow, decided at the headers. */
+  grant: Grant = { kind: 'open' };
   private readonly controller = new AbortController();
   private headersSent = false;
   private finished = false;
@@ -163,7 +179,7 @@ export class GrpcCall {
     const s = this.stream;
     if (s.destroyed || s.closed) return;
     const trailers: Record<string, string> = { 'grpc-status': String(code) };
-    if (message !== '') trailers['grpc-message'] = encodeGrpcMessage(message);
+    if (message !== '') trailers['grpc-message'] = encodeGrpcMessage(boundedStatusMessage(message));
     try {
       if (!this.headersSent) {
         // Trailers-only: one HEADERS frame with the status and END_STREAM.
@@ -204,9 +220,10 @@ export class H2GrpcServer {
   ) {
     const common: http2.ServerOptions = {
       settings: { maxConcurrentStreams: options.maxConcurrentStreams },
-      // Memory is bounded by the service's own byte budget, not by the session's accounting
-      // (whose default, 10 MB, refuses new streams of a busy peer).
-      maxSessionMemory: Number.MAX_SAFE_INTEGER,
+      // Sized by the caller above what its own byte budget lets one connection queue (so a busy
+      // peer is not refused), and bounded: an unlimited session let unauthenticated peers grow
+      // the agent by hundreds of MB with streams that never finish their requests.
+      maxSessionMemory: options.maxSessionMemoryMb,
     };
     const tls = options.tls;
     this.server = tls
@@ -310,11 +327,20 @@ export class H2GrpcServer {
       const timeout = parseGrpcTimeout(headers['grpc-timeout']);
       if (timeout !== undefined) deadline = Date.now() + timeout;
       handler = this.routes.get(path);
-      if (!handler) refusal = new ServeError(status.UNIMPLEMENTED, `unknown method ${path}`);
+      if (!handler) refusal = new ServeError(status.UNIMPLEMENTED, `unknown method ${clip(path, 128)}`);
     } catch (err) {
       refusal = err instanceof ServeError ? err : new ServeError(status.INTERNAL, String(err));
     }
     const call = new GrpcCall(stream, path, headers, deadline, this.options.stallTimeoutMs);
+    // Credentials at the headers: a caller that proves nothing never gets a byte of body buffered.
+    if (!refusal && this.options.authenticate) {
+      try {
+        call.grant = this.options.authenticate(headers);
+      } catch (err) {
+        refusal = err instanceof ServeError ? err : new ServeError(status.UNAUTHENTICATED, 'cannot check credentials');
+        this.options.onUnauthenticated?.(refusal.code);
+      }
+    }
     if (refusal || !handler) {
       call.fail(refusal?.code ?? status.UNIMPLEMENTED, refusal?.message ?? 'unknown method');
       stream.close(http2.constants.NGHTTP2_NO_ERROR);
@@ -327,10 +353,22 @@ export class H2GrpcServer {
     });
     const body = new RequestBody(this.options.maxRequestBytes);
     const run = handler;
+    // A request is a few ids: one that does not arrive whole in time holds its buffers for
+    // nothing. Cancel it and free them.
+    const bodyTimer = setTimeout(() => {
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      call.fail(status.CANCELLED, `request message not received within ${this.options.requestBodyTimeoutMs} ms`);
+      call.abort('CANCELLED');
+      if (!stream.closed) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, this.options.requestBodyTimeoutMs);
+    bodyTimer.unref();
+    stream.once('close', () => clearTimeout(bodyTimer));
     const onData = (piece: Buffer): void => {
       try {
         body.push(piece);
       } catch (err) {
+        clearTimeout(bodyTimer);
         stream.off('data', onData);
         stream.off('end', onEnd);
         const e = err as ServeError;
@@ -340,6 +378,7 @@ export class H2GrpcServer {
       }
     };
     const onEnd = (): void => {
+      clearTimeout(bodyTimer);
       let message: Buffer;
       try {
         message = body.message();

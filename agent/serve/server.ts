@@ -8,14 +8,14 @@ import type { BlockStore } from '../store/block-store.js';
 import { NotFoundError } from '../store/block-store.js';
 import type { FallbackLayout } from '../spark/fallback-key.js';
 import { describeError } from '../util/errors.js';
-import { TokenCheck, type TlsFiles } from './auth.js';
+import { GrpcAccess, TokenCheck, type Grant, type TlsFiles } from './auth.js';
 import { ByteBudget } from '../util/byte-budget.js';
 import { ChunkPool, encodeChunkFrame } from './chunk-codec.js';
 import { frameMessage } from './grpc-wire.js';
 import { H2GrpcServer, type CallHandler, type GrpcCall } from './h2-server.js';
 import { resolveFileRange, resolvePartitions, validateIds, int64Field, type ResolveDeps, type ResolvedRange } from './block-source.js';
 import { HandleCache } from './handle-cache.js';
-import { invalid, ServeError, statusName, unavailable } from './errors.js';
+import { invalid, notFound, permissionDenied, ServeError, statusName, unavailable } from './errors.js';
 import { listMapOutputs } from './list-outputs.js';
 import {
   loadProto,
@@ -42,6 +42,15 @@ export const DEFAULT_MAX_BUFFERED = 32 * 1024 * 1024;
 export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
 /** Chunks shrink down to this when many streams share the byte budget. */
 const MIN_CHUNK = 64 * 1024;
+/** HTTP/2 streams one connection may have open at once, unless configured. */
+export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 128;
+/** A request message must arrive whole within this of its headers, unless configured. */
+export const DEFAULT_REQUEST_BODY_TIMEOUT_MS = 10_000;
+/**
+ * Distinct shuffle ids one ListMapOutputs may name: each costs a store LIST, one after the
+ * other. Spark jobs with more shuffles than this list the whole app (no ids) instead.
+ */
+export const MAX_LIST_SHUFFLE_IDS = 256;
 
 export interface GrpcServerDeps {
   /** Outputs known locally (the write-back queue). */
@@ -54,6 +63,11 @@ export interface GrpcServerDeps {
   lifecycle?: LifecycleView;
   metrics?: ServeMetrics;
   logger?: Pick<Logger, 'debug' | 'info' | 'warn'>;
+  /**
+   * Whether this agent serves `appId` at all (sidecar: the pod's own app; DaemonSet: apps seen on
+   * the node). Others get NOT_FOUND, whatever the store holds. Every app when unset.
+   */
+  servesApp?: (appId: string) => boolean;
 }
 
 export interface GrpcServerOptions {
@@ -61,8 +75,17 @@ export interface GrpcServerOptions {
   /** 0 picks a free port. */
   port: number;
   tls?: TlsFiles;
-  /** Shared secret clients send as `authorization: Bearer <token>`. */
+  /** Node-wide secret clients send as `authorization: Bearer <token>`: every app, and Drain. */
   token?: string;
+  /**
+   * Cluster key of per-app tokens (`appToken(key, appId)`): a caller with one gets that app's
+   * outputs, status, and nothing else (no Drain, no other app).
+   */
+  appKey?: Buffer;
+  /** HTTP/2 streams one connection may have open (128 by default). */
+  maxStreamsPerConnection?: number;
+  /** A request message not received whole within this of its headers is cancelled (10 s by default). */
+  requestBodyTimeoutMs?: number;
   /** Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED. */
   maxStreams?: number;
   /** Largest chunk sent, in bytes (1 MiB by default). */
@@ -94,6 +117,8 @@ export interface RunningGrpcServer {
    * started with a token: turning authentication on at run time is not supported.
    */
   rotateToken(token: string): void;
+  /** Use this per-app key from now on (tokens under the old key stop working). Only for a server started with one. */
+  rotateAppKey(key: Buffer): void;
   /**
    * Stop accepting calls, end status streams, let running fetches finish for `graceMs`, then
    * cut what is left. Idempotent: every call returns the same promise.
@@ -110,6 +135,8 @@ interface StreamContext<Res> {
   /** Aborts when the server begins to close (status and drain streams end then). */
   stopping: AbortSignal;
   writer: StreamWriter<Res>;
+  /** What the caller's credentials allow. */
+  grant: Grant;
 }
 
 /** Start the service. Resolves once the port is bound. */
@@ -120,6 +147,8 @@ export async function startGrpcServer(deps: GrpcServerDeps, options: GrpcServerO
 
 /** WatchStatus and Drain streams open at once (a preStop hook or an operator each hold one). */
 const MAX_CONTROL_STREAMS = 64;
+/** Of those, what per-app tokens may hold together: the rest stays for the node's own callers (preStop hooks). */
+const MAX_APP_CONTROL_STREAMS = MAX_CONTROL_STREAMS / 2;
 
 /** Decodes a request message (proto-loader's decoder); its errors are the client's. */
 type Decoder<Req> = (message: Buffer) => Req;
@@ -128,6 +157,8 @@ class BlockService {
   private readonly server: H2GrpcServer;
   private readonly metrics: ServeMetrics;
   private readonly token: TokenCheck | undefined;
+  private readonly access: GrpcAccess;
+  private readonly hasAppKey: boolean;
   private readonly layout: FallbackLayout;
   private readonly chunkSize: number;
   private readonly maxStreams: number;
@@ -139,6 +170,9 @@ class BlockService {
   private readonly stopping = new AbortController();
   private limited = 0;
   private control = 0;
+  private appControl = 0;
+  private readonly perAppStreams = new Map<string, number>();
+  private readonly maxStreamsPerApp: number;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -147,12 +181,15 @@ class BlockService {
   ) {
     this.metrics = deps.metrics ?? NO_METRICS;
     this.token = options.token !== undefined ? new TokenCheck(options.token) : undefined;
+    this.access = new GrpcAccess(this.token, options.appKey);
+    this.hasAppKey = options.appKey !== undefined;
     this.layout = deps.layout ?? 'spark-3.3';
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     if (!Number.isInteger(this.chunkSize) || this.chunkSize < 1 || this.chunkSize > MAX_CHUNK_SIZE) {
       throw new RangeError(`chunk size must be between 1 and ${MAX_CHUNK_SIZE} bytes`);
     }
     this.maxStreams = options.maxStreams ?? DEFAULT_MAX_STREAMS;
+    this.maxStreamsPerApp = Math.max(1, Math.ceil(this.maxStreams / 2));
     this.windowChunks = options.windowChunks ?? 2;
     this.budget = new ByteBudget(options.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED);
     this.pool = new ChunkPool(this.chunkSize, this.budget.limit);
@@ -184,7 +221,14 @@ class BlockService {
       ...(options.tls ? { tls: options.tls } : {}),
       // Requests are a few ids: anything large is hostile.
       maxRequestBytes: 64 * 1024,
-      maxConcurrentStreams: Math.max(1000, this.maxStreams + MAX_CONTROL_STREAMS),
+      // Per connection: the service-wide limits (--grpc-max-streams, the 64 control streams) bound
+      // what runs; this bounds what one peer can hold open before any of it is admitted.
+      maxConcurrentStreams: options.maxStreamsPerConnection ?? DEFAULT_MAX_STREAMS_PER_CONNECTION,
+      // Above what the byte budget lets one connection queue, so a busy peer is not refused.
+      maxSessionMemoryMb: Math.ceil(this.budget.limit / (1024 * 1024)) + 16,
+      requestBodyTimeoutMs: options.requestBodyTimeoutMs ?? DEFAULT_REQUEST_BODY_TIMEOUT_MS,
+      authenticate: (headers) => this.access.authenticate(headers.authorization),
+      onUnauthenticated: (code) => this.metrics.error(statusName(code)),
       // Pings find peers that vanished without closing (a killed executor): their streams are
       // cancelled and give back their share of the byte budget.
       keepaliveMs: 60_000,
@@ -203,6 +247,10 @@ class BlockService {
       rotateToken: (token) => {
         if (!this.token) throw new Error('this gRPC server was started without a token');
         this.token.rotate(token);
+      },
+      rotateAppKey: (key) => {
+        if (!this.hasAppKey) throw new Error('this gRPC server was started without a per-app key');
+        this.access.rotateAppKey(key);
       },
       close: (graceMs = 5000) => (this.closing ??= this.close(graceMs)),
     };
@@ -228,8 +276,11 @@ class BlockService {
     if (!unary) this.metrics.streamOpened();
     const writer = new StreamWriter<Res>(call, encode, this.windowChunks);
     let counted: 'limited' | 'control' | undefined;
+    let appControl = false;
+    let perApp: string | undefined;
     try {
-      this.token?.verify(call.headers.authorization);
+      // Credentials were checked at the headers (call.grant); what they allow is checked here.
+      if (kind === 'control' && call.path.endsWith('/Drain') && call.grant.kind === 'app') throw permissionDenied('a per-app token cannot drain the agent');
       let req: Req;
       try {
         req = decode(message);
@@ -238,14 +289,27 @@ class BlockService {
       }
       if (kind === 'limited') {
         if (this.limited >= this.maxStreams) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${this.maxStreams} concurrent streams`);
+        // One app may hold half the streams at most: a tenant's flood leaves the others room.
+        const app = (req as { app_id?: unknown }).app_id;
+        if (typeof app === 'string') {
+          const held = this.perAppStreams.get(app) ?? 0;
+          if (held >= this.maxStreamsPerApp) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${this.maxStreamsPerApp} concurrent streams for one app`);
+          this.perAppStreams.set(app, held + 1);
+          perApp = app;
+        }
         this.limited++;
         counted = kind;
       } else if (kind === 'control') {
         if (this.control >= MAX_CONTROL_STREAMS) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${MAX_CONTROL_STREAMS} status and drain streams`);
+        if (call.grant.kind === 'app') {
+          if (this.appControl >= MAX_APP_CONTROL_STREAMS) throw new ServeError(status.RESOURCE_EXHAUSTED, `more than ${MAX_APP_CONTROL_STREAMS} status streams with per-app tokens`);
+          this.appControl++;
+          appControl = true;
+        }
         this.control++;
         counted = kind;
       }
-      await body(req, { signal: call.signal, stopping: this.stopping.signal, writer });
+      await body(req, { signal: call.signal, stopping: this.stopping.signal, writer, grant: call.grant });
       if (call.signal.aborted) this.metrics.error(call.abortReason ?? 'CANCELLED');
       else call.end();
     } catch (err) {
@@ -258,19 +322,37 @@ class BlockService {
     } finally {
       if (counted === 'limited') this.limited--;
       else if (counted === 'control') this.control--;
+      if (appControl) this.appControl--;
+      if (perApp !== undefined) {
+        const held = (this.perAppStreams.get(perApp) ?? 1) - 1;
+        if (held === 0) this.perAppStreams.delete(perApp);
+        else this.perAppStreams.set(perApp, held);
+      }
       writer.dispose();
       if (!unary) this.metrics.streamClosed();
     }
   }
 
+  /**
+   * May this caller read `appId` here? A per-app token names one app; an app this agent does not
+   * serve (another pod's, one never seen on this node) is NOT_FOUND, as if absent, whatever the
+   * store holds.
+   */
+  private checkApp(grant: Grant, appId: string): void {
+    if (grant.kind === 'app' && grant.appId !== appId) throw permissionDenied('the token is for another app');
+    if (this.deps.servesApp && !this.deps.servesApp(appId)) throw notFound('this agent serves no such app');
+  }
+
   private async fetchShuffleBlock(req: FetchShuffleBlockRequest, ctx: StreamContext<Chunk>): Promise<void> {
     const ids = validateIds(req.app_id, req.shuffle_id, req.map_id);
+    this.checkApp(ctx.grant, ids.appId);
     const range = await resolvePartitions(this.resolveDeps(), ids, req.start_reduce_id, req.end_reduce_id);
     await this.sendRange(range, ctx);
   }
 
   private async fetchBlockFileRange(req: FetchBlockFileRangeRequest, ctx: StreamContext<Chunk>): Promise<void> {
     const ids = validateIds(req.app_id, req.shuffle_id, req.map_id);
+    this.checkApp(ctx.grant, ids.appId);
     const file = req.file === 'BLOCK_FILE_TYPE_DATA' ? 'data' : req.file === 'BLOCK_FILE_TYPE_INDEX' ? 'index' : undefined;
     if (!file) throw invalid('file must be BLOCK_FILE_TYPE_DATA or BLOCK_FILE_TYPE_INDEX');
     const range = await resolveFileRange(this.resolveDeps(), ids, file, int64Field('start', req.start), int64Field('length', req.length));
@@ -366,14 +448,18 @@ class BlockService {
 
   private async listMapOutputs(req: ListMapOutputsRequest, ctx: StreamContext<MapOutputInfo>): Promise<void> {
     const ids = validateIds(req.app_id, 0, '0');
-    const shuffleIds = req.shuffle_ids ?? [];
+    this.checkApp(ctx.grant, ids.appId);
+    const shuffleIds = [...new Set(req.shuffle_ids ?? [])];
+    // Each id is one store LIST, made one after the other: a request naming 30,000 would keep
+    // the store busy for minutes on a single call.
+    if (shuffleIds.length > MAX_LIST_SHUFFLE_IDS) throw invalid(`at most ${MAX_LIST_SHUFFLE_IDS} distinct shuffle_ids per call (got ${shuffleIds.length}); name none to list the whole app`);
     for (const s of shuffleIds) validateIds(ids.appId, s, '0');
     let count = 0;
     for await (const info of listMapOutputs(this.resolveDeps(), ids.appId, shuffleIds, ctx.signal)) {
       if (!(await ctx.writer.write(info))) return;
       count++;
     }
-    if (count === 0) throw new ServeError(status.NOT_FOUND, `no map outputs of app ${ids.appId}${shuffleIds.length ? ` in shuffles ${shuffleIds.join(',')}` : ''}`);
+    if (count === 0) throw new ServeError(status.NOT_FOUND, `no map outputs of app ${ids.appId}${shuffleIds.length ? ` in ${shuffleIds.length === 1 ? `shuffle ${shuffleIds[0]}` : `the ${shuffleIds.length} shuffles named`}` : ''}`);
   }
 
   private async watchStatus(ctx: StreamContext<AgentStatus>): Promise<void> {

@@ -16,6 +16,8 @@ export interface TokenFileOptions {
   onChange: (token: string) => void;
   intervalMs?: number;
   logger?: Pick<Logger, 'info' | 'warn'>;
+  /** Logged when the content changed (default: the bearer-token message). */
+  changedMessage?: string;
 }
 
 export class TokenFile {
@@ -60,7 +62,7 @@ export class TokenFile {
     if (token === this.current) return;
     this.current = token;
     this.options.onChange(token);
-    this.options.logger?.info({ file: this.options.path }, 'gRPC token file changed: new token in use, the previous one still accepted for 5 minutes');
+    this.options.logger?.info({ file: this.options.path }, this.options.changedMessage ?? 'gRPC token file changed: new token in use, the previous one still accepted for 5 minutes');
   }
 
   private report(problem: string): void {

@@ -4,7 +4,9 @@
  *
  * Integrity: every body carries `Content-MD5`, so the server refuses bytes damaged on the way
  * (400 BadDigest), and the ETag it answers is compared with the MD5 we sent, which catches a
- * server that stored something else even when it verifies nothing itself (s3rver). A digest of
+ * server that stored something else even when it verifies nothing itself (s3rver) — except for
+ * SSE-KMS and SSE-C answers, whose ETags are not MD5s (`etagComparable`). A mismatch never deletes
+ * the key (it may hold Spark's own copy by then); the retry overwrites it. A digest of
  * the whole file is kept in object metadata for `holds()` after a restart and for `verify`:
  * - a file up to 16 MiB (`maxBufferedFile`) is read once into a buffer, hashed (MD5), and sent in
  *   one PutObject; its MD5 is the digest (`x-amz-meta-md5`, also its ETag). One read and one hash
@@ -240,8 +242,8 @@ export class S3Store implements BlockStore {
         try {
           const out = await this.client.send(command, { abortSignal: s });
           if (sent !== file.size) throw new StoreError(`local file ${file.path} gave ${sent} of ${file.size} bytes`, 'source-changed', 'ESIZE');
-          if (!etagMatches(out.ETag, hex)) {
-            await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+          if (etagComparable(out) && !etagMatches(out.ETag, hex)) {
+            await this.removeOwnVersion(key, objectKey, out.VersionId);
             throw etagError(key, out.ETag, hex);
           }
           return out;
@@ -280,9 +282,9 @@ export class S3Store implements BlockStore {
           });
           const out = await this.client.send(command, { abortSignal: s });
           this.metrics?.bytesUploaded(buf.length);
-          if (!etagMatches(out.ETag, hex)) {
-            // Only a server that verifies nothing gets here: do not leave the damaged copy readable.
-            await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+          if (etagComparable(out) && !etagMatches(out.ETag, hex)) {
+            // Only a server that verifies nothing gets here (it stored other bytes than we sent).
+            await this.removeOwnVersion(key, objectKey, out.VersionId);
             throw etagError(key, out.ETag, hex);
           }
           return out;
@@ -339,7 +341,7 @@ export class S3Store implements BlockStore {
                   });
                           const answer = await this.client.send(command, { abortSignal: s });
                   this.metrics?.bytesUploaded(buf.length);
-                  if (!etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
+                  if (etagComparable(answer) && !etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
                   return answer;
                 }),
               );
@@ -367,7 +369,7 @@ export class S3Store implements BlockStore {
           const stored = classify('CompleteMultipartUpload', key, err).code === 'NoSuchUpload' ? await this.stat(key) : undefined;
           if (stored?.size === file.size && stored.digest === `sha256:${d.sha256}`) {
             completedBefore = true;
-            return { ETag: undefined as string | undefined };
+            return { ETag: undefined as string | undefined, ServerSideEncryption: undefined as string | undefined };
           }
           throw err;
         }
@@ -376,13 +378,26 @@ export class S3Store implements BlockStore {
       // S3 and Swift answer the MD5 of the parts' binary MD5s, then `-<count>`; servers with
       // another scheme (s3rver: MD5 of the whole object) are not compared.
       const expected = `${createHash('md5').update(Buffer.concat(d.partMd5)).digest('hex')}-${count}`;
-      if (done.ETag?.includes('-') && !etagMatches(done.ETag, expected)) throw etagError(key, done.ETag, expected);
+      if (etagComparable(done) && done.ETag?.includes('-') && !etagMatches(done.ETag, expected)) throw etagError(key, done.ETag, expected);
     } catch (err) {
       await this.abortUpload(key, objectKey, uploadId);
       throw err;
     } finally {
       this.ownUploads.delete(uploadId);
     }
+  }
+
+  /**
+   * After an ETag that proves the server stored other bytes than we sent: remove that copy only if
+   * it is provably ours, i.e. the server named the version this PUT created (a versioned bucket).
+   * Never an unconditional DeleteObject: between our PUT and the delete, the key may hold what
+   * Spark's own decommissioning wrote there. Without a version the retry's PUT replaces it.
+   */
+  private async removeOwnVersion(key: string, objectKey: string, versionId: string | undefined): Promise<void> {
+    if (versionId === undefined || versionId === '' || versionId === 'null') return;
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey, VersionId: versionId })).catch((err: unknown) => {
+      this.logger?.warn({ key, versionId, err: describeError(err) }, 'could not remove the damaged version this upload created');
+    });
   }
 
   /** Abort multipart uploads for `objectKey` that this process did not start (a killed predecessor's). */
@@ -704,8 +719,27 @@ async function digestFile(file: LocalFile, partSize: number): Promise<FileDigest
   return { sha256: sha.digest('hex'), partMd5, partSize };
 }
 
-/** Whether the server's ETag is the MD5 we sent. Servers with SSE-KMS or their own ETag scheme
- * answer something that is not a plain MD5: those are not comparable and pass. */
+/** Response fields that say how S3 encrypted an object. */
+interface EncryptionAnswer {
+  ServerSideEncryption?: string | undefined;
+  SSECustomerAlgorithm?: string | undefined;
+}
+
+/**
+ * Whether an answer's ETag can be compared with an MD5 at all. AWS: objects encrypted with SSE-KMS
+ * (`x-amz-server-side-encryption: aws:kms` or `aws:kms:dsse`) or SSE-C
+ * (`x-amz-server-side-encryption-customer-algorithm`) get ETags that are not the MD5 of their
+ * data, though they look like one (32 hex digits). Their integrity rests on Content-MD5, which S3
+ * verifies before it stores anything (400 BadDigest otherwise). SSE-S3 (AES256) keeps MD5 ETags.
+ */
+export function etagComparable(answer: EncryptionAnswer): boolean {
+  const sse = answer.ServerSideEncryption?.toLowerCase();
+  if (sse !== undefined && sse.startsWith('aws:kms')) return false;
+  return answer.SSECustomerAlgorithm === undefined || answer.SSECustomerAlgorithm === '';
+}
+
+/** Whether the server's ETag is the MD5 we sent. Servers with their own ETag scheme answer
+ * something that is not a plain MD5: those are not comparable and pass. */
 function etagMatches(etag: string | undefined, expected: string): boolean {
   const got = etag?.replace(/"/g, '').toLowerCase();
   if (!got || !/^[0-9a-f]{32}(-\d+)?$/.test(got)) return true;

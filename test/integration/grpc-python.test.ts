@@ -61,7 +61,7 @@ describe('gRPC interop with Python grpcio', () => {
     const expected = (f.local.data as Buffer).subarray(f.local.output.offsets[1], f.local.output.offsets[5]);
     expect(r).toEqual({ bytes: expected.length, chunks: Math.ceil(expected.length / (1024 * 1024)) });
     expect((await readFile(out)).equals(expected)).toBe(true);
-    expect(await python('errors', `127.0.0.1:${f.server.port}`, APP)).toEqual({ bad_app: 'INVALID_ARGUMENT', negative_map: 'INVALID_ARGUMENT', unknown_map: 'NOT_FOUND', no_token: 'OK' });
+    expect(await python('errors', `127.0.0.1:${f.server.port}`, APP)).toEqual({ bad_app: 'INVALID_ARGUMENT', long_app: 'INVALID_ARGUMENT', negative_map: 'INVALID_ARGUMENT', unknown_map: 'NOT_FOUND', no_token: 'OK' });
     expect(((await python('errors', `127.0.0.1:${f.tokenServer.port}`, APP)) as Record<string, string>).no_token).toBe('UNAUTHENTICATED');
   });
 });

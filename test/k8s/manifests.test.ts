@@ -17,6 +17,7 @@ import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import type { INetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1/NetworkPolicy';
 import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IServiceAccount } from 'kubernetes-models/v1/ServiceAccount';
+import type { IService } from 'kubernetes-models/v1/Service';
 import { RUN_OPTIONS } from '../../agent/config/run-options.js';
 import { envName, type OptionSpec } from '../../agent/config/option-table.js';
 import { hasModel, unknownKeys } from './model-keys.js';
@@ -305,8 +306,9 @@ describe('daemonset/ manifests', () => {
     const url = new URL(hook?.path ?? '', 'http://pod');
     expect(url.pathname).toBe('/v1/status');
     expect(url.searchParams.get('wait')).toBe('safe_to_exit');
-    // A hook can only GET: drain=true makes the same call start the drain it waits for.
-    expect(url.searchParams.get('drain')).toBe('true');
+    // The kubelet sends it to the pod IP, where a drain is refused (loopback only): it only waits,
+    // and the agent's own hook (over loopback) starts the drain.
+    expect(url.searchParams.get('drain')).toBeNull();
     const sparkWait = Number(url.searchParams.get('timeout'));
     expect(sparkWait).toBeGreaterThan(0);
 
@@ -315,6 +317,8 @@ describe('daemonset/ manifests', () => {
     expect(cmd.slice(0, 3)).toEqual(['node', posix.join('/app', packageBin()), 'wait-safe-exit']);
     const httpArg = cmd[cmd.indexOf('--http') + 1] as string;
     expect(new URL(httpArg).port).toBe(String(agent.httpPort));
+    expect(new URL(httpArg).hostname, 'drains over loopback, the only place the agent takes them from').toBe('127.0.0.1');
+    expect(cmd.includes('--drain=false')).toBe(false);
     const agentWait = Number(cmd[cmd.indexOf('--timeout') + 1]);
     expect(agentWait).toBeGreaterThan(0);
 
@@ -338,6 +342,15 @@ describe('daemonset/ manifests', () => {
     const agent = checkAgent(spec, c);
     expect(agent.env.get('NODE_NAME')).toBe('fieldRef:spec.nodeName');
     expect(agent.flags.get('local-dirs-layout')).toBe('{appId}/{executorId}');
+    // Per-app tokens are on, from a Secret that must exist (no silent open mode).
+    const keyFile = agent.flags.get('grpc-app-key-file') as string;
+    expect(keyFile, '--grpc-app-key-file is set').toBeDefined();
+    expect(agent.flags.has('grpc-serve-unseen-apps')).toBe(false);
+    const keyMount = (c.volumeMounts ?? []).find((m) => keyFile.startsWith(`${m.mountPath}/`));
+    expect(keyMount?.readOnly).toBe(true);
+    const keySecret = spec.volumes?.find((v) => v.name === keyMount?.name)?.secret;
+    expect(keySecret?.secretName).toBe('spark-shuffle-agent-app-key');
+    expect(keySecret?.optional).toBe(false);
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThanOrEqual(agent.drainTimeoutS + MARGIN_S);
     expect(ds.spec?.selector.matchLabels).toEqual({ 'app.kubernetes.io/name': 'spark-shuffle-agent' });
 
@@ -390,7 +403,7 @@ describe('daemonset/ manifests', () => {
     expect(execHostPath?.type).toBe('Directory');
   });
 
-  it('NetworkPolicy: gRPC only from Spark pods, HTTP only from Prometheus, nothing open to all', () => {
+  it('NetworkPolicy: gRPC only from Spark pods, HTTP only from Prometheus and executors (token requests), nothing open to all', () => {
     const ds = only<IDaemonSet>('daemonset.yaml', 'DaemonSet');
     const c = ds.spec?.template.spec?.containers[0] as IContainer;
     const agent = checkAgent(ds.spec?.template.spec as IPodSpec, c);
@@ -411,10 +424,33 @@ describe('daemonset/ manifests', () => {
       expect(peer.ipBlock).toBeUndefined();
       expect(peer.podSelector?.matchExpressions).toEqual([{ key: 'spark-role', operator: 'In', values: ['driver', 'executor'] }]);
     }
-    for (const peer of byPort.get(agent.httpPort)?.from ?? []) {
-      expect(peer.podSelector?.matchLabels?.['app.kubernetes.io/name']).toBe('prometheus');
-      expect(peer.namespaceSelector?.matchLabels, 'Prometheus from its own namespace only').toBeDefined();
+    const httpPeers = byPort.get(agent.httpPort)?.from ?? [];
+    expect(httpPeers).toHaveLength(2);
+    for (const peer of httpPeers) {
+      expect(peer.ipBlock).toBeUndefined();
+      if (peer.podSelector?.matchLabels?.['app.kubernetes.io/name'] === 'prometheus') {
+        expect(peer.namespaceSelector?.matchLabels, 'Prometheus from its own namespace only').toBeDefined();
+      } else {
+        expect(peer.podSelector?.matchExpressions).toEqual([{ key: 'spark-role', operator: 'In', values: ['executor'] }]);
+      }
     }
+  });
+
+  it('Service: executors reach the agent of their own node (internalTrafficPolicy Local) on its HTTP and gRPC ports', () => {
+    const ds = only<IDaemonSet>('daemonset.yaml', 'DaemonSet');
+    const c = ds.spec?.template.spec?.containers[0] as IContainer;
+    const agent = checkAgent(ds.spec?.template.spec as IPodSpec, c);
+    const svc = only<IService>('service.yaml', 'Service');
+    expect(svc.spec?.internalTrafficPolicy).toBe('Local');
+    const podLabels = ds.spec?.template.metadata?.labels ?? {};
+    for (const [k, v] of Object.entries(svc.spec?.selector ?? {})) expect(podLabels[k], `selects the agent pods by ${k}`).toBe(v);
+    const ports = (svc.spec?.ports ?? []).map((p) => portNumber(c, p.targetPort as string | number)).sort();
+    expect(ports).toEqual([agent.grpcPort, agent.httpPort].sort());
+    // The executor template names this Service for its agent.
+    const exec = only<IPod>('executor-pod-template-daemonset.yaml', 'Pod').spec as IPodSpec;
+    const url = new URL(containerEnv(sparkContainer(exec)).get('SPARK_SHUFFLE_AGENT_URL') as string);
+    expect(url.hostname).toBe(`${svc.metadata?.name}.spark-shuffle-agent.svc`);
+    expect(Number(url.port)).toBe(svc.spec?.ports?.find((p) => p.name === 'agent-http')?.port);
   });
 
   it('PodMonitor scrapes /metrics on the agent HTTP port of the DaemonSet pods', () => {
@@ -457,7 +493,7 @@ describe('daemonset/ manifests', () => {
     expect(out.stderr).toBe('');
     expect(out.status).toBe(0);
     const rendered = parseAllDocuments(out.stdout).map((d) => d.toJS() as Doc);
-    expect(rendered.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'DaemonSet', 'Namespace', 'NetworkPolicy', 'PodMonitor', 'ServiceAccount']);
+    expect(rendered.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'DaemonSet', 'Namespace', 'NetworkPolicy', 'PodMonitor', 'Service', 'ServiceAccount']);
     for (const d of rendered) {
       if (d.kind === 'Namespace') expect(d.metadata?.name).toBe('spark-shuffle-agent');
       else expect((d.metadata as { namespace?: string }).namespace, d.kind).toBe('spark-shuffle-agent');

@@ -91,6 +91,9 @@ def main(argv):
         codes = {}
         for name, req in [
             ("bad_app", pb.FetchShuffleBlockRequest(app_id="../x", shuffle_id=0, map_id=0, start_reduce_id=0, end_reduce_id=1)),
+            # C-core refuses metadata above its limit (8 KiB): an id echoed whole would surface as
+            # RESOURCE_EXHAUSTED instead of the server's INVALID_ARGUMENT.
+            ("long_app", pb.FetchShuffleBlockRequest(app_id="x" * 10000, shuffle_id=0, map_id=0, start_reduce_id=0, end_reduce_id=1)),
             ("negative_map", pb.FetchShuffleBlockRequest(app_id=app, shuffle_id=0, map_id=-1, start_reduce_id=0, end_reduce_id=1)),
             ("unknown_map", pb.FetchShuffleBlockRequest(app_id=app, shuffle_id=0, map_id=123456789, start_reduce_id=0, end_reduce_id=1)),
             ("no_token", None),
