@@ -2,6 +2,8 @@
 # spark-shuffle-agent image: `docker build -t spark-shuffle-agent .`
 # Pin NODE_IMAGE by digest in production (node:20.19-bookworm-slim@sha256:...).
 ARG NODE_IMAGE=node:20-bookworm-slim
+# The Spark plugin's build (Java 17, as the jar's bytecode level). Pin by digest in production.
+ARG MAVEN_IMAGE=maven:3.9-eclipse-temurin-17
 
 # ---- build: all dependencies, compile TypeScript to dist/ ----
 FROM ${NODE_IMAGE} AS build
@@ -12,13 +14,22 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY agent ./agent
-RUN npm run build
+# The agent only: the Spark plugin is built by Maven in its own stage below.
+RUN npm run build:agent
 
 # ---- deps: production dependencies only ----
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund
+
+# ---- plugin: the Spark plugin's jar, copied by the pod templates' init container into Spark's
+# class path ----
+FROM ${MAVEN_IMAGE} AS plugin
+WORKDIR /src
+COPY spark-plugin/pom.xml ./
+COPY spark-plugin/src ./src
+RUN mvn -q -B package
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime
@@ -40,6 +51,8 @@ COPY --from=build /src/dist ./dist
 # service at start (dist/agent/serve/ looks for ../../../proto).
 COPY package.json ./
 COPY proto ./proto
+# A fixed path the pod templates copy from (an init container into a volume Spark's JVMs load).
+COPY --from=plugin /src/target/spark-shuffle-agent-plugin-0.1.0.jar /opt/spark-shuffle-agent/spark-shuffle-agent-plugin-0.1.0.jar
 USER 185:185
 # 9464: HTTP (/healthz, /readyz, /metrics, /v1/status); 7337: gRPC block service.
 EXPOSE 9464 7337

@@ -11,6 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { RUN_OPTIONS } from '../../agent/config/run-options.js';
+import { PLUGIN_JAR_IN_IMAGE } from './plugin-jar.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
@@ -109,11 +110,22 @@ function copies(stage: number): { from?: string; sources: string[]; dest: string
 }
 
 describe('Dockerfile', () => {
-  it('is multi-stage on Node 20 (the engines range)', () => {
-    expect(DOCKERFILE.stages.map((s) => s.name)).toEqual(['build', 'deps', 'runtime']);
+  it('is multi-stage on Node 20 (the engines range), the Spark plugin built by Maven on Java 17', () => {
+    expect(DOCKERFILE.stages.map((s) => s.name)).toEqual(['build', 'deps', 'plugin', 'runtime']);
     const image = DOCKERFILE.args.get('NODE_IMAGE') as string;
     expect(image).toMatch(/^node:20[.-]/);
-    for (const s of DOCKERFILE.stages) expect(s.from).toBe('${NODE_IMAGE}');
+    for (const s of DOCKERFILE.stages.filter((st) => st.name !== 'plugin')) expect(s.from).toBe('${NODE_IMAGE}');
+    expect(DOCKERFILE.args.get('MAVEN_IMAGE')).toMatch(/^maven:3[.\d]*-eclipse-temurin-17/);
+    const plugin = DOCKERFILE.stages.findIndex((s) => s.name === 'plugin');
+    expect(DOCKERFILE.stages[plugin]?.from).toBe('${MAVEN_IMAGE}');
+    expect(inStage(plugin, 'RUN').map((r) => r.args)).toContain('mvn -q -B package');
+  });
+
+  it('puts the plugin jar at the fixed path the pod templates copy it from', () => {
+    const jar = copies(FINAL).find((c) => c.from === 'plugin');
+    expect(jar?.sources).toEqual(['/src/target/spark-shuffle-agent-plugin-0.1.0.jar']);
+    expect(jar?.dest).toBe(PLUGIN_JAR_IN_IMAGE);
+    expect(dockerIncluded(IGNORE, 'spark-plugin/src/test'), 'test sources stay out of the context').toBe(false);
   });
 
   it('copies only files that exist and that .dockerignore lets into the build context', () => {
@@ -131,10 +143,11 @@ describe('Dockerfile', () => {
     }
   });
 
-  it('builds with `npm run build` (tsc -p tsconfig.build.json) the CLI that package.json names as bin', () => {
-    expect(PKG.scripts.build).toBe('tsc -p tsconfig.build.json');
+  it('builds with `npm run build:agent` (tsc -p tsconfig.build.json, part of `npm run build`) the CLI that package.json names as bin', () => {
+    expect(PKG.scripts['build:agent']).toBe('tsc -p tsconfig.build.json');
+    expect(PKG.scripts.build).toContain('npm run build:agent');
     const build = 0;
-    expect(inStage(build, 'RUN').map((r) => r.args)).toContain('npm run build');
+    expect(inStage(build, 'RUN').map((r) => r.args)).toContain('npm run build:agent');
     const copied = copies(build).flatMap((c) => c.sources);
     for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'agent']) expect(copied).toContain(needed);
     const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string; rootDir: string } };

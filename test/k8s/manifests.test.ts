@@ -21,6 +21,7 @@ import type { IService } from 'kubernetes-models/v1/Service';
 import { RUN_OPTIONS } from '../../agent/config/run-options.js';
 import { envName, type OptionSpec } from '../../agent/config/option-table.js';
 import { hasModel, unknownKeys } from './model-keys.js';
+import { PLUGIN_DIR_IN_SPARK, PLUGIN_JAR_IN_IMAGE } from './plugin-jar.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const DIR = join(ROOT, 'daemonset');
@@ -293,7 +294,8 @@ describe('daemonset/ manifests', () => {
     const spec = pod.spec as IPodSpec;
     const spark = sparkContainer(spec);
     checkSparkLocalDir(spark);
-    expect(spec.initContainers ?? [], 'no init containers: this variant is for clusters without sidecars').toEqual([]);
+    // No sidecar: the only init container is the plain one that installs the Spark plugin.
+    expect((spec.initContainers ?? []).map((c) => [c.name, c.restartPolicy]), 'no sidecar init container: this variant is for clusters without sidecars').toEqual([['install-spark-plugin', undefined]]);
     const agentContainer = spec.containers.find((c) => c.name === 'shuffle-agent') as IContainer;
     expect(agentContainer.restartPolicy).toBeUndefined();
     const agent = checkAgent(spec, agentContainer);
@@ -389,7 +391,7 @@ describe('daemonset/ manifests', () => {
     const exec = only<IPod>('executor-pod-template-daemonset.yaml', 'Pod').spec as IPodSpec;
     const spark = sparkContainer(exec);
     expect(exec.containers).toHaveLength(1);
-    expect(exec.initContainers ?? []).toEqual([]);
+    expect((exec.initContainers ?? []).map((c) => c.name)).toEqual(['install-spark-plugin']);
     const sparkMount = mountOf(spark, LOCAL_DIR_VOLUME);
     expect(sparkMount.mountPath).toBe(checkSparkLocalDir(spark));
     expect(sparkMount.subPathExpr).toBe('$(SPARK_APP_ID)/$(POD_NAME)');
@@ -470,12 +472,36 @@ describe('daemonset/ manifests', () => {
     expect(ep.path).toBe('/metrics');
   });
 
+  it('every executor template installs the Spark plugin from the agent image onto the executor\'s class path before Spark starts', () => {
+    for (const file of ['executor-pod-template.yaml', 'executor-pod-template-no-native-sidecar.yaml', 'executor-pod-template-daemonset.yaml']) {
+      const spec = only<IPod>(file, 'Pod').spec as IPodSpec;
+      const init = (spec.initContainers ?? []) as IContainer[];
+      // First: Spark's JVM (and a native sidecar after it) start only once the jar is in place.
+      const install = init[0] as IContainer;
+      expect(install.name, file).toBe('install-spark-plugin');
+      expect(install.image, file).toMatch(new RegExp(`^${AGENT_IMAGE}:`));
+      expect(install.restartPolicy, `${file}: a plain init container, run to completion`).toBeUndefined();
+      const dest = mountOf(install, 'spark-shuffle-agent-plugin').mountPath;
+      expect(install.command, file).toEqual(['cp', PLUGIN_JAR_IN_IMAGE, `${dest}/`]);
+      expect(install.securityContext?.readOnlyRootFilesystem, file).toBe(true);
+      const m = mountOf(sparkContainer(spec), 'spark-shuffle-agent-plugin');
+      expect(m, file).toEqual({ name: 'spark-shuffle-agent-plugin', mountPath: PLUGIN_DIR_IN_SPARK, readOnly: true });
+      // The documented spark.executor.extraClassPath names the jar in that mount.
+      expect(readFileSync(join(DIR, file), 'utf8'), file).toContain(`spark.executor.extraClassPath=${PLUGIN_DIR_IN_SPARK}/spark-shuffle-agent-plugin-0.1.0.jar`);
+    }
+    const driver = only<IPod>('driver-pod-template.yaml', 'Pod').spec as IPodSpec;
+    expect((driver.containers[0] as IContainer).name).toBe('spark-kubernetes-driver');
+    expect(mountOf(driver.containers[0] as IContainer, 'spark-shuffle-agent-plugin').mountPath).toBe(PLUGIN_DIR_IN_SPARK);
+    expect((driver.initContainers?.[0] as IContainer).command).toEqual(['cp', PLUGIN_JAR_IN_IMAGE, '/plugin/']);
+  });
+
   it('kustomization.yaml lists every applied object file and none of the pod templates', () => {
     const k = only<Doc>('kustomization.yaml', 'Kustomization');
     const resources = (k.resources as string[]).slice().sort();
     const objectFiles = [...new Set(DOCS.filter((d) => d.kind !== 'Kustomization' && d.kind !== 'Pod').map((d) => d.file))].sort();
     expect(resources).toEqual(objectFiles);
     expect(DOCS.filter((d) => d.kind === 'Pod').map((d) => d.file).sort()).toEqual([
+      'driver-pod-template.yaml',
       'executor-pod-template-daemonset.yaml',
       'executor-pod-template-no-native-sidecar.yaml',
       'executor-pod-template.yaml',
