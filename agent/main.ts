@@ -95,6 +95,10 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       defaultAppId: config.appId,
       rescanIntervalMs: config.rescanInterval * 1000,
       incompleteGraceMs: config.incompleteGrace * 1000,
+      maxPartitions: config.maxPartitions,
+      sparkSubDirs: config.sparkSubDirs,
+      maxBlockManagerDirs: config.maxBlockManagerDirs,
+      maxWatchedDirs: config.maxWatchedDirs,
     });
     watcher.on('committed', (output) => {
       metrics.outputCommitted();
@@ -159,7 +163,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         persistedBytes: wb.persistedBytes,
         failedFiles: wb.failedFiles + problems.length,
         droppedOutputs: wb.droppedOutputs,
-        failed: [...wb.failed, ...problems.map((p) => ({ file: p.path, kind: p.kind, error: p.message }))],
+        failed: [...wb.failed, ...wb.rejected, ...problems.map((p) => ({ file: p.path, kind: p.kind, error: p.message }))],
       };
     };
 
