@@ -161,6 +161,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       onDirGone: (p) => this.onDirRemoved(p),
       onError: (path, message) => this.emit('problem', { path, kind: 'unreadable', message }),
       onLimit: (path, message) => this.emit('problem', { path, kind: 'watch-limit', message }),
+      onSymlink: (path) => this.emit('problem', { path, kind: 'symlink', message: `${path} is a symbolic link; not entered` }),
     });
     this.tree = tree;
     await Promise.all(this.roots.map((r) => tree.addRoot(r)));

@@ -21,6 +21,8 @@ export interface TreeWatchHandlers {
   /** A watched directory disappeared. */
   onDirGone: (path: string) => void;
   onError: (path: string, message: string) => void;
+  /** A symlink where a directory belongs (a tenant linking another app's directory in): not entered. */
+  onSymlink?: (path: string) => void;
   /** A directory was left unwatched because a cap was reached (reported once per parent). */
   onLimit?: (path: string, message: string) => void;
   /** At most this many watched sub-directories in one directory at `level` (undefined: no cap). */
@@ -144,6 +146,7 @@ export class TreeWatch {
       if (!this.handlers.isRelevant(p)) continue;
       if (level < this.fileLevel) {
         if (e.isDirectory()) subdirs.push(this.addDir(p, level + 1));
+        else if (e.isSymbolicLink()) this.handlers.onSymlink?.(p);
       } else if (!e.isDirectory()) {
         // Links, FIFOs and the like too: the check refuses them and reports them.
         this.handlers.onFile(p);
@@ -169,7 +172,11 @@ export class TreeWatch {
     // blockmgr-*, say) is not entered.
     this.track(
       lstat(p).then(
-        (s) => (s.isDirectory() ? this.addDir(p, level + 1) : undefined),
+        (s) => {
+          if (s.isDirectory()) return this.addDir(p, level + 1);
+          if (s.isSymbolicLink()) this.handlers.onSymlink?.(p);
+          return undefined;
+        },
         () => {
           if (this.watches.has(p)) {
             this.removeDir(p);
