@@ -216,8 +216,8 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       // cap (--max-block-manager-dirs, --max-watched-dirs) stay unread here too.
       if (e.isDirectory() && depthLeft > 0) {
         if (this.tree?.watching(p) !== false) await this.scanDir(p, depthLeft - 1, seen);
-      }
-      else if (!e.isDirectory()) {
+      } else if (depthLeft === 0) {
+        // Anything with an output's name (links, FIFOs, directories): check() refuses what is not a file.
         const key = this.scheduleIfUnknown(p);
         if (key) seen?.add(key);
       }

@@ -147,8 +147,8 @@ export class TreeWatch {
       if (level < this.fileLevel) {
         if (e.isDirectory()) subdirs.push(this.addDir(p, level + 1));
         else if (e.isSymbolicLink()) this.handlers.onSymlink?.(p);
-      } else if (!e.isDirectory()) {
-        // Links, FIFOs and the like too: the check refuses them and reports them.
+      } else {
+        // Links, FIFOs, directories named like files too: the check refuses and reports them.
         this.handlers.onFile(p);
       }
     }
