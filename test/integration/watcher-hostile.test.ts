@@ -8,7 +8,7 @@
  * to the end-to-end test, which runs the agent as a child.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LocalDirWatcher, type WatchProblem } from '../../agent/watch/local-dir-watcher.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
@@ -88,5 +88,34 @@ describe('LocalDirWatcher with a hostile tenant', () => {
     for (const p of problems) expect(p.message).not.toMatch(/\d+ bytes|1001|has \d+/);
     // Spark's directories only: 64 sub-directories at most per blockmgr-*, not 20,000.
     expect(inotifyWatches('self') - watchesBefore).toBeLessThan(200);
+  });
+  it('watches at most --max-block-manager-dirs blockmgr-* per executor and --max-watched-dirs in all, and says so', async () => {
+    const root = join(path, 'local');
+    const executor = join(root, TENANT, 'exec-1');
+    for (let i = 0; i < 12; i++) await mkdir(join(executor, `blockmgr-${String(i).padStart(8, '0')}-0000-0000-0000-000000000000`, '00'), { recursive: true });
+    const other = new SparkLikeExecutor([join(root, VICTIM, 'exec-1')]);
+    await other.commit({ shuffleId: 0, mapId: 0, partitions: [5] });
+    const problems: WatchProblem[] = [];
+    const watchesBefore = inotifyWatches('self');
+    const w = new LocalDirWatcher({ localDirs: [root], layout: '{appId}/{executorId}', defaultAppId: 'default-app', rescanIntervalMs: 0, maxBlockManagerDirs: 3 });
+    watcher = w;
+    w.on('problem', (p) => problems.push(p));
+    await w.start();
+    // root, 2 apps, 2 executors; 3 of the tenant's blockmgr-* with their one sub-directory each;
+    // the other app's blockmgr-* and the sub-directories its files went to.
+    const otherDirs = 1 + (await readdir(other.blockManagerDirs[0] as string)).length;
+    expect(inotifyWatches('self') - watchesBefore).toBe(5 + 3 * 2 + otherDirs);
+    expect(problems.filter((p) => p.kind === 'watch-limit')).toHaveLength(1);
+    expect(w.outputs().map((o) => o.id)).toEqual([`${VICTIM}/0/0`]);
+    await w.close();
+
+    const capped = new LocalDirWatcher({ localDirs: [root], layout: '{appId}/{executorId}', defaultAppId: 'default-app', rescanIntervalMs: 0, maxWatchedDirs: 4 });
+    watcher = capped;
+    const cappedProblems: WatchProblem[] = [];
+    capped.on('problem', (p) => cappedProblems.push(p));
+    const before = inotifyWatches('self');
+    await capped.start();
+    expect(inotifyWatches('self') - before).toBeLessThanOrEqual(4);
+    expect(cappedProblems.filter((p) => p.kind === 'watch-limit' && /--max-watched-dirs/.test(p.message))).toHaveLength(1);
   });
 });
