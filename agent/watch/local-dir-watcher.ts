@@ -194,13 +194,20 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
    */
   async rescan(): Promise<void> {
     const seen = new Set<string>();
-    await Promise.all(this.roots.map((r) => this.scanDir(r, this.layout.segments.length + 2, seen)));
+    const budget = { dirs: this.opts.maxWatchedDirs };
+    await Promise.all(this.roots.map((r) => this.scanDir(r, this.layout.segments.length + 2, seen, budget)));
     for (const [key, s] of this.states) if (!seen.has(key) && s.committed) this.scheduleKey(s);
     await this.settled();
   }
 
-  /** List `dir` (and below, `depthLeft` levels) and schedule checks of output files not known yet. */
-  private async scanDir(dir: string, depthLeft: number, seen?: Set<string>): Promise<void> {
+  /**
+   * List `dir` (and below, `depthLeft` levels) and schedule checks of output files not known yet.
+   * The same bounds as the tree's watches, without depending on how far the tree got (a rescan
+   * may run during the initial scan): Dirent types do not follow symlinks, at most
+   * `maxBlockManagerDirs` blockmgr-* per directory (the watched ones first) and `maxWatchedDirs`
+   * directories in all.
+   */
+  private async scanDir(dir: string, depthLeft: number, seen: Set<string>, budget: { dirs: number }): Promise<void> {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -209,18 +216,21 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       if (code !== 'ENOENT' && code !== 'ENOTDIR') this.emit('problem', { path: dir, kind: 'unreadable', message: `cannot list ${dir}: ${code}` });
       return;
     }
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (!this.isRelevant(p)) continue;
-      // Only what the tree watches: Dirent types do not follow symlinks, and directories over a
-      // cap (--max-block-manager-dirs, --max-watched-dirs) stay unread here too.
-      if (e.isDirectory() && depthLeft > 0) {
-        if (this.tree?.watching(p) !== false) await this.scanDir(p, depthLeft - 1, seen);
-      } else if (depthLeft === 0) {
-        // Anything with an output's name (links, FIFOs, directories): check() refuses what is not a file.
-        const key = this.scheduleIfUnknown(p);
-        if (key) seen?.add(key);
-      }
+    const relevant = entries.map((e) => ({ e, p: join(dir, e.name) })).filter(({ p }) => this.isRelevant(p));
+    // depthLeft 2: the entries are blockmgr-* directories.
+    const dirCap = depthLeft === 2 ? this.opts.maxBlockManagerDirs : Infinity;
+    const dirs = relevant.filter(({ e }) => e.isDirectory() && depthLeft > 0);
+    if (dirs.length > dirCap) dirs.sort((a, b) => Number(this.tree?.watching(b.p) ?? false) - Number(this.tree?.watching(a.p) ?? false));
+    for (const { p } of dirs.slice(0, dirCap)) {
+      if (budget.dirs <= 0) break;
+      budget.dirs--;
+      await this.scanDir(p, depthLeft - 1, seen, budget);
+    }
+    if (depthLeft > 0) return;
+    for (const { p } of relevant) {
+      // Anything with an output's name (links, FIFOs, directories): check() refuses what is not a file.
+      const key = this.scheduleIfUnknown(p);
+      if (key) seen.add(key);
     }
   }
 
@@ -464,7 +474,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   private async readIndex(path: string): Promise<{ bytes: Buffer; identity: FileIdentity }> {
     const { fd, stats } = openCheckedSync(path, { maxSize: (this.opts.maxPartitions + 1) * 8 });
     try {
-      const bytes = stats.size <= SYNC_READ_LIMIT ? readSync0(fd, stats.size) : await readAsync(fd, stats.size);
+      const bytes = stats.size <= SYNC_READ_LIMIT ? readAllSync(fd, stats.size) : await readAsync(fd, stats.size);
       return { bytes, identity: identityOf(stats) };
     } finally {
       closeSync(fd);
@@ -540,7 +550,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
 }
 
 /** `size` bytes from the start of `fd`, or fewer when the file is shorter (parseIndex decides). */
-function readSync0(fd: number, size: number): Buffer {
+function readAllSync(fd: number, size: number): Buffer {
   const buf = Buffer.allocUnsafe(size);
   let got = 0;
   while (got < size) {
