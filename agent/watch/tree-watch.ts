@@ -7,6 +7,10 @@
  * layout has a known depth and inotify names the file of each event, so nothing needs listing
  * twice. A directory is watched before it is listed, so a file created in between raises an event
  * or appears in the listing (both, at worst: checks are idempotent).
+ *
+ * Tenants write these trees: a symlink where a directory belongs is reported, never entered
+ * (lstat, and Dirent types, which do not follow links), and caps bound the watches one directory
+ * (`maxChildDirs`) and the whole tree (`maxDirs`) may take.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
