@@ -589,15 +589,18 @@ interface Handles {
 
 /**
  * Open an output's files with the checks of util/safe-file.ts, requiring the inodes the watcher
- * checked. ENOENT stays as it is (source-gone, further on); a refused file is `bad-input`.
+ * checked. ENOENT is source-gone; a refused or no longer readable file is `bad-input`.
  */
 async function openFiles(output: MapOutput): Promise<Handles> {
   const opened = async (path: string, expected: MapOutput['indexFile']): Promise<FileHandle> => {
     try {
       return (await openChecked(path, expected ? { expected } : {})).handle;
     } catch (err) {
-      if (err instanceof UnsafeFileError) throw new StoreError(`local file refused: ${err.message}`, 'bad-input', err.reason, { cause: err });
+      // No cause: the message says it all (describeError would repeat it).
+      if (err instanceof UnsafeFileError) throw new StoreError(`local file refused: ${err.message}`, 'bad-input', err.reason);
       if (errorCode(err) === 'ENOENT') throw new StoreError(`local file ${path} is gone`, 'source-gone', 'ENOENT', { cause: err });
+      // The watcher read it, so the tenant took the permission away since: only they can undo it.
+      if (errorCode(err) === 'EACCES' || errorCode(err) === 'EPERM') throw new StoreError(`local file refused: ${path} is not readable`, 'bad-input', errorCode(err), { cause: err });
       throw new StoreError(`cannot open local file ${path}: ${errorCode(err)}`, 'transient', errorCode(err), { cause: err });
     }
   };
