@@ -43,8 +43,11 @@ RUN groupadd --system --gid 185 shuffle-agent \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* \
       /usr/local/bin/yarn /usr/local/bin/yarnpkg
 WORKDIR /app
+# UV_THREADPOOL_SIZE: libuv's pool runs every file operation (reads, copies, fsyncs); its
+# default of 4 lets a few slow fsyncs stall the rest. Read once, when the process starts.
 ENV NODE_ENV=production \
-    TMPDIR=/tmp
+    TMPDIR=/tmp \
+    UV_THREADPOOL_SIZE=16
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 # package.json: "type": "module" for dist/*.js, and the version; proto/: loaded by the gRPC
@@ -58,5 +61,5 @@ USER 185:185
 EXPOSE 9464 7337
 # Nothing is written outside mounted volumes, so the root filesystem can be read-only; mount an
 # emptyDir at /tmp (TMPDIR) as the manifests in daemonset/ do.
-ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/agent/cli.js"]
+ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/agent/bin.cjs"]
 CMD ["run"]

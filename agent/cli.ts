@@ -1,11 +1,9 @@
-#!/usr/bin/env node
 /**
- * `shuffle-agent <command>`: run (the agent), and the helper commands. Exit codes:
+ * `shuffle-agent <command>`, loaded by bin.cts (which sizes the thread pool first): run (the agent), and the helper commands. Exit codes:
  * 0 ok; 1 unexpected failure (and, for wait-safe-exit, not safe to exit before the timeout);
  * 2 bad flag or value; 3 the drain after SIGTERM ended (deadline or second signal) with committed
  * outputs not stored: the log line "exiting with outputs not stored" lists them (`notStored`).
  */
-import './threadpool.js';
 import { readFile } from 'node:fs/promises';
 import { ConfigError, markdownReference, option, parsers, printable, resolveOptions } from './config/option-table.js';
 import { appToken } from './serve/auth.js';

@@ -102,6 +102,10 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       defaultAppId: config.appId,
       rescanIntervalMs: config.rescanInterval * 1000,
       incompleteGraceMs: config.incompleteGrace * 1000,
+      maxPartitions: config.maxPartitions,
+      sparkSubDirs: config.sparkSubDirs,
+      maxBlockManagerDirs: config.maxBlockManagerDirs,
+      maxWatchedDirs: config.maxWatchedDirs,
     });
     // Apps whose outputs this agent has seen on its node: the only ones it serves in DaemonSet
     // mode, unless --grpc-serve-unseen-apps. A sidecar serves its own app only.
@@ -171,7 +175,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       const life = lifecycle.snapshot();
       const apps = writeback.apps();
       // Only what is listed is built: a node with 20,000 problems answers in constant work and size.
-      const failed = [...wb.failed.slice(0, MAX_STATUS_FAILED), ...problems.slice(0, MAX_STATUS_FAILED).map((p) => ({ file: p.path, kind: p.kind, error: p.message }))];
+      const failed = [...wb.failed.slice(0, MAX_STATUS_FAILED), ...wb.rejected.slice(0, MAX_STATUS_FAILED), ...problems.slice(0, MAX_STATUS_FAILED).map((p) => ({ file: p.path, kind: p.kind, error: p.message }))];
       return {
         state: life.state,
         stateSince: life.stateSince,

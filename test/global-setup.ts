@@ -1,5 +1,5 @@
 /**
- * End-to-end tests run the BUILT CLI (`dist/agent/cli.js`). Build once per test run when the
+ * End-to-end tests run the BUILT CLI (`dist/agent/bin.cjs`, which loads `dist/agent/cli.js`). Build once per test run when the
  * build is missing or older than a source file, so that `vitest run` alone is enough.
  */
 import { execFileSync } from 'node:child_process';
@@ -18,7 +18,7 @@ function newest(dir: string): number {
 export default function setup(): void {
   let built = 0;
   try {
-    built = statSync('dist/agent/cli.js').mtimeMs;
+    built = statSync('dist/agent/bin.cjs').mtimeMs;
   } catch {
     // not built yet
   }

@@ -5,7 +5,7 @@
  * `fallbackKey`, so nothing outside the watched dirs and the store's prefix can be read.
  */
 import { read as fsRead } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { BlockStore } from '../store/block-store.js';
 import { NotFoundError } from '../store/block-store.js';
@@ -14,6 +14,7 @@ import { isValidMapId, isValidShuffleId, shuffleFileName } from '../spark/file-n
 import { mapOutputId } from '../watch/map-output.js';
 import type { OutputView } from '../writeback/writeback-queue.js';
 import { describeError, errorCode } from '../util/errors.js';
+import { openChecked, type FileIdentity } from '../util/safe-file.js';
 import { allocChunk } from './chunk-codec.js';
 import { clip, echo, invalid, notFound, unavailable } from './errors.js';
 import type { HandleCache } from './handle-cache.js';
@@ -138,7 +139,8 @@ function sourcesOf(deps: ResolveDeps, ids: OutputIds, view: OutputView, file: Bl
   if (held) sources.push(heldSource(held, path ?? '(held descriptor)'));
   // Once the watcher saw the file go, a descriptor still cached on it is not used: the output is
   // served from the store, as its location says.
-  if (path !== undefined && view.local) sources.push(pathSource(path, deps.handles));
+  const identity = file === 'data' ? view.output.dataFile : view.output.indexFile;
+  if (path !== undefined && view.local) sources.push(pathSource(path, identity, deps.handles));
   sources.push(storeSource(deps.store, keyOf(deps, ids, file)));
   return sources;
 }
@@ -153,17 +155,19 @@ function heldSource(handle: FileHandle, describe: string): RangeSource {
   };
 }
 
-function pathSource(path: string, cache: HandleCache | undefined): RangeSource {
+/** Reopens the tenant's path with the checks of util/safe-file.ts, requiring the inode the watcher
+ * checked: a name swapped for a link since then is refused, and the next source (the store) serves. */
+function pathSource(path: string, identity: FileIdentity | undefined, cache: HandleCache | undefined): RangeSource {
   return {
     kind: 'local',
     describe: path,
     open: async (start, end) => {
       try {
         if (cache) {
-          const cached = await cache.acquire(path);
+          const cached = await cache.acquire(path, identity);
           return new HandleReader(fdReader(cached.handle.fd), start, end, async () => cached.release());
         }
-        const handle = await open(path, 'r');
+        const { handle } = await openChecked(path, identity ? { expected: identity } : {});
         return new HandleReader(handle, start, end, () => handle.close());
       } catch (err) {
         if (errorCode(err) === 'ENOENT') throw new NotFoundError(path);

@@ -5,7 +5,8 @@
  * A committed Spark output never changes under its name, so a cached descriptor serves the same
  * bytes as a fresh one (and keeps serving them if Spark unlinks the file meanwhile).
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openChecked, type FileIdentity } from '../util/safe-file.js';
 
 interface Entry {
   handle: Promise<FileHandle>;
@@ -32,16 +33,22 @@ export class HandleCache {
     return this.entries.size;
   }
 
-  /** Rejects like `open()` (ENOENT when the file is gone). */
-  async acquire(path: string): Promise<CachedHandle> {
+  /**
+   * Rejects like `open()` (ENOENT when the file is gone), or with UnsafeFileError for a file
+   * that is not the regular, unlinked-to, symlink-free file `expected` names (util/safe-file.ts):
+   * the path is a tenant's, the inode the one the watcher checked.
+   */
+  async acquire(path: string, expected?: FileIdentity): Promise<CachedHandle> {
     if (this.closed) throw new Error('handle cache closed');
-    let entry = this.entries.get(path);
+    // Keyed by inode too: a later attempt's file under the same name is another entry.
+    const key = expected ? `${path}\0${expected.dev}:${expected.ino}` : path;
+    let entry = this.entries.get(key);
     if (!entry) {
       this.evictIdle();
-      const opened = open(path, 'r');
+      const opened = openChecked(path, expected ? { expected } : {}).then((o) => o.handle);
       entry = { handle: opened, refs: 0 };
-      this.entries.set(path, entry);
-      opened.catch(() => this.entries.get(path) === entry && this.entries.delete(path));
+      this.entries.set(key, entry);
+      opened.catch(() => this.entries.get(key) === entry && this.entries.delete(key));
     }
     clearTimeout(entry.idleTimer);
     entry.idleTimer = undefined;
@@ -60,7 +67,7 @@ export class HandleCache {
       release: () => {
         if (released) return;
         released = true;
-        if (--e.refs === 0) this.idle(path, e);
+        if (--e.refs === 0) this.idle(key, e);
       },
     };
   }
@@ -69,28 +76,28 @@ export class HandleCache {
   async close(): Promise<void> {
     this.closed = true;
     const idle = [...this.entries].filter(([, e]) => e.refs === 0);
-    await Promise.all(idle.map(([path, e]) => this.drop(path, e)));
+    await Promise.all(idle.map(([key, e]) => this.drop(key, e)));
   }
 
-  private idle(path: string, e: Entry): void {
+  private idle(key: string, e: Entry): void {
     if (this.closed || this.entries.size > this.maxOpen) {
-      void this.drop(path, e);
+      void this.drop(key, e);
       return;
     }
-    e.idleTimer = setTimeout(() => void this.drop(path, e), this.idleMs);
+    e.idleTimer = setTimeout(() => void this.drop(key, e), this.idleMs);
     e.idleTimer.unref();
   }
 
   /** Over the limit: close the idle descriptors (they are reopened on demand). */
   private evictIdle(): void {
     if (this.entries.size < this.maxOpen) return;
-    for (const [path, e] of this.entries) if (e.refs === 0) void this.drop(path, e);
+    for (const [key, e] of this.entries) if (e.refs === 0) void this.drop(key, e);
   }
 
-  private async drop(path: string, e: Entry): Promise<void> {
-    if (e.refs > 0 || this.entries.get(path) !== e) return;
+  private async drop(key: string, e: Entry): Promise<void> {
+    if (e.refs > 0 || this.entries.get(key) !== e) return;
     clearTimeout(e.idleTimer);
-    this.entries.delete(path);
+    this.entries.delete(key);
     await e.handle.then((h) => h.close()).catch(() => undefined);
   }
 }

@@ -35,6 +35,16 @@ function canonical(digits: string, max: bigint): boolean {
   return BigInt(digits) <= max;
 }
 
+/**
+ * Whether `name` is one of the sub-directories DiskBlockManager makes under `blockmgr-*`:
+ * `"%02x".format(i)` for i in [0, `spark.diskStore.subDirectories`) (64 by default: `00`..`3f`).
+ */
+export function isSparkSubDir(name: string, subDirectories: number): boolean {
+  if (!/^[0-9a-f]{2,8}$/.test(name)) return false;
+  const i = Number.parseInt(name, 16);
+  return i < subDirectories && i.toString(16).padStart(2, '0') === name;
+}
+
 /** Parse a base file name (no directory). Never throws. */
 export function parseSparkFileName(name: string): SparkFileName {
   const shuffle = SHUFFLE.exec(name);

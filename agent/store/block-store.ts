@@ -6,7 +6,9 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /** A local file to copy. When `handle` is set the bytes are read through it, so they survive the
- * file being unlinked (Spark deletes its `blockmgr-*` tree when an executor stops). */
+ * file being unlinked (Spark deletes its `blockmgr-*` tree when an executor stops). The
+ * write-back queue always sets it, to a descriptor it opened with the checks of
+ * util/safe-file.ts: a store never opens a tenant's path itself. */
 export interface LocalFile {
   path: string;
   size: number;
@@ -50,7 +52,10 @@ export type StoreErrorKind =
   /** The local source went away (Spark cleaned it up). */
   | 'source-gone'
   /** The local source changed while it was copied (size differs from the committed size). */
-  | 'source-changed';
+  | 'source-changed'
+  /** The local source can never be copied as it is: a link, not a regular file, or not the file
+   * the watcher checked. Not retried: reported and dropped, so a drain does not wait for it. */
+  | 'bad-input';
 
 export class StoreError extends Error {
   constructor(

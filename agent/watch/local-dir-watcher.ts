@@ -9,26 +9,43 @@
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { closeSync, read as fsRead, readSync } from 'node:fs';
+import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
 import { TreeWatch } from './tree-watch.js';
-import { parseSparkFileName, shuffleFileName } from '../spark/file-names.js';
+import { isSparkSubDir, parseSparkFileName, shuffleFileName } from '../spark/file-names.js';
 import { localPlacement } from '../spark/java-hash.js';
-import { checkCommitted, InvalidIndexError, parseIndex } from '../spark/index-file.js';
+import { checkCommitted, InvalidIndexError, parseIndex, type IndexProblem } from '../spark/index-file.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
 import { Limiter } from '../util/limiter.js';
 import { errorCode } from '../util/errors.js';
+import { identityOf, openCheckedSync, UnsafeFileError, type FileIdentity } from '../util/safe-file.js';
 import { matchLayout, parseLayout, type LocalDirsLayout } from './layout.js';
 import { mapOutputId, type MapOutput } from './map-output.js';
 
 export interface WatchProblem {
   /** The file or directory concerned. */
   path: string;
-  /** Short machine-readable kind: an IndexProblem, `unreadable`, `watch-error`, `incomplete`. */
+  /** Short machine-readable kind: an IndexProblem, an UnsafeReason, `unreadable`, `watch-error`,
+   * `incomplete`, `watch-limit`. */
   kind: string;
+  /** Shown to anyone who can read `/v1/status`, tenants included: names the file and what is
+   * wrong, never sizes or offsets (they would tell a tenant how to make a forged pair match). */
   message: string;
+  /** Numbers for the operator's log; not part of the status document. */
+  detail?: string;
 }
+
+/** The tenant-visible text of each index problem (the InvalidIndexError message goes to `detail`). */
+const INDEX_PROBLEM_TEXT: Record<IndexProblem, string> = {
+  empty: 'index file is empty',
+  'length-not-multiple-of-8': 'index length is not a whole number of offsets',
+  'first-offset-not-zero': 'first index offset is not 0',
+  'offsets-decreasing': 'index offsets decrease',
+  'offset-too-large': 'index offset is out of range',
+  'data-missing': 'index expects data but there is no data file',
+  'data-length-mismatch': 'data file length does not match the index',
+};
 
 export interface RemovedOutput {
   output: MapOutput;
@@ -58,6 +75,14 @@ export interface LocalDirWatcherOptions {
   rescanIntervalMs?: number;
   /** How many index reads may run at once. */
   concurrency?: number;
+  /** Largest index accepted, in partitions (an index is `(partitions + 1) * 8` bytes). */
+  maxPartitions?: number;
+  /** Spark's `spark.diskStore.subDirectories`: only `00` .. its value - 1 (hex) are watched. */
+  sparkSubDirs?: number;
+  /** `blockmgr-*` directories watched in one executor directory (Spark makes one per local dir). */
+  maxBlockManagerDirs?: number;
+  /** Directories watched in all (one inotify watch each). */
+  maxWatchedDirs?: number;
   now?: () => number;
 }
 
@@ -83,10 +108,11 @@ interface OutputState {
 }
 
 const BLOCKMGR = /^blockmgr-[0-9A-Za-z-]+$/;
-const SUBDIR = /^[0-9a-f]{2,}$/;
+/** Index files up to this size are read synchronously (see check()); larger ones through the pool. */
+const SYNC_READ_LIMIT = 64 * 1024;
 
 export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
-  private readonly roots: string[];
+  private roots: string[];
   private readonly layout: LocalDirsLayout;
   private readonly states = new Map<string, OutputState>();
   private readonly limiter: Limiter;
@@ -108,6 +134,10 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       removalSettleMs: options.removalSettleMs ?? 500,
       rescanIntervalMs: options.rescanIntervalMs ?? 60_000,
       concurrency: options.concurrency ?? 32,
+      maxPartitions: options.maxPartitions ?? 1_000_000,
+      sparkSubDirs: options.sparkSubDirs ?? 64,
+      maxBlockManagerDirs: options.maxBlockManagerDirs ?? 8,
+      maxWatchedDirs: options.maxWatchedDirs ?? 16_384,
       now: options.now ?? Date.now,
     };
     this.limiter = new Limiter(this.opts.concurrency);
@@ -116,13 +146,22 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   /** Start watching; resolves once every output already on disk has been checked. */
   async start(): Promise<void> {
     await Promise.all(this.roots.map((r) => mkdir(r, { recursive: true }).catch(() => undefined)));
-    const tree = new TreeWatch(this.layout.segments.length + 2, {
+    // Canonical roots: a file is accepted only when the kernel names it by the very path the
+    // watcher built (no symlink on the way), so the roots themselves must be free of symlinks.
+    this.roots = await Promise.all(this.roots.map((r) => realpath(r).catch(() => r)));
+    const l = this.layout.segments.length;
+    const tree = new TreeWatch(l + 2, {
       isRelevant: (p) => this.isRelevant(p),
+      // blockmgr-* sit at level l + 1; their sub-directories are bounded by name (isRelevant).
+      maxChildDirs: (level) => (level === l + 1 ? this.opts.maxBlockManagerDirs : undefined),
+      maxDirs: this.opts.maxWatchedDirs,
       onFile: (p) => {
         if (!this.closed) this.schedule(p);
       },
       onDirGone: (p) => this.onDirRemoved(p),
       onError: (path, message) => this.emit('problem', { path, kind: 'unreadable', message }),
+      onLimit: (path, message) => this.emit('problem', { path, kind: 'watch-limit', message }),
+      onSymlink: (path) => this.emit('problem', { path, kind: 'symlink', message: `${path} is a symbolic link; not entered` }),
     });
     this.tree = tree;
     await Promise.all(this.roots.map((r) => tree.addRoot(r)));
@@ -155,13 +194,20 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
    */
   async rescan(): Promise<void> {
     const seen = new Set<string>();
-    await Promise.all(this.roots.map((r) => this.scanDir(r, this.layout.segments.length + 2, seen)));
+    const budget = { dirs: this.opts.maxWatchedDirs };
+    await Promise.all(this.roots.map((r) => this.scanDir(r, this.layout.segments.length + 2, seen, budget)));
     for (const [key, s] of this.states) if (!seen.has(key) && s.committed) this.scheduleKey(s);
     await this.settled();
   }
 
-  /** List `dir` (and below, `depthLeft` levels) and schedule checks of output files not known yet. */
-  private async scanDir(dir: string, depthLeft: number, seen?: Set<string>): Promise<void> {
+  /**
+   * List `dir` (and below, `depthLeft` levels) and schedule checks of output files not known yet.
+   * The same bounds as the tree's watches, without depending on how far the tree got (a rescan
+   * may run during the initial scan): Dirent types do not follow symlinks, at most
+   * `maxBlockManagerDirs` blockmgr-* per directory (the watched ones first) and `maxWatchedDirs`
+   * directories in all.
+   */
+  private async scanDir(dir: string, depthLeft: number, seen: Set<string>, budget: { dirs: number }): Promise<void> {
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -170,14 +216,21 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       if (code !== 'ENOENT' && code !== 'ENOTDIR') this.emit('problem', { path: dir, kind: 'unreadable', message: `cannot list ${dir}: ${code}` });
       return;
     }
-    for (const e of entries) {
-      const p = join(dir, e.name);
-      if (!this.isRelevant(p)) continue;
-      if (e.isDirectory() && depthLeft > 0) await this.scanDir(p, depthLeft - 1, seen);
-      else if (e.isFile()) {
-        const key = this.scheduleIfUnknown(p);
-        if (key) seen?.add(key);
-      }
+    const relevant = entries.map((e) => ({ e, p: join(dir, e.name) })).filter(({ p }) => this.isRelevant(p));
+    // depthLeft 2: the entries are blockmgr-* directories.
+    const dirCap = depthLeft === 2 ? this.opts.maxBlockManagerDirs : Infinity;
+    const dirs = relevant.filter(({ e }) => e.isDirectory() && depthLeft > 0);
+    if (dirs.length > dirCap) dirs.sort((a, b) => Number(this.tree?.watching(b.p) ?? false) - Number(this.tree?.watching(a.p) ?? false));
+    for (const { p } of dirs.slice(0, dirCap)) {
+      if (budget.dirs <= 0) break;
+      budget.dirs--;
+      await this.scanDir(p, depthLeft - 1, seen, budget);
+    }
+    if (depthLeft > 0) return;
+    for (const { p } of relevant) {
+      // Anything with an output's name (links, FIFOs, directories): check() refuses what is not a file.
+      const key = this.scheduleIfUnknown(p);
+      if (key) seen.add(key);
     }
   }
 
@@ -212,7 +265,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     if (matchLayout(this.layout, parts.slice(0, l)) === undefined) return false;
     if (!BLOCKMGR.test(parts[l] as string)) return false;
     if (parts.length === l + 1) return true;
-    if (!SUBDIR.test(parts[l + 1] as string)) return false;
+    if (!isSparkSubDir(parts[l + 1] as string, this.opts.sparkSubDirs)) return false;
     if (parts.length === l + 2) return true;
     if (parts.length > l + 3) return false;
     const name = parseSparkFileName(parts[l + 2] as string);
@@ -281,7 +334,8 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     const dirs = await readdir(base).catch(() => [] as string[]);
     for (const d of dirs.filter((x) => BLOCKMGR.test(x))) {
       const candidate = join(base, d, placement.subDir, name);
-      if (await stat(candidate).then(() => true, () => false)) {
+      // lstat: a symlink there is not Spark's data file (check() refuses it and says so).
+      if (await lstat(candidate).then(() => true, () => false)) {
         state.dataPath = candidate;
         return candidate;
       }
@@ -323,12 +377,11 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     const { indexPath } = state;
     if (indexPath === undefined) return; // Only a data file so far: the index names the output.
     let indexBytes: Buffer;
+    let indexFile: FileIdentity;
     try {
-      // Synchronous on purpose: an index is a few KiB on the executor's local disk, and a sync
-      // read costs ~10 µs where the thread-pool round trips of readFile cost ~70 µs of CPU
-      // (measured: 20,000 outputs checked in 7.4 s async). The event loop is never held long.
-      indexBytes = readSmallFile(indexPath);
+      ({ bytes: indexBytes, identity: indexFile } = await this.readIndex(indexPath));
     } catch (err) {
+      if (err instanceof UnsafeFileError) return this.refuse(state, err);
       const code = errorCode(err);
       if (code === 'ENOENT') return this.onGone(state);
       return this.setProblem(state, { path: indexPath, kind: 'unreadable', message: `cannot read ${indexPath}: ${code}` });
@@ -340,20 +393,26 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       if (!(err instanceof InvalidIndexError)) throw err;
       // Spark renames a complete index into place, but another writer may not: report a bad
       // index only if it is still bad after the grace period.
-      this.armGraceTimer(state, { path: indexPath, kind: err.problem, message: `${indexPath}: ${err.message}` });
+      this.armGraceTimer(state, this.indexProblem(indexPath, err));
       return;
     }
     let dataLength: number | undefined;
+    let dataFile: FileIdentity | undefined;
     let dataIdentity = 'none';
     // Normally the data file's own event names it (Spark renames it right after the index); the
     // grace timer looks for it by Spark's placement once that event is overdue.
     const dataPath = state.dataPath;
     if (dataPath !== undefined) {
       try {
-        const s = statSync(dataPath);
-        dataLength = s.size;
-        dataIdentity = `${s.ino}:${s.size}:${s.mtimeMs}`;
+        // Opened, not only stat'ed: the descriptor tells whether a symlinked directory was on
+        // the way (an lstat of the path would follow it silently). Nothing is read.
+        const { fd, stats } = openCheckedSync(dataPath);
+        closeSync(fd);
+        dataLength = stats.size;
+        dataFile = identityOf(stats);
+        dataIdentity = `${stats.dev}:${stats.ino}:${stats.size}:${stats.mtimeMs}`;
       } catch (err) {
+        if (err instanceof UnsafeFileError) return this.refuse(state, err);
         const code = errorCode(err);
         if (code !== 'ENOENT') {
           return this.setProblem(state, { path: dataPath, kind: 'unreadable', message: `cannot stat ${dataPath}: ${code}` });
@@ -370,7 +429,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       }
       // Normal between the index rename and the data rename, and while a later attempt replaces
       // the pair; reported only if it lasts.
-      this.armGraceTimer(state, { path: indexPath, kind: 'incomplete', message: `${indexPath}: ${err.message}` });
+      this.armGraceTimer(state, { ...this.indexProblem(indexPath, err), kind: 'incomplete' });
       return;
     }
     clearTimeout(state.graceTimer);
@@ -381,7 +440,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       this.emit('resolved', state.key);
     }
     // A digest, not the bytes: tens of thousands of outputs stay in memory.
-    const identity = `${createHash('sha1').update(indexBytes).digest('base64')}|${dataIdentity}`;
+    const identity = `${createHash('sha1').update(indexBytes).digest('base64')}|${indexFile.dev}:${indexFile.ino}|${dataIdentity}`;
     if (state.identity === identity) return;
     const output: MapOutput = {
       id: state.key,
@@ -391,8 +450,9 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       mapId: state.mapId,
       blockManagerDir: this.blockManagerDirOf(indexPath),
       indexPath,
+      indexFile,
       indexLength: indexBytes.length,
-      ...(dataLength === undefined || dataPath === undefined ? {} : { dataPath }),
+      ...(dataLength === undefined || dataPath === undefined ? {} : { dataPath, ...(dataFile ? { dataFile } : {}) }),
       dataLength: dataLength ?? 0,
       offsets,
       committedAt: this.opts.now(),
@@ -401,6 +461,45 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     state.identity = identity;
     state.committed = output;
     this.emit('committed', output);
+  }
+
+  /**
+   * The bytes of an index that passes openCheckedSync: a regular file of at most
+   * `(maxPartitions + 1) * 8` bytes, opened without following links or blocking. Synchronous
+   * for the usual few KiB: a sync read costs ~10 µs where the thread-pool round trips of an
+   * async read cost ~70 µs of CPU (measured: 20,000 outputs checked in 7.4 s async); larger
+   * ones (up to the cap, 8 MB by default) are read through the pool so the event loop is never
+   * held long.
+   */
+  private async readIndex(path: string): Promise<{ bytes: Buffer; identity: FileIdentity }> {
+    const { fd, stats } = openCheckedSync(path, { maxSize: (this.opts.maxPartitions + 1) * 8 });
+    try {
+      const bytes = stats.size <= SYNC_READ_LIMIT ? readAllSync(fd, stats.size) : await readAsync(fd, stats.size);
+      return { bytes, identity: identityOf(stats) };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  private indexProblem(path: string, err: InvalidIndexError): WatchProblem {
+    return { path, kind: err.problem, message: `${path}: ${INDEX_PROBLEM_TEXT[err.problem]}`, detail: err.message };
+  }
+
+  /**
+   * A file Spark cannot have written (a link, a FIFO, a directory, an index beyond the cap):
+   * reported at once and never committed, so nothing waits for it. A later event on the name
+   * checks it again, in case the tenant replaced it with a real output.
+   */
+  private refuse(state: OutputState, err: UnsafeFileError): void {
+    clearTimeout(state.graceTimer);
+    state.graceTimer = undefined;
+    state.suspect = undefined;
+    if (state.committed) {
+      // A committed output's file was swapped for something unacceptable: forget the output.
+      state.committed = undefined;
+      state.identity = undefined;
+    }
+    this.setProblem(state, { path: err.path, kind: err.reason, message: err.message });
   }
 
   private async onGone(state: OutputState): Promise<void> {
@@ -415,7 +514,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     if (!committed) return;
     // Let a recursive delete of the whole tree reach the directory before deciding why it went.
     await new Promise((r) => setTimeout(r, this.opts.removalSettleMs));
-    const gone = await stat(committed.blockManagerDir).then(
+    const gone = await lstat(committed.blockManagerDir).then(
       () => false,
       (err: unknown) => errorCode(err) === 'ENOENT',
     );
@@ -450,25 +549,25 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   }
 }
 
-const READ_CHUNK = 64 * 1024;
-
-/** open + read + close (readFileSync adds an fstat): three system calls for a typical index. */
-function readSmallFile(path: string): Buffer {
-  const fd = openSync(path, 'r');
-  try {
-    const chunks: Buffer[] = [];
-    let total = 0;
-    for (;;) {
-      const chunk = Buffer.allocUnsafe(READ_CHUNK);
-      const n = readSync(fd, chunk, 0, READ_CHUNK, total);
-      if (n > 0) {
-        chunks.push(n === READ_CHUNK ? chunk : chunk.subarray(0, n));
-        total += n;
-      }
-      if (n < READ_CHUNK) break;
-    }
-    return chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, total);
-  } finally {
-    closeSync(fd);
+/** `size` bytes from the start of `fd`, or fewer when the file is shorter (parseIndex decides). */
+function readAllSync(fd: number, size: number): Buffer {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const n = readSync(fd, buf, got, size - got, got);
+    if (n === 0) break;
+    got += n;
   }
+  return got === size ? buf : buf.subarray(0, got);
+}
+
+async function readAsync(fd: number, size: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
+  while (got < size) {
+    const n = await new Promise<number>((resolve, reject) => fsRead(fd, buf, got, size - got, got, (err, bytesRead) => (err ? reject(err) : resolve(bytesRead))));
+    if (n === 0) break;
+    got += n;
+  }
+  return got === size ? buf : buf.subarray(0, got);
 }

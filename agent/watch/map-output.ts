@@ -1,3 +1,5 @@
+import type { FileIdentity } from '../util/safe-file.js';
+
 /** A committed Spark map output as the watcher found it on local disk. */
 export interface MapOutput {
   /** `<appId>/<shuffleId>/<mapId>`: unique per app. */
@@ -11,9 +13,13 @@ export interface MapOutput {
   /** The `blockmgr-*` directory holding the files. */
   blockManagerDir: string;
   indexPath: string;
+  /** The inode the watcher checked; later opens (write-back, serving) must find the same one.
+   * Always set by the watcher; without it an open checks only that the file is acceptable. */
+  indexFile?: FileIdentity;
   indexLength: number;
   /** Undefined when Spark wrote no data file (every partition empty). */
   dataPath?: string;
+  dataFile?: FileIdentity;
   dataLength: number;
   checksumPath?: string;
   /** `numPartitions + 1` offsets into the data file. */

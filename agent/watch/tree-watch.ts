@@ -7,10 +7,14 @@
  * layout has a known depth and inotify names the file of each event, so nothing needs listing
  * twice. A directory is watched before it is listed, so a file created in between raises an event
  * or appears in the listing (both, at worst: checks are idempotent).
+ *
+ * Tenants write these trees: a symlink where a directory belongs is reported, never entered
+ * (lstat, and Dirent types, which do not follow links), and caps bound the watches one directory
+ * (`maxChildDirs`) and the whole tree (`maxDirs`) may take.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { join, sep } from 'node:path';
+import { lstat, readdir } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
 import { errorCode } from '../util/errors.js';
 
 export interface TreeWatchHandlers {
@@ -21,10 +25,22 @@ export interface TreeWatchHandlers {
   /** A watched directory disappeared. */
   onDirGone: (path: string) => void;
   onError: (path: string, message: string) => void;
+  /** A symlink where a directory belongs (a tenant linking another app's directory in): not entered. */
+  onSymlink?: (path: string) => void;
+  /** A directory was left unwatched because a cap was reached (reported once per parent). */
+  onLimit?: (path: string, message: string) => void;
+  /** At most this many watched sub-directories in one directory at `level` (undefined: no cap). */
+  maxChildDirs?: (level: number) => number | undefined;
+  /** At most this many directories watched in all (each costs an inotify watch and memory). */
+  maxDirs?: number;
 }
 
 export class TreeWatch {
   private readonly watches = new Map<string, FSWatcher>();
+  /** Watched sub-directories per watched directory, for `maxChildDirs`. */
+  private readonly children = new Map<string, number>();
+  /** Parents (or '' for the global cap) already reported as full: one report each. */
+  private readonly limitReported = new Set<string>();
   private closed = false;
   private readonly pending = new Set<Promise<void>>();
 
@@ -49,10 +65,16 @@ export class TreeWatch {
     return this.watches.size;
   }
 
+  /** Whether `dir` is watched (false for directories left out by a cap, or never seen). */
+  watching(dir: string): boolean {
+    return this.watches.has(dir);
+  }
+
   close(): void {
     this.closed = true;
     for (const w of this.watches.values()) w.close();
     this.watches.clear();
+    this.children.clear();
   }
 
   private track(p: Promise<void>): void {
@@ -60,8 +82,31 @@ export class TreeWatch {
     this.pending.add(tracked);
   }
 
+  /** Whether one more directory may be watched under `parent`; reports a cap once. */
+  private admit(dir: string, level: number): boolean {
+    const { maxDirs, maxChildDirs, onLimit } = this.handlers;
+    if (maxDirs !== undefined && this.watches.size >= maxDirs) {
+      if (!this.limitReported.has('')) {
+        this.limitReported.add('');
+        onLimit?.(dir, `not watching ${dir}: ${maxDirs} directories are watched already (--max-watched-dirs)`);
+      }
+      return false;
+    }
+    const parent = dirname(dir);
+    const max = level > 0 ? maxChildDirs?.(level) : undefined;
+    if (max !== undefined && (this.children.get(parent) ?? 0) >= max) {
+      if (!this.limitReported.has(parent)) {
+        this.limitReported.add(parent);
+        onLimit?.(dir, `not watching ${dir}: ${parent} has ${max} watched directories already`);
+      }
+      return false;
+    }
+    return true;
+  }
+
   private async addDir(dir: string, level: number): Promise<void> {
     if (this.closed || this.watches.has(dir)) return;
+    if (!this.admit(dir, level)) return;
     let watcher: FSWatcher;
     try {
       watcher = watch(dir, { persistent: false }, (_event, filename) => this.onEvent(dir, level, filename));
@@ -78,6 +123,14 @@ export class TreeWatch {
       if (errorCode(err) !== 'ENOENT') this.handlers.onError(dir, `watch of ${dir} failed: ${String(err)}`);
     });
     this.watches.set(dir, watcher);
+    if (level > 0) this.children.set(dirname(dir), (this.children.get(dirname(dir)) ?? 0) + 1);
+    // fs.watch follows a symlink: if the name was swapped for one since the caller's lstat, let
+    // go (events from there would only name files; every file is checked on its own anyway).
+    const now = await lstat(dir).catch(() => undefined);
+    if (now === undefined || !now.isDirectory()) {
+      this.removeDir(dir);
+      return;
+    }
     await this.list(dir, level);
   }
 
@@ -97,7 +150,9 @@ export class TreeWatch {
       if (!this.handlers.isRelevant(p)) continue;
       if (level < this.fileLevel) {
         if (e.isDirectory()) subdirs.push(this.addDir(p, level + 1));
-      } else if (e.isFile()) {
+        else if (e.isSymbolicLink()) this.handlers.onSymlink?.(p);
+      } else {
+        // Links, FIFOs, directories named like files too: the check refuses and reports them.
         this.handlers.onFile(p);
       }
     }
@@ -117,10 +172,15 @@ export class TreeWatch {
       this.handlers.onFile(p);
       return;
     }
-    // A directory entry appeared or vanished.
+    // A directory entry appeared or vanished. lstat: a symlink to a directory (another app's
+    // blockmgr-*, say) is not entered.
     this.track(
-      stat(p).then(
-        (s) => (s.isDirectory() ? this.addDir(p, level + 1) : undefined),
+      lstat(p).then(
+        (s) => {
+          if (s.isDirectory()) return this.addDir(p, level + 1);
+          if (s.isSymbolicLink()) this.handlers.onSymlink?.(p);
+          return undefined;
+        },
         () => {
           if (this.watches.has(p)) {
             this.removeDir(p);
@@ -136,7 +196,14 @@ export class TreeWatch {
       if (d === dir || d.startsWith(dir + sep)) {
         w.close();
         this.watches.delete(d);
+        this.children.delete(d);
+        const parent = dirname(d);
+        const n = (this.children.get(parent) ?? 0) - 1;
+        if (n > 0) this.children.set(parent, n);
+        else this.children.delete(parent);
+        this.limitReported.delete(parent);
       }
     }
+    if (this.handlers.maxDirs === undefined || this.watches.size < this.handlers.maxDirs) this.limitReported.delete('');
   }
 }

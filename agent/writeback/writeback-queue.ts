@@ -7,7 +7,7 @@
  * their bytes can still be read after Spark unlinks them.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile } from '../store/block-store.js';
 import { StoreError } from '../store/block-store.js';
@@ -18,6 +18,7 @@ import type { RemovedOutput } from '../watch/local-dir-watcher.js';
 import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
 import { describeError, errorCode } from '../util/errors.js';
 import { Heap } from '../util/heap.js';
+import { openChecked, UnsafeFileError } from '../util/safe-file.js';
 
 /**
  * Order in which queued outputs are written:
@@ -80,6 +81,9 @@ export interface WritebackStatus {
   failedFiles: number;
   droppedOutputs: number;
   failed: FailedOutput[];
+  /** Outputs dropped because a local file was refused (`bad-input`), and the latest of them. */
+  rejectedOutputs: number;
+  rejected: FailedOutput[];
 }
 
 export interface WritebackEvents {
@@ -130,6 +134,9 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private persistedFiles = 0;
   private persistedBytes = 0;
   private droppedOutputs = 0;
+  /** Outputs refused for bad input (`bad-input`): the latest few, for the status. */
+  private readonly rejected: FailedOutput[] = [];
+  private rejectedOutputs = 0;
   /** Entries not yet persisted: idleness, pending lists and status without walking every output
    * ever seen (tens of thousands, checked after every write while a drain waits). */
   private readonly unsettled = new Set<Entry>();
@@ -285,6 +292,8 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       failedFiles: failed.length,
       droppedOutputs: this.droppedOutputs,
       failed: failed.slice(0, 100),
+      rejectedOutputs: this.rejectedOutputs,
+      rejected: [...this.rejected],
     };
   }
 
@@ -339,7 +348,12 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
         .filter((e) => e.phase !== 'persisted')
         .map(async (e) => {
           const index = filesOf(e.output).find((f) => f.type === 'index') as OutputFile;
-          const landed = await this.store.holds(this.key(e.output, index.name), this.localFile(e, index)).catch(() => false);
+          const handles = e.handles ?? (await openFiles(e.output).catch(() => undefined));
+          if (!handles) return;
+          const landed = await this.store
+            .holds(this.key(e.output, index.name), localFile(handles, index))
+            .catch(() => false)
+            .finally(() => (handles === e.handles ? undefined : Promise.allSettled([handles.index.close(), handles.data?.close()])));
           if (landed) this.finish(e, e.output, 0);
         }),
     );
@@ -395,16 +409,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     this.holding++;
     const { output } = entry;
     try {
-      const index = await open(output.indexPath, 'r');
-      let data: FileHandle | undefined;
-      if (output.dataPath) {
-        try {
-          data = await open(output.dataPath, 'r');
-        } catch (err) {
-          await index.close();
-          throw err;
-        }
-      }
+      const { index, data } = await openFiles(output);
       if (entry.handles || entry.phase === 'persisted' || !this.entries.has(output.id) || entry.output !== output) {
         // Raced with completion or a newer commit: not needed.
         await index.close();
@@ -414,7 +419,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       entry.handles = data ? { index, data } : { index };
       this.held++;
     } catch {
-      // Already gone: the write will find out and drop it.
+      // Gone, or not acceptable: the write opens the files again, finds out and says so.
     } finally {
       entry.holding = false;
       this.holding--;
@@ -439,12 +444,17 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     entry.attempts++;
     const files = filesOf(output);
     let currentFile = files[0]?.name ?? '';
+    // Stores read only through descriptors opened here with the checks (never by a tenant's
+    // path): the held ones, or, beyond --max-held-outputs, ones opened for this attempt.
+    let own: Handles | undefined;
     try {
+      if (!entry.handles) own = await openFiles(output);
+      const handles = (entry.handles ?? own) as Handles;
       // After a restart, what is already stored intact is not sent again.
       if (output.foundAtStart && entry.attempts === 1) {
         let skipped = 0;
         for (const f of files) {
-          if (await store.holds(this.key(output, f.name), this.localFile(entry, f))) skipped++;
+          if (await store.holds(this.key(output, f.name), localFile(handles, f))) skipped++;
           else break;
         }
         if (skipped === files.length) {
@@ -457,7 +467,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       for (const f of files) {
         if (f.type === 'data' && entry.dataStored) continue;
         currentFile = f.name;
-        await store.put(this.key(output, f.name), this.localFile(entry, f), { signal: this.writes.signal });
+        await store.put(this.key(output, f.name), localFile(handles, f), { signal: this.writes.signal });
         bytes += f.size;
         this.persistedFiles++;
         this.persistedBytes += f.size;
@@ -467,6 +477,8 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       this.finish(entry, output, bytes);
     } catch (err) {
       this.fail(entry, currentFile, err);
+    } finally {
+      if (own) await Promise.allSettled([own.index.close(), own.data?.close()]);
     }
   }
 
@@ -478,10 +490,6 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     return fallbackKey(output.appId, output.shuffleId, fileName, this.opts.layout);
   }
 
-  private localFile(entry: Entry, f: OutputFile): LocalFile {
-    const handle = f.type === 'index' ? entry.handles?.index : entry.handles?.data;
-    return handle ? { path: f.path, size: f.size, handle } : { path: f.path, size: f.size };
-  }
 
   private finish(entry: Entry, output: MapOutput, bytes: number): void {
     if (entry.dirty && entry.output !== output) {
@@ -511,6 +519,21 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     const kind = err instanceof StoreError ? err.kind : 'transient';
     const code = err instanceof StoreError ? err.code : errorCode(err, 'ERROR');
     this.opts.metrics?.writeError(kind);
+    if (kind === 'bad-input') {
+      if (entry.dirty) {
+        // A newer commit replaced the files while this one was written: that one may be fine.
+        this.enqueue(entry);
+        return;
+      }
+      // A file swapped for a link (or a FIFO, or another inode) after the watcher checked it:
+      // retrying cannot help, and a drain must not wait for it. Reported, then dropped.
+      this.rejected.push({ id: entry.output.id, file, kind, code, error: describeError(err), attempts: entry.attempts, since: new Date(this.opts.now()).toISOString() });
+      if (this.rejected.length > MAX_REJECTED) this.rejected.shift();
+      this.rejectedOutputs++;
+      this.opts.logger?.warn({ output: entry.output.id, file, code, err: describeError(err) }, 'local file refused; output dropped');
+      this.drop(entry, 'bad-input');
+      return;
+    }
     if (kind === 'source-gone' && !entry.handles) {
       // Spark removed the files before we could copy them and nothing held them open.
       this.opts.logger?.warn({ output: entry.output.id, file, local: entry.local, err: describeError(err) }, 'local files vanished before write-back; dropped');
@@ -554,6 +577,46 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     this.idleWaiters = [];
     for (const w of waiters) w();
   }
+}
+
+/** At most this many refused outputs are kept for the status (they are logged and counted too). */
+const MAX_REJECTED = 100;
+
+interface Handles {
+  index: FileHandle;
+  data?: FileHandle;
+}
+
+/**
+ * Open an output's files with the checks of util/safe-file.ts, requiring the inodes the watcher
+ * checked. ENOENT is source-gone; a refused or no longer readable file is `bad-input`.
+ */
+async function openFiles(output: MapOutput): Promise<Handles> {
+  const opened = async (path: string, expected: MapOutput['indexFile']): Promise<FileHandle> => {
+    try {
+      return (await openChecked(path, expected ? { expected } : {})).handle;
+    } catch (err) {
+      // No cause: the message says it all (describeError would repeat it).
+      if (err instanceof UnsafeFileError) throw new StoreError(`local file refused: ${err.message}`, 'bad-input', err.reason);
+      if (errorCode(err) === 'ENOENT') throw new StoreError(`local file ${path} is gone`, 'source-gone', 'ENOENT', { cause: err });
+      // The watcher read it, so the tenant took the permission away since: only they can undo it.
+      if (errorCode(err) === 'EACCES' || errorCode(err) === 'EPERM') throw new StoreError(`local file refused: ${path} is not readable`, 'bad-input', errorCode(err), { cause: err });
+      throw new StoreError(`cannot open local file ${path}: ${errorCode(err)}`, 'transient', errorCode(err), { cause: err });
+    }
+  };
+  const index = await opened(output.indexPath, output.indexFile);
+  if (output.dataPath === undefined) return { index };
+  try {
+    return { index, data: await opened(output.dataPath, output.dataFile) };
+  } catch (err) {
+    await index.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+function localFile(handles: Handles, f: OutputFile): LocalFile {
+  const handle = f.type === 'index' ? handles.index : handles.data;
+  return handle ? { path: f.path, size: f.size, handle } : { path: f.path, size: f.size };
 }
 
 interface OutputFile {

@@ -22,7 +22,7 @@ import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { SparkLikeExecutor } from '../spark-writer.js';
 import { percentile, procStats } from './proc-stats.js';
 
-const CLI = fileURLToPath(new URL('../../agent/cli.js', import.meta.url));
+const CLI = fileURLToPath(new URL('../../agent/bin.cjs', import.meta.url));
 
 function arg(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

@@ -6,10 +6,16 @@
  * collide between apps) and read back the way Spark's FallbackStorage reads them, gRPC must list
  * and serve each app's outputs by app id, the status must list both apps, the manifests' probe
  * paths must answer, and SIGTERM must exit 0.
+ *
+ * Then a hostile tenant on the same node (test/support/hostile-tenant.ts): links to a secret
+ * and into another app's directories, a hard link, FIFOs as index and data files, an index linked
+ * to /dev/zero, a sparse 400 MiB index, a directory named like a data file, 20,000 sub-directories.
+ * The other apps' outputs must all be stored and served, nothing of the tenant's reach the store
+ * or a client, the agent must stay healthy, keep its watches bounded and reach `safe_to_exit`.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { AgentProcess, CLI } from '../support/agent-process.js';
@@ -20,10 +26,23 @@ import { FileStore } from '../../agent/store/file-store.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
+import { HOSTILE_SHUFFLES, inotifyWatches, plantHostileFiles } from '../support/hostile-tenant.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const APP_A = 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9';
 const APP_B = 'spark-f9e8d7c6b5a4938271605f4e3d2c1b0a';
+const APP_HOSTILE = 'spark-0000000000000000000000000000bad0';
+
+/** Every file under `dir`, recursively. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await filesUnder(p)));
+    else out.push(p);
+  }
+  return out;
+}
 
 /** Every httpGet probe path in daemonset/*.yaml. */
 function manifestProbePaths(): string[] {
@@ -136,6 +155,95 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
       expect(got.equals(files.data), `gRPC ${appId} shuffle ${files.shuffleId} map ${files.mapId}`).toBe(true);
     }
 
+    expect((await running.stop('SIGTERM')).code).toBe(0);
+  });
+  it('a hostile tenant on the node gets nothing stored or served, and the other apps everything; the agent stays healthy and reaches safe_to_exit', async () => {
+    const t = await tempDir('ssa-daemonset-hostile-');
+    cleanups.push(t.cleanup);
+    const localRoot = join(t.path, 'local');
+    const storeDir = join(t.path, 'store');
+    const secret = Buffer.from('SECRET-OF-THE-NODE '.repeat(50));
+    const secretPath = join(t.path, 'secret');
+    await writeFile(secretPath, secret);
+    const a1 = new SparkLikeExecutor([join(localRoot, APP_A, 'app-a-exec-1')]);
+    const b1 = new SparkLikeExecutor([join(localRoot, APP_B, 'app-b-exec-1')]);
+    const hostileBlockManager = join(localRoot, APP_HOSTILE, 'bad-exec-1', 'blockmgr-0badbad0-0000-0000-0000-000000000000');
+    await mkdir(hostileBlockManager, { recursive: true });
+    const expected: Array<{ appId: string; files: CommittedFiles }> = [];
+    expected.push({ appId: APP_A, files: await a1.commit({ shuffleId: 0, mapId: 0, partitions: [100, 0, 2_000] }) });
+
+    agent = await AgentProcess.start(['--local-dirs', localRoot, '--local-dirs-layout', '{appId}/{executorId}', '--store', `file:${storeDir}`, '--rescan-interval', '0', '--incomplete-grace', '1']);
+    const running = agent;
+    const victimSub = dirname(expected[0]?.files.dataPath as string);
+    const planted = await plantHostileFiles({
+      blockManagerDir: hostileBlockManager,
+      tenantSubDir: basename(victimSub) === '0a' ? '0b' : '0a',
+      secretPath,
+      secretSize: secret.length,
+      victimSubDir: victimSub,
+      victimBlockManagerDir: a1.blockManagerDirs[0] as string,
+      victimSubDirName: basename(victimSub),
+      dataFifos: 20,
+      subDirs: 20_000,
+    });
+    // The other apps keep committing, app A into the very directories the tenant linked.
+    for (let m = 1; m <= 6; m++) expected.push({ appId: APP_A, files: await a1.commit({ shuffleId: 0, mapId: m, partitions: [m * 100, 7] }) });
+    expected.push({ appId: APP_B, files: await b1.commit({ shuffleId: 0, mapId: 0, partitions: [300, 300] }) });
+    expected.push({ appId: APP_B, files: await b1.commit({ shuffleId: 1, mapId: 5, partitions: [0, 0] }) });
+
+    // Each hostile file reported (the planted index files of the link, hard link and directory
+    // pairs are fine in themselves: their data files are what is refused).
+    // Linked directories are not entered (logged); files are reported in /v1/status.
+    const mustReport = planted.filter((p) => basename(p).startsWith('shuffle_') && (!p.endsWith('.index') || /shuffle_(9|10|11)_1_0\.index$/.test(p)));
+    const errorsOf = (s: Record<string, unknown>): Array<{ file?: string; error: string; kind: string }> => s.failed as Array<{ file?: string; error: string; kind: string }>;
+    const done = await running.waitForStatus(
+      (s) => s.persistedOutputs === expected.length && s.pendingOutputs === 0 && mustReport.every((p) => errorsOf(s).some((f) => f.file === p)),
+      30_000,
+    );
+    expect((await fetch(`${running.url}/healthz`)).status).toBe(200);
+    expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
+    expect(done.apps).not.toContain(APP_HOSTILE);
+    // Tenants read /v1/status: no sizes in what it says about their files.
+    for (const f of errorsOf(done)) expect(f.error).not.toMatch(/\d+ bytes|has \d+|expects \d+/);
+    // 20,000 planted sub-directories, a few dozen watched (Spark's own directories only).
+    expect(inotifyWatches(running.pid)).toBeLessThan(300);
+
+    // Nothing of the tenant's in the store, and the secret nowhere in it.
+    expect((await readdir(storeDir)).filter((n) => !n.startsWith('.')).sort()).toEqual([APP_A, APP_B]);
+    for (const f of await filesUnder(storeDir)) expect((await readFile(f)).includes('SECRET-OF-THE-NODE'), f).toBe(false);
+    const store = new FileStore(storeDir);
+    try {
+      for (const { appId, files } of expected) {
+        const got = await readPartitionsLikeSpark(store, appId, files.shuffleId, files.mapId, 0, files.offsets.length - 1);
+        expect(got.equals(files.data), `${appId} shuffle ${files.shuffleId} map ${files.mapId}`).toBe(true);
+      }
+    } finally {
+      await store.close();
+    }
+
+    // gRPC: every other app's output served; the tenant's are not there at all.
+    const client = new ShuffleAgentClient({ target: `127.0.0.1:${running.grpcPort}` });
+    cleanups.push(async () => client.close());
+    for (const { appId, files } of expected) {
+      const got = await client.fetchBlock({ app_id: appId, shuffle_id: files.shuffleId, map_id: files.mapId, start_reduce_id: 0, end_reduce_id: files.offsets.length - 1 });
+      expect(got.equals(files.data), `gRPC ${appId} ${files.shuffleId}/${files.mapId}`).toBe(true);
+    }
+    const listing = async (): Promise<string[]> => {
+      const listed: string[] = [];
+      for await (const o of client.listMapOutputs(APP_HOSTILE)) listed.push(`${o.shuffle_id}/${o.map_id}`);
+      return listed;
+    };
+    await expect(listing()).rejects.toMatchObject({ code: 5, details: expect.stringMatching(/no map outputs/) });
+    for (const shuffleId of [HOSTILE_SHUFFLES.secretLink, HOSTILE_SHUFFLES.hardLink, HOSTILE_SHUFFLES.dirAsData]) {
+      await expect(client.fetchBlock({ app_id: APP_HOSTILE, shuffle_id: shuffleId, map_id: '1', start_reduce_id: 0, end_reduce_id: 1 })).rejects.toMatchObject({ code: 5 });
+    }
+    // App A's outputs under the tenant's app id, through the linked directories: not there.
+    await expect(client.fetchBlock({ app_id: APP_HOSTILE, shuffle_id: 0, map_id: '2', start_reduce_id: 0, end_reduce_id: 1 })).rejects.toMatchObject({ code: 5 });
+
+    // Nothing waits for the tenant's files: a drain reaches safe_to_exit, SIGTERM exits 0.
+    const safe = await running.statusResponse('?wait=safe_to_exit&timeout=20&drain=true');
+    expect(safe.status).toBe(200);
+    expect(safe.body.state).toBe('safe_to_exit');
     expect((await running.stop('SIGTERM')).code).toBe(0);
   });
 });

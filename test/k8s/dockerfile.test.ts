@@ -151,11 +151,11 @@ describe('Dockerfile', () => {
     const copied = copies(build).flatMap((c) => c.sources);
     for (const needed of ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'agent']) expect(copied).toContain(needed);
     const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as { compilerOptions: { outDir: string; rootDir: string } };
-    // dist/agent/cli.js comes from agent/cli.ts given rootDir "." and outDir "dist".
+    // dist/agent/bin.cjs comes from agent/bin.cts given rootDir "." and outDir "dist".
     const bin = PKG.bin['shuffle-agent'] as string;
     expect(tsconfig.compilerOptions.rootDir).toBe('.');
     expect(bin.startsWith(`${tsconfig.compilerOptions.outDir}/`)).toBe(true);
-    const source = bin.slice(tsconfig.compilerOptions.outDir.length + 1).replace(/\.js$/, '.ts');
+    const source = bin.slice(tsconfig.compilerOptions.outDir.length + 1).replace(/\.(c?)js$/, '.$1ts');
     expect(existsSync(join(ROOT, source)), `${source} exists`).toBe(true);
     expect(copies(FINAL).some((c) => c.from === 'build' && c.sources.includes(`/src/${tsconfig.compilerOptions.outDir}`))).toBe(true);
   });

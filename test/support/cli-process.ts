@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-export const CLI = fileURLToPath(new URL('../../dist/agent/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/agent/bin.cjs', import.meta.url));
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
 

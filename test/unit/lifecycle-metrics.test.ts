@@ -4,7 +4,7 @@ import { AGENT_STATES } from '../../agent/lifecycle/agent-state.js';
 
 describe('termination metrics', () => {
   it('counts notices by source and kind, metadata errors, drains and their duration; state as a gauge', async () => {
-    const status = { pendingOutputs: 0, pendingFiles: 0, pendingBytes: 0, uploadingOutputs: 0, persistedOutputs: 0, persistedFiles: 0, persistedBytes: 0, failedFiles: 0, droppedOutputs: 0, heldOutputs: 0, failed: [] };
+    const status = { pendingOutputs: 0, pendingFiles: 0, pendingBytes: 0, uploadingOutputs: 0, persistedOutputs: 0, persistedFiles: 0, persistedBytes: 0, failedFiles: 0, droppedOutputs: 0, heldOutputs: 0, failed: [], rejectedOutputs: 0, rejected: [] };
     const m = new AgentMetrics({ writeback: () => status, state: () => 'draining', states: AGENT_STATES }, { processMetrics: false });
     m.noticeReceived('aws', 'terminate');
     m.noticeReceived('aws', 'terminate');

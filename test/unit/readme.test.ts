@@ -22,7 +22,7 @@ describe('README', () => {
 describe('README metrics list', () => {
   it('names every metric the agent registers', async () => {
     const { AgentMetrics } = await import('../../agent/observability/metrics.js');
-    const m = new AgentMetrics({ writeback: () => ({ pendingOutputs: 0, pendingFiles: 0, pendingBytes: 0, uploadingOutputs: 0, heldOutputs: 0, persistedOutputs: 0, persistedFiles: 0, persistedBytes: 0, failedFiles: 0, droppedOutputs: 0, failed: [] }), state: () => 'serving', states: ['serving'] }, { processMetrics: false });
+    const m = new AgentMetrics({ writeback: () => ({ pendingOutputs: 0, pendingFiles: 0, pendingBytes: 0, uploadingOutputs: 0, heldOutputs: 0, persistedOutputs: 0, persistedFiles: 0, persistedBytes: 0, failedFiles: 0, droppedOutputs: 0, failed: [], rejectedOutputs: 0, rejected: [] }), state: () => 'serving', states: ['serving'] }, { processMetrics: false });
     const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
     expect(names.length).toBeGreaterThan(20);
     const missing = names.filter((n) => {

@@ -5,6 +5,7 @@ import {
   fallbackKey,
   InvalidIndexError,
   isSafeAppId,
+  isSparkSubDir,
   javaStringHashCode,
   localPlacement,
   nonNegativeHash,
@@ -134,5 +135,16 @@ describe('fallback keys', () => {
     for (const bad of ['', '..', '../x', 'a/b', '.hidden', 'a..b']) expect(isSafeAppId(bad), bad).toBe(false);
     expect(isSafeAppId('spark-0123456789abcdef0123456789abcdef')).toBe(true);
     expect(() => fallbackKey('../etc', 0, 'x')).toThrow(RangeError);
+  });
+});
+
+describe('isSparkSubDir', () => {
+  it("accepts exactly DiskBlockManager's names: %02x of 0 .. subDirectories - 1", () => {
+    expect(['00', '09', '0a', '3f'].every((n) => isSparkSubDir(n, 64))).toBe(true);
+    // Beyond the count, upper case, not zero-padded as %02x pads, padded further, not hex.
+    for (const n of ['40', 'ff', '0A', '0', '000', '0000', '4e1f', 'zz', '', '-1']) expect(isSparkSubDir(n, 64), n).toBe(false);
+    expect(isSparkSubDir('ff', 256)).toBe(true);
+    expect(isSparkSubDir('100', 257)).toBe(true);
+    expect(isSparkSubDir('100', 256)).toBe(false);
   });
 });

@@ -1,7 +1,14 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { StoreError, type LocalFile, type PutOptions, type StoredObject } from '../../agent/store/block-store.js';
 import { WritebackQueue, type WritebackStore } from '../../agent/writeback/writeback-queue.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
+
+/** The queue opens every file before a store sees it (never a path): real, if empty, files. */
+const dir = mkdtempSync(join(tmpdir(), 'ssa-drain-order-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A store whose PUTs wait until the test releases them, in order; it never reads the file. */
 class GatedStore implements WritebackStore {
@@ -36,20 +43,26 @@ class GatedStore implements WritebackStore {
   }
 }
 
-const output = (mapId: number, dataLength: number, shuffleId = 0): MapOutput => ({
-  id: `app/${shuffleId}/${mapId}`,
-  appId: 'app',
-  shuffleId,
-  mapId: String(mapId),
-  blockManagerDir: '/none',
-  indexPath: `/none/shuffle_${shuffleId}_${mapId}_0.index`,
-  indexLength: 24,
-  dataPath: `/none/shuffle_${shuffleId}_${mapId}_0.data`,
-  dataLength,
-  offsets: [0, dataLength],
-  committedAt: 0,
-  foundAtStart: false,
-});
+const output = (mapId: number, dataLength: number, shuffleId = 0): MapOutput => {
+  const indexPath = join(dir, `shuffle_${shuffleId}_${mapId}_0.index`);
+  const dataPath = join(dir, `shuffle_${shuffleId}_${mapId}_0.data`);
+  writeFileSync(indexPath, '');
+  writeFileSync(dataPath, '');
+  return {
+    id: `app/${shuffleId}/${mapId}`,
+    appId: 'app',
+    shuffleId,
+    mapId: String(mapId),
+    blockManagerDir: dir,
+    indexPath,
+    indexLength: 24,
+    dataPath,
+    dataLength,
+    offsets: [0, dataLength],
+    committedAt: 0,
+    foundAtStart: false,
+  };
+};
 
 const name = (key: string): string => key.slice(key.lastIndexOf('/') + 1);
 
