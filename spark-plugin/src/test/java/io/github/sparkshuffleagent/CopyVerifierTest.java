@@ -52,7 +52,7 @@ class CopyVerifierTest {
   void setUp() throws IOException {
     org.apache.hadoop.fs.Path base = new org.apache.hadoop.fs.Path(dir.toUri());
     FileSystem fs = base.getFileSystem(new Configuration());
-    verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20);
+    verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20, new ShuffleGuard());
   }
 
   private static MapOutputRef ref(long mapId, long... sizes) {
