@@ -25,6 +25,9 @@ Commands:
                   exit 0 once safe_to_exit, 1 on timeout
   fetch           fetch shuffle partitions from an agent over gRPC
   verify          check every map output an app has in a store (--store URL --app-id ID)
+  gc              delete the copies of apps that are gone (--store URL --older-than DURATION
+                  [--dry-run]): app prefixes whose newest object, the plugin's heartbeat
+                  included, is older than DURATION (at least 30m); one JSON line per app
   config-doc      print the configuration reference (Markdown)
   version         print the version
 
@@ -116,6 +119,8 @@ export async function main(argv: string[]): Promise<number> {
         return await (await import('./serve/client.js')).runFetch(rest);
       case 'verify':
         return await (await import('./store/verify.js')).runVerify(rest);
+      case 'gc':
+        return await (await import('./store/gc.js')).runGc(rest);
       case 'config-doc':
         process.stdout.write(markdownReference(RUN_OPTIONS) + '\n');
         return EXIT.ok;
