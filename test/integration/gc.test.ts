@@ -1,0 +1,224 @@
+/**
+ * `shuffle-agent gc` on a file store and on s3rver: an orphaned app (every object old) is deleted,
+ * a running one (old copies, fresh heartbeat) and a recent one are left, `--dry-run` deletes
+ * nothing, an age below the minimum is refused, and a writer racing gc never loses an object.
+ * Ages are made by setting the objects' files' mtimes (s3rver reports a file's mtime as the
+ * object's Last-Modified).
+ */
+import { execFile } from 'node:child_process';
+import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { BlockStore } from '../../agent/store/block-store.js';
+import { FileStore } from '../../agent/store/file-store.js';
+import { collectGarbage, runGc, type GcDecision, type GcStore } from '../../agent/store/gc.js';
+import { fallbackKey } from '../../agent/spark/fallback-key.js';
+import { createBucket, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';
+import { tempDir } from '../support/temp-dir.js';
+
+const HOUR = 3_600_000;
+const CLI = fileURLToPath(new URL('../../dist/agent/cli.js', import.meta.url));
+
+interface Fixture {
+  name: string;
+  store: BlockStore;
+  /** `--store` and the store's flags for gc. */
+  args: string[];
+  /** Environment gc needs (the S3 SDK reads credentials from the process's own). */
+  env: Record<string, string>;
+  /** Directory whose files hold `app`'s objects. */
+  filesOf: (app: string) => string;
+  close: () => Promise<void>;
+}
+
+async function fileFixture(): Promise<Fixture> {
+  const t = await tempDir('ssa-gc-file-');
+  const root = join(t.path, 'store');
+  return { name: 'file', store: new FileStore(root), args: ['--store', `file://${root}`], env: {}, filesOf: (app) => join(root, app), close: t.cleanup };
+}
+
+async function s3rverFixture(): Promise<Fixture> {
+  const server: S3Server = await startS3rver();
+  const bucket = await createBucket(server, 'gc');
+  const store = storeOn(server, bucket);
+  return {
+    name: 's3rver',
+    store,
+    args: ['--store', `s3://${bucket}/fallback/root`, '--s3-endpoint', server.endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required'],
+    env: { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' },
+    filesOf: (app) => join(server.directory as string, bucket, 'fallback', 'root', app),
+    close: async () => {
+      await store.close();
+      await server.close();
+    },
+  };
+}
+
+let localSeq = 0;
+/** Stores `bytes` under `key` through the store's own put. */
+async function put(f: Fixture, dir: string, key: string, bytes: string): Promise<void> {
+  const path = join(dir, `local-${localSeq++}`);
+  await writeFile(path, bytes);
+  await f.store.put(key, { path, size: Buffer.byteLength(bytes) });
+}
+
+/** Sets the mtime of every file holding `app`'s objects to `ageMs` ago. */
+async function age(f: Fixture, app: string, ageMs: number): Promise<void> {
+  const t = new Date(Date.now() - ageMs);
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true })) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else await utimes(p, t, t);
+    }
+  };
+  await walk(f.filesOf(app));
+}
+
+async function keys(store: BlockStore, prefix = ''): Promise<string[]> {
+  const out: string[] = [];
+  for await (const o of store.list(prefix)) out.push(o.key);
+  return out.sort();
+}
+
+const out = (a: string, s: number, m: number): string => fallbackKey(a, s, `shuffle_${s}_${m}_0.data`);
+
+/** Three apps: orphaned (all 3 h old), running (copies 3 h old, heartbeat fresh), recent (fresh, no heartbeat). */
+async function populate(f: Fixture, dir: string): Promise<void> {
+  for (const app of ['app-orphan', 'app-running', 'app-recent']) {
+    for (let m = 0; m < 3; m++) await put(f, dir, out(app, 0, m), `${app} map ${m}`);
+  }
+  await put(f, dir, 'app-orphan/_heartbeat', '{}');
+  await age(f, 'app-orphan', 3 * HOUR);
+  await age(f, 'app-running', 3 * HOUR);
+  await put(f, dir, 'app-running/_heartbeat', '{}');
+}
+
+describe.each([
+  { name: 'file', make: fileFixture },
+  { name: 's3rver', make: s3rverFixture },
+])('gc on the $name store', ({ make }) => {
+  let f: Fixture;
+  let local: { path: string; cleanup: () => Promise<void> };
+  beforeAll(async () => {
+    f = await make();
+    for (const [k, v] of Object.entries(f.env)) vi.stubEnv(k, v);
+    local = await tempDir('ssa-gc-local-');
+    await populate(f, local.path);
+  });
+  afterAll(async () => {
+    vi.unstubAllEnvs();
+    await f?.close();
+    await local?.cleanup();
+  });
+
+  const gc = async (extra: string[]): Promise<{ code: number; lines: Array<Record<string, unknown>> }> => {
+    const lines: Array<Record<string, unknown>> = [];
+    const errors: string[] = [];
+    const code = await runGc([...f.args, ...extra], { out: (s) => lines.push(JSON.parse(s) as Record<string, unknown>), err: (s) => errors.push(s) });
+    if (code === 2) lines.push({ error: errors.join('\n') });
+    return { code, lines };
+  };
+
+  it('refuses an --older-than below 30 minutes', async () => {
+    expect((await gc(['--older-than', '29m'])).code).toBe(2);
+  });
+
+  it('--dry-run names the orphan and deletes nothing', async () => {
+    const before = await keys(f.store);
+    const { code, lines } = await gc(['--older-than', '1h', '--dry-run']);
+    expect(code).toBe(0);
+    expect(lines.filter((l) => !l.summary).map((l) => [l.app, l.action])).toEqual([
+      ['app-orphan', 'would-delete'],
+      ['app-recent', 'kept'],
+      ['app-running', 'kept'],
+    ]);
+    expect(await keys(f.store)).toEqual(before);
+  });
+
+  it('deletes the orphaned app and leaves the running and the recent one', async () => {
+    const running = await keys(f.store, 'app-running/');
+    const recent = await keys(f.store, 'app-recent/');
+    const { code, lines } = await gc(['--older-than', '1h']);
+    expect(code).toBe(0);
+    expect(lines[0]).toMatchObject({ app: 'app-orphan', action: 'deleted', objects: 4, deleted: 4 });
+    expect(lines.at(-1)).toMatchObject({ summary: true, apps: 3, deleted: 1, kept: 2, objectsDeleted: 4 });
+    expect(await keys(f.store, 'app-orphan/')).toEqual([]);
+    expect(await keys(f.store, 'app-running/')).toEqual(running);
+    expect(await keys(f.store, 'app-recent/')).toEqual(recent);
+    // No empty directory tree is left behind either.
+    await expect(stat(f.filesOf('app-orphan'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('gc against a concurrent writer (file store)', () => {
+  let t: { path: string; cleanup: () => Promise<void> };
+  let f: Fixture;
+  beforeAll(async () => {
+    t = await tempDir('ssa-gc-race-');
+    f = await fileFixture();
+  });
+  afterAll(async () => {
+    await f?.close();
+    await t?.cleanup();
+  });
+
+  /** The real store, with `hook` run before the n-th listing of `prefix` (0-based). */
+  const racing = (prefix: string, n: number, hook: () => Promise<void>): GcStore => {
+    let seen = 0;
+    return {
+      url: f.store.url,
+      delete: (k) => f.store.delete(k),
+      list: (p) =>
+        (async function* () {
+          if (p === prefix && seen++ === n) await hook();
+          yield* f.store.list(p);
+        })(),
+    };
+  };
+
+  const decisions = async (store: GcStore): Promise<GcDecision[]> => {
+    const got: GcDecision[] = [];
+    for await (const d of collectGarbage(store, { olderThanMs: HOUR, dryRun: false })) got.push(d);
+    return got;
+  };
+
+  it('leaves an app alone when an object arrives between the scan and the delete', async () => {
+    for (let m = 0; m < 2; m++) await put(f, t.path, out('app-late', 0, m), `late ${m}`);
+    await age(f, 'app-late', 2 * HOUR);
+    // The re-check is the first listing of the app's own prefix.
+    const store = racing('app-late/', 0, () => put(f, t.path, out('app-late', 1, 0), 'written during gc'));
+    expect(await decisions(store)).toMatchObject([{ app: 'app-late', action: 'kept' }]);
+    expect(await keys(f.store, 'app-late/')).toHaveLength(3);
+  });
+
+  it('keeps an object written after the re-check, and reports it', async () => {
+    for (let m = 0; m < 2; m++) await put(f, t.path, out('app-later', 0, m), `later ${m}`);
+    await age(f, 'app-later', 2 * HOUR);
+    // The second listing of the prefix is the count after the delete; the write lands just before it.
+    const store = racing('app-later/', 1, () => put(f, t.path, out('app-later', 2, 0), 'written while deleting'));
+    const got = await decisions(store);
+    expect(got.find((d) => d.app === 'app-later')).toMatchObject({ action: 'deleted', deleted: 2, left: 1 });
+    expect(await keys(f.store, 'app-later/')).toEqual([out('app-later', 2, 0)]);
+  });
+});
+
+describe('the built CLI', () => {
+  it('shuffle-agent gc prints one JSON line per app and a summary', async () => {
+    const f = await fileFixture();
+    const t = await tempDir('ssa-gc-cli-');
+    try {
+      await put(f, t.path, out('app-old', 0, 0), 'old');
+      await age(f, 'app-old', 48 * HOUR);
+      const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'gc', ...f.args, '--older-than', '1d']);
+      const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(lines).toMatchObject([{ app: 'app-old', action: 'deleted', deleted: 1 }, { summary: true, deleted: 1 }]);
+      expect(await keys(f.store)).toEqual([]);
+    } finally {
+      await f.close();
+      await t.cleanup();
+    }
+  });
+});
