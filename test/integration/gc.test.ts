@@ -3,7 +3,7 @@
  * a running one (old copies, fresh heartbeat) and a recent one are left, `--dry-run` deletes
  * nothing, an age below the minimum is refused, and a writer racing gc never loses an object.
  * Ages are made by setting the objects' files' mtimes (s3rver reports a file's mtime as the
- * object's Last-Modified).
+ * object's Last-Modified); on Swift, whose times cannot be set, gc's clock is moved instead.
  */
 import { execFile } from 'node:child_process';
 import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
@@ -15,14 +15,13 @@ import type { BlockStore } from '../../agent/store/block-store.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { collectGarbage, runGc, type GcDecision, type GcStore } from '../../agent/store/gc.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
-import { createBucket, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';
+import { createBucket, startS3rver, storeOn, swiftS3, type S3Server } from '../support/s3-servers.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const HOUR = 3_600_000;
 const CLI = fileURLToPath(new URL('../../dist/agent/cli.js', import.meta.url));
 
 interface Fixture {
-  name: string;
   store: BlockStore;
   /** `--store` and the store's flags for gc. */
   args: string[];
@@ -36,7 +35,7 @@ interface Fixture {
 async function fileFixture(): Promise<Fixture> {
   const t = await tempDir('ssa-gc-file-');
   const root = join(t.path, 'store');
-  return { name: 'file', store: new FileStore(root), args: ['--store', `file://${root}`], env: {}, filesOf: (app) => join(root, app), close: t.cleanup };
+  return { store: new FileStore(root), args: ['--store', `file://${root}`], env: {}, filesOf: (app) => join(root, app), close: t.cleanup };
 }
 
 async function s3rverFixture(): Promise<Fixture> {
@@ -44,7 +43,6 @@ async function s3rverFixture(): Promise<Fixture> {
   const bucket = await createBucket(server, 'gc');
   const store = storeOn(server, bucket);
   return {
-    name: 's3rver',
     store,
     args: ['--store', `s3://${bucket}/fallback/root`, '--s3-endpoint', server.endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required'],
     env: { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_REGION: 'us-east-1' },
@@ -58,10 +56,10 @@ async function s3rverFixture(): Promise<Fixture> {
 
 let localSeq = 0;
 /** Stores `bytes` under `key` through the store's own put. */
-async function put(f: Fixture, dir: string, key: string, bytes: string): Promise<void> {
+async function put(store: BlockStore, dir: string, key: string, bytes: string): Promise<void> {
   const path = join(dir, `local-${localSeq++}`);
   await writeFile(path, bytes);
-  await f.store.put(key, { path, size: Buffer.byteLength(bytes) });
+  await store.put(key, { path, size: Buffer.byteLength(bytes) });
 }
 
 /** Sets the mtime of every file holding `app`'s objects to `ageMs` ago. */
@@ -88,12 +86,12 @@ const out = (a: string, s: number, m: number): string => fallbackKey(a, s, `shuf
 /** Three apps: orphaned (all 3 h old), running (copies 3 h old, heartbeat fresh), recent (fresh, no heartbeat). */
 async function populate(f: Fixture, dir: string): Promise<void> {
   for (const app of ['app-orphan', 'app-running', 'app-recent']) {
-    for (let m = 0; m < 3; m++) await put(f, dir, out(app, 0, m), `${app} map ${m}`);
+    for (let m = 0; m < 3; m++) await put(f.store, dir, out(app, 0, m), `${app} map ${m}`);
   }
-  await put(f, dir, 'app-orphan/_heartbeat', '{}');
+  await put(f.store, dir, 'app-orphan/_heartbeat', '{}');
   await age(f, 'app-orphan', 3 * HOUR);
   await age(f, 'app-running', 3 * HOUR);
-  await put(f, dir, 'app-running/_heartbeat', '{}');
+  await put(f.store, dir, 'app-running/_heartbeat', '{}');
 }
 
 describe.each([
@@ -153,6 +151,39 @@ describe.each([
   });
 });
 
+describe("gc on Swift's s3api (real Last-Modified times, DeleteObjects with Content-MD5)", () => {
+  it('keeps a young app, then, two hours later by its clock, names it in a dry run and deletes it', async () => {
+    const server = await swiftS3();
+    const bucket = await createBucket(server, 'gc');
+    const store = storeOn(server, bucket);
+    const t = await tempDir('ssa-gc-swift-');
+    vi.stubEnv('AWS_ACCESS_KEY_ID', server.credentials.accessKeyId);
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', server.credentials.secretAccessKey);
+    vi.stubEnv('AWS_REGION', 'us-east-1');
+    try {
+      for (let m = 0; m < 3; m++) await put(store, t.path, out('app-swift', 0, m), `swift ${m}`);
+      await put(store, t.path, 'app-swift/_heartbeat', '{}');
+      const args = ['--store', `s3://${bucket}/fallback/root`, '--s3-endpoint', server.endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--older-than', '1h'];
+      const gc = async (extra: string[], now: () => number): Promise<Array<Record<string, unknown>>> => {
+        const lines: Array<Record<string, unknown>> = [];
+        expect(await runGc([...args, ...extra], { now, out: (s) => lines.push(JSON.parse(s) as Record<string, unknown>), err: () => undefined })).toBe(0);
+        return lines;
+      };
+      const later = (): number => Date.now() + 2 * HOUR;
+      expect((await gc([], Date.now))[0]).toMatchObject({ app: 'app-swift', action: 'kept', objects: 4 });
+      expect((await gc(['--dry-run'], later))[0]).toMatchObject({ app: 'app-swift', action: 'would-delete' });
+      expect(await keys(store)).toHaveLength(4);
+      expect((await gc([], later))[0]).toMatchObject({ app: 'app-swift', action: 'deleted', deleted: 4 });
+      expect(await keys(store)).toEqual([]);
+    } finally {
+      vi.unstubAllEnvs();
+      await store.close();
+      await server.close();
+      await t.cleanup();
+    }
+  }, 300_000);
+});
+
 describe('gc against a concurrent writer (file store)', () => {
   let t: { path: string; cleanup: () => Promise<void> };
   let f: Fixture;
@@ -186,19 +217,19 @@ describe('gc against a concurrent writer (file store)', () => {
   };
 
   it('leaves an app alone when an object arrives between the scan and the delete', async () => {
-    for (let m = 0; m < 2; m++) await put(f, t.path, out('app-late', 0, m), `late ${m}`);
+    for (let m = 0; m < 2; m++) await put(f.store, t.path, out('app-late', 0, m), `late ${m}`);
     await age(f, 'app-late', 2 * HOUR);
     // The re-check is the first listing of the app's own prefix.
-    const store = racing('app-late/', 0, () => put(f, t.path, out('app-late', 1, 0), 'written during gc'));
+    const store = racing('app-late/', 0, () => put(f.store, t.path, out('app-late', 1, 0), 'written during gc'));
     expect(await decisions(store)).toMatchObject([{ app: 'app-late', action: 'kept' }]);
     expect(await keys(f.store, 'app-late/')).toHaveLength(3);
   });
 
   it('keeps an object written after the re-check, and reports it', async () => {
-    for (let m = 0; m < 2; m++) await put(f, t.path, out('app-later', 0, m), `later ${m}`);
+    for (let m = 0; m < 2; m++) await put(f.store, t.path, out('app-later', 0, m), `later ${m}`);
     await age(f, 'app-later', 2 * HOUR);
     // The second listing of the prefix is the count after the delete; the write lands just before it.
-    const store = racing('app-later/', 1, () => put(f, t.path, out('app-later', 2, 0), 'written while deleting'));
+    const store = racing('app-later/', 1, () => put(f.store, t.path, out('app-later', 2, 0), 'written while deleting'));
     const got = await decisions(store);
     expect(got.find((d) => d.app === 'app-later')).toMatchObject({ action: 'deleted', deleted: 2, left: 1 });
     expect(await keys(f.store, 'app-later/')).toEqual([out('app-later', 2, 0)]);
@@ -210,7 +241,7 @@ describe('the built CLI', () => {
     const f = await fileFixture();
     const t = await tempDir('ssa-gc-cli-');
     try {
-      await put(f, t.path, out('app-old', 0, 0), 'old');
+      await put(f.store, t.path, out('app-old', 0, 0), 'old');
       await age(f, 'app-old', 48 * HOUR);
       const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'gc', ...f.args, '--older-than', '1d']);
       const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
