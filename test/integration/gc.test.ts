@@ -2,7 +2,7 @@
  * `shuffle-agent gc` on a file store and on s3rver: an orphaned app (every object old) is deleted,
  * a running one (old copies, fresh heartbeat) and a recent one are left, `--dry-run` deletes
  * nothing, an age below the minimum is refused, and a writer racing gc never loses an object.
- * Ages are made by setting the objects' files' mtimes (s3rver reports a file's mtime as the
+ * The heartbeat object is no output to verify or ListMapOutputs. Ages are made by setting the objects' files' mtimes (s3rver reports a file's mtime as the
  * object's Last-Modified); on Swift, whose times cannot be set, gc's clock is moved instead.
  */
 import { execFile } from 'node:child_process';
@@ -15,6 +15,10 @@ import type { BlockStore } from '../../agent/store/block-store.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { collectGarbage, runGc, type GcDecision, type GcStore } from '../../agent/store/gc.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
+import { shuffleFileName } from '../../agent/spark/file-names.js';
+import { listMapOutputs } from '../../agent/serve/list-outputs.js';
+import { verifyStore } from '../../agent/store/verify.js';
+import { writeMapOutput } from '../support/local-files.js';
 import { createBucket, startS3rver, storeOn, swiftS3, type S3Server } from '../support/s3-servers.js';
 import { tempDir } from '../support/temp-dir.js';
 
@@ -233,6 +237,28 @@ describe('gc against a concurrent writer (file store)', () => {
     const got = await decisions(store);
     expect(got.find((d) => d.app === 'app-later')).toMatchObject({ action: 'deleted', deleted: 2, left: 1 });
     expect(await keys(f.store, 'app-later/')).toEqual([out('app-later', 2, 0)]);
+  });
+});
+
+describe('the heartbeat object', () => {
+  it("is not taken for an output by verify or ListMapOutputs (with Hadoop's checksum file beside it)", async () => {
+    const f = await fileFixture();
+    const t = await tempDir('ssa-gc-hb-');
+    try {
+      const { output } = await writeMapOutput(join(t.path, 'blockmgr-x'), 'app-hb', 0, '5', [10, 0, 20]);
+      await f.store.put(fallbackKey('app-hb', 0, shuffleFileName(0, '5', 'data')), { path: output.dataPath as string, size: output.dataLength });
+      await f.store.put(fallbackKey('app-hb', 0, shuffleFileName(0, '5', 'index')), { path: output.indexPath, size: output.indexLength });
+      await put(f.store, t.path, 'app-hb/_heartbeat', '{}');
+      await put(f.store, t.path, 'app-hb/._heartbeat.crc', 'crc');
+      const report = await verifyStore(f.store, 'app-hb');
+      expect(report).toMatchObject({ outputs: 1, okOutputs: 1, otherObjects: 2, problems: [] });
+      const listed = [];
+      for await (const o of listMapOutputs({ lookup: { get: () => undefined, list: () => [] }, store: f.store, layout: 'spark-3.3' }, 'app-hb', [], new AbortController().signal)) listed.push(o.map_id);
+      expect(listed).toEqual(['5']);
+    } finally {
+      await f.close();
+      await t.cleanup();
+    }
   });
 });
 
