@@ -2,8 +2,9 @@
  * `shuffle-agent gc` on a file store and on s3rver: an orphaned app (every object old) is deleted,
  * a running one (old copies, fresh heartbeat) and a recent one are left, `--dry-run` deletes
  * nothing, an age below the minimum is refused, and a writer racing gc never loses an object.
- * The heartbeat object is no output to verify or ListMapOutputs. Ages are made by setting the objects' files' mtimes (s3rver reports a file's mtime as the
- * object's Last-Modified); on Swift, whose times cannot be set, gc's clock is moved instead.
+ * The heartbeat object is no output to verify or ListMapOutputs. Ages are made by setting the
+ * objects' files' mtimes (s3rver reports a file's mtime as the object's Last-Modified); on Swift,
+ * whose times cannot be set, gc's clock is moved instead.
  */
 import { execFile } from 'node:child_process';
 import { readdir, stat, utimes, writeFile } from 'node:fs/promises';
