@@ -118,10 +118,11 @@ async function deleteApp(store: GcStore, app: string, scanned: Summary, base: Om
     if (store.deleteMany) deleted = await store.deleteMany(keys);
     else {
       const limiter = new Limiter(concurrency);
-      await Promise.all(keys.map((k) => limiter.run(async () => {
+      const deleteOne = async (k: string): Promise<void> => {
         await store.delete(k);
         deleted++;
-      })));
+      };
+      await Promise.all(keys.map((k) => limiter.run(() => deleteOne(k))));
     }
     const leftKeys: string[] = [];
     for await (const o of store.list(`${app}/`)) leftKeys.push(o.key);

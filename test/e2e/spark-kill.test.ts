@@ -52,13 +52,13 @@ async function startRun(line: SparkLine, opts: { plugin: boolean; agent?: boolea
   return run;
 }
 
-/** Every object under the store's app prefix, by file name. */
+/** Every shuffle object under the store's app prefix, by file name (not the plugin's heartbeat). */
 async function storedFiles(run: Run): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
       if (e.isDirectory()) await walk(join(d, e.name));
-      else out.set(e.name, join(d, e.name));
+      else if (e.name.startsWith('shuffle_')) out.set(e.name, join(d, e.name));
     }
   };
   await walk(join(run.dir, 'fallback', run.driver.appId)).catch(() => undefined);
