@@ -28,6 +28,9 @@ Commands:
   app-token       print the per-app gRPC token of --app-id ID under --key-file FILE (the
                   cluster key of --grpc-app-key-file), for tools that issue tokens themselves
   verify          check every map output an app has in a store (--store URL --app-id ID)
+  gc              delete the copies of apps that are gone (--store URL --older-than DURATION
+                  [--dry-run]): app prefixes whose newest object, the plugin's heartbeat
+                  included, is older than DURATION (at least 30m); one JSON line per app
   config-doc      print the configuration reference (Markdown)
   version         print the version
 
@@ -135,6 +138,8 @@ export async function main(argv: string[]): Promise<number> {
         return await appTokenCommand(rest);
       case 'verify':
         return await (await import('./store/verify.js')).runVerify(rest);
+      case 'gc':
+        return await (await import('./store/gc.js')).runGc(rest);
       case 'config-doc':
         process.stdout.write(markdownReference(RUN_OPTIONS) + '\n');
         return EXIT.ok;

@@ -84,6 +84,13 @@ export const parsers = {
     if (port > 65535) throw new Error(`port ${port} is above 65535`);
     return { host: m[1] ?? (m[2] || '0.0.0.0'), port };
   },
+  /** `90s`, `30m`, `2h`, `7d` (a bare number is seconds), in milliseconds. */
+  duration: (raw: string): number => {
+    const m = /^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$/i.exec(raw.trim());
+    if (!m) throw new Error(`expected a duration such as 30m, 12h or 7d, got ${JSON.stringify(raw)}`);
+    const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h' | 'd'];
+    return Math.round(Number(m[1]) * unit * 1000);
+  },
   /** `1048576`, `64k`, `8MiB`, `1.5g`... (powers of 1024). */
   bytes: (raw: string): number => {
     const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(raw.trim());

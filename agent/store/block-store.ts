@@ -20,6 +20,8 @@ export interface StoredObject {
   size: number;
   /** Digest recorded when the object was written (`sha256:<hex>`), when the store keeps one. */
   digest?: string;
+  /** When the object was last written, as the store reports it (set by `list`; gc judges an app's age by it). */
+  modified?: Date;
 }
 
 export interface PutOptions {
@@ -37,7 +39,7 @@ export interface BlockStore {
   stat(key: string): Promise<StoredObject | undefined>;
   /** Bytes `[start, end)` of `key` (the whole object without a range). Rejects with `NotFoundError` when absent. */
   read(key: string, range?: { start: number; end: number }, options?: PutOptions): Promise<Readable>;
-  /** Every object whose key starts with `prefix`. */
+  /** Every object whose key starts with `prefix`, with its `modified` time. */
   list(prefix: string): AsyncIterable<StoredObject>;
   delete(key: string): Promise<void>;
   close(): Promise<void>;

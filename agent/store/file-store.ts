@@ -6,7 +6,7 @@
  * double the cost of small outputs. After a kernel crash an object is therefore whole or absent.
  */
 import { constants } from 'node:fs';
-import { copyFile, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { errorCode } from '../util/errors.js';
@@ -124,7 +124,7 @@ export class FileStore implements BlockStore {
   async stat(key: string): Promise<StoredObject | undefined> {
     try {
       const s = await stat(this.pathOf(key));
-      return s.isFile() ? { key, size: s.size } : undefined;
+      return s.isFile() ? { key, size: s.size, modified: s.mtime } : undefined;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -155,8 +155,23 @@ export class FileStore implements BlockStore {
     }
   }
 
+  /**
+   * Removes the object, then its directories up to the root as they become empty: a store of
+   * objects has no directories, and gc would otherwise leave an empty tree per app.
+   */
   async delete(key: string): Promise<void> {
-    await rm(this.pathOf(key), { force: true });
+    const path = this.pathOf(key);
+    await rm(path, { force: true });
+    for (let dir = dirname(path); dir.startsWith(this.root + sep); dir = dirname(dir)) {
+      try {
+        await rmdir(dir);
+      } catch (err) {
+        // Not empty (a sibling, or a writer's new object) or already gone: stop climbing.
+        const code = errorCode(err);
+        if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') return;
+        throw err;
+      }
+    }
   }
 
   /** Remove temp files a crash left behind. Returns how many were removed. */

@@ -23,6 +23,9 @@ export interface OpenStoreOptions {
   s3RequestTimeout?: number;
   /** Seconds; uploads under the prefix older than this are aborted at open. 0 = none. */
   s3StaleUploadAge?: number;
+  /** Remove temp files of interrupted file-store writes at open (default true). Off for a tool that
+   * runs beside live agents (gc): their writes in flight use such files. */
+  sweepPartials?: boolean;
   /** Bytes/s, 0 = unlimited. */
   maxUploadBandwidth?: number;
   /** Static credentials (tests, bench); the SDK's default chain when unset. */
@@ -45,6 +48,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
   if (url.startsWith('file:')) {
     const path = url.startsWith('file://') ? fileURLToPath(url) : resolve(url.slice('file:'.length));
     const store = new FileStore(path);
+    if (opts.sweepPartials === false) return store;
     const swept = await store.sweepPartials();
     if (swept > 0) opts.logger?.info({ removed: swept }, 'removed partial files left by an earlier run');
     return store;

@@ -524,7 +524,7 @@ export class S3Store implements BlockStore {
       const page = await this.send('ListObjectsV2', prefix, undefined, (s) =>
         this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: full, ContinuationToken: token, ...(this.listPageSize ? { MaxKeys: this.listPageSize } : {}) }), { abortSignal: s }),
       );
-      for (const o of page.Contents ?? []) if (o.Key) yield { key: this.relative(o.Key), size: o.Size ?? 0 };
+      for (const o of page.Contents ?? []) if (o.Key) yield { key: this.relative(o.Key), size: o.Size ?? 0, ...(o.LastModified ? { modified: o.LastModified } : {}) };
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
   }

@@ -9,7 +9,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SPARK_LINES, waitForExit } from '../support/spark.js';
-import { busiest, persisted, startRun, stopRuns } from '../support/spark-run.js';
+import { busiest, isHeartbeat, persisted, startRun, stopRuns } from '../support/spark-run.js';
 
 const MAPS = 8;
 const SHUFFLE = { cmd: 'define', name: 'a', rows: 40_000, maps: MAPS, reducers: 4, keys: 97, pad: 64 };
@@ -24,7 +24,7 @@ async function storeIdentity(dir: string): Promise<Map<string, string>> {
     for (const e of await readdir(d, { withFileTypes: true })) {
       const p = join(d, e.name);
       if (e.isDirectory()) await walk(p);
-      else {
+      else if (!isHeartbeat(e.name)) {
         const st = await stat(p);
         out.set(e.name, `${st.ino}:${st.mtimeMs}`);
       }

@@ -16,6 +16,8 @@ const run = promisify(execFile);
 
 export interface S3Server {
   endpoint: string;
+  /** s3rver only: its data directory (an object's Last-Modified is its file's mtime there). */
+  directory?: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
   close(): Promise<void>;
 }
@@ -27,6 +29,7 @@ export async function startS3rver(): Promise<S3Server> {
   const address = await server.run();
   return {
     endpoint: `http://127.0.0.1:${address.port}`,
+    directory: dir,
     credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
     close: async () => {
       await server.close();

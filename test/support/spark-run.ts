@@ -52,13 +52,18 @@ export async function startRun(line: SparkLine, opts: { plugin: boolean; agent?:
   return run;
 }
 
-/** Every object under the store's app prefix, by file name. */
+/** The plugin's heartbeat object (and the .crc Hadoop's local FS writes beside it). */
+export function isHeartbeat(name: string): boolean {
+  return name === '_heartbeat' || name === '._heartbeat.crc';
+}
+
+/** Every object under the store's app prefix but the plugin's heartbeat, by file name. */
 export async function storedFiles(run: Run): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
       if (e.isDirectory()) await walk(join(d, e.name));
-      else out.set(e.name, join(d, e.name));
+      else if (!isHeartbeat(e.name)) out.set(e.name, join(d, e.name));
     }
   };
   await walk(join(run.dir, 'fallback', run.driver.appId)).catch(() => undefined);

@@ -9,6 +9,11 @@ starts a SparkSession, prints {"event": "started", ...}, then answers one comman
   {"cmd": "action", "name": "a", "slowReduce": S, "marker": PATH}
       sums per key through the shuffle; with S > 0 each reduce task first creates PATH.<id>
       and sleeps S seconds (so a test can kill an executor while reducers run).
+  {"cmd": "shuffleId", "name": "a"}    RDD a's shuffle id
+  {"cmd": "dropShuffle", "name": "a"}
+      drops RDD a's shuffle as Spark's ContextCleaner does once the shuffle's dependency is
+      garbage collected (ContextCleaner.doCleanupShuffle, blocking), and forgets the RDD;
+      answers its shuffleId.
   {"cmd": "counts"}            the TaskCounter listener's counts
   {"cmd": "pluginMetrics"}     the plugin's counters from the driver's metrics servlet
   {"cmd": "stop"}
@@ -81,6 +86,22 @@ def main():
             expected[i % keys] = expected.get(i % keys, 0) + i
         return {"correct": got == expected, "keys": len(got), "mapPartitionsComputed": acc.value, "wall": wall}
 
+    def shuffle_id(rdd):
+        r = rdd._jrdd.rdd()
+        while True:
+            dep = r.dependencies().head()
+            if dep.getClass().getSimpleName() == "ShuffleDependency":
+                return dep.shuffleId()
+            r = dep.rdd()
+
+    def drop_shuffle(c):
+        # The cleaner's own method, called directly: waiting for the JVM's and py4j's garbage
+        # collectors to let go of the dependency is not deterministic.
+        rdd = rdds.pop(c["name"])[0]
+        sid = shuffle_id(rdd)
+        sc._jsc.sc().cleaner().get().doCleanupShuffle(sid, True)
+        return {"shuffleId": sid}
+
     def counts(_):
         return json.loads(jvm.io.github.sparkshuffleagent.testing.TaskCounter.snapshot())
 
@@ -96,7 +117,9 @@ def main():
                     out[name.split(prefix, 1)[1]] = v.get("count") if section == "counters" else v
         return out
 
-    handlers = {"define": define, "action": action, "counts": counts, "pluginMetrics": plugin_metrics}
+    handlers = {"define": define, "action": action, "shuffleId": lambda c: {"shuffleId": shuffle_id(rdds[c["name"]][0])},
+                "dropShuffle": drop_shuffle, "counts": counts,
+                "pluginMetrics": plugin_metrics}
     for line in sys.stdin:
         line = line.strip()
         if not line:

@@ -44,6 +44,11 @@ describe('run options', () => {
   it('parses sizes, addresses and prints a reference', () => {
     expect(parsers.bytes('8MiB')).toBe(8 * 1024 * 1024);
     expect(parsers.bytes('64k')).toBe(65536);
+    expect(parsers.duration('90')).toBe(90_000);
+    expect(parsers.duration('30m')).toBe(1_800_000);
+    expect(parsers.duration('1.5h')).toBe(5_400_000);
+    expect(parsers.duration('7d')).toBe(7 * 86_400_000);
+    expect(() => parsers.duration('1w')).toThrow(/duration such as/);
     expect(parsers.listen('[::1]:0')).toEqual({ host: '::1', port: 0 });
     expect(parsers.listen(':9000')).toEqual({ host: '0.0.0.0', port: 9000 });
     expect(envName('grpc-tls-cert')).toBe('SHUFFLE_AGENT_GRPC_TLS_CERT');

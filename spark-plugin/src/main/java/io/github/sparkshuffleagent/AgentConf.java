@@ -20,20 +20,33 @@ public final class AgentConf {
   public static final String VERIFY_TIMEOUT = "spark.shuffleAgent.verify.timeout";
   /** Largest index object accepted (bytes); Spark's index is 8 bytes per reduce partition, plus 8. */
   public static final String MAX_INDEX_BYTES = "spark.shuffleAgent.verify.maxIndexBytes";
+  /** Delete a shuffle's copies when the driver drops the shuffle (ContextCleaner). */
+  public static final String CLEANUP_SHUFFLES = "spark.shuffleAgent.cleanup.shuffles";
+  /** How often the driver rewrites {@code <path>/<appId>/_heartbeat}, which tells gc the app runs. */
+  public static final String HEARTBEAT_INTERVAL = "spark.shuffleAgent.heartbeat.interval";
+  /**
+   * Longest heartbeat interval accepted. {@code shuffle-agent gc} refuses an age below three times
+   * this (30 min), so a running app's heartbeat is always much younger than what gc deletes.
+   */
+  public static final long MAX_HEARTBEAT_INTERVAL_MS = 10 * 60 * 1000L;
 
   public final boolean enabled;
   public final Optional<String> fallbackPath;
   public final int verifyThreads;
   public final long verifyTimeoutMs;
   public final long maxIndexBytes;
+  public final boolean cleanupShuffles;
+  public final long heartbeatIntervalMs;
 
   private AgentConf(boolean enabled, Optional<String> fallbackPath, int verifyThreads, long verifyTimeoutMs,
-      long maxIndexBytes) {
+      long maxIndexBytes, boolean cleanupShuffles, long heartbeatIntervalMs) {
     this.enabled = enabled;
     this.fallbackPath = fallbackPath;
     this.verifyThreads = verifyThreads;
     this.verifyTimeoutMs = verifyTimeoutMs;
     this.maxIndexBytes = maxIndexBytes;
+    this.cleanupShuffles = cleanupShuffles;
+    this.heartbeatIntervalMs = heartbeatIntervalMs;
   }
 
   /** Reads and validates the keys; a bad value fails the driver at start with the key named. */
@@ -51,8 +64,12 @@ public final class AgentConf {
     if (maxIndex < 8 || maxIndex > Integer.MAX_VALUE - 8) {
       throw new IllegalArgumentException(MAX_INDEX_BYTES + " must be between 8 bytes and 2 GiB, got " + maxIndex);
     }
+    long heartbeatMs = conf.getTimeAsMs(HEARTBEAT_INTERVAL, "60s");
+    if (heartbeatMs < 1000 || heartbeatMs > MAX_HEARTBEAT_INTERVAL_MS) {
+      throw new IllegalArgumentException(HEARTBEAT_INTERVAL + " must be between 1s and 10min, got " + heartbeatMs + " ms");
+    }
     String path = conf.get(FALLBACK_PATH, "").trim();
     return new AgentConf(conf.getBoolean(ENABLED, true), path.isEmpty() ? Optional.empty() : Optional.of(path),
-        threads, timeoutMs, maxIndex);
+        threads, timeoutMs, maxIndex, conf.getBoolean(CLEANUP_SHUFFLES, true), heartbeatMs);
   }
 }

@@ -21,6 +21,8 @@ final class AgentDriverPlugin implements DriverPlugin {
 
   private final RecoveryMetrics metrics = new RecoveryMetrics();
   private LostExecutorRecovery recovery;
+  private AppHeartbeat heartbeat;
+  private ShuffleCleanup cleanup;
 
   @Override
   public Map<String, String> init(SparkContext sc, PluginContext ctx) {
@@ -39,12 +41,18 @@ final class AgentDriverPlugin implements DriverPlugin {
       Path base = new Path(conf.fallbackPath.get());
       FileSystem fs = base.getFileSystem(sc.hadoopConfiguration());
       // The app id is known only after the task scheduler starts, later than plugins.
-      CopyVerifier verifier = new CopyVerifier(fs, base, sc::applicationId, conf.maxIndexBytes);
+      ShuffleGuard guard = new ShuffleGuard();
+      CopyVerifier verifier = new CopyVerifier(fs, base, sc::applicationId, conf.maxIndexBytes, guard);
       recovery = new LostExecutorRecovery(internals, verifier, conf, metrics);
+      heartbeat = new AppHeartbeat(fs, base, conf.heartbeatIntervalMs);
+      if (conf.cleanupShuffles) {
+        cleanup = ShuffleCleanup.start(fs, verifier::shuffleDir, guard);
+      }
       sc.addSparkListener(new ExecutorLossListener(recovery));
       PluginGate.open();
       LOG.info("shuffle-agent plugin on: lost executors' map outputs are re-pointed to verified copies in {} "
-          + "({} verification threads, {} ms deadline)", base, conf.verifyThreads, conf.verifyTimeoutMs);
+          + "({} verification threads, {} ms deadline); heartbeat every {} ms; dropped shuffles' copies {}", base,
+          conf.verifyThreads, conf.verifyTimeoutMs, conf.heartbeatIntervalMs, conf.cleanupShuffles ? "deleted" : "kept");
     } catch (RuntimeException | LinkageError | java.io.IOException e) {
       LOG.error("shuffle-agent plugin could not start; lost executors' map outputs are recomputed as in stock Spark", e);
       close();
@@ -55,6 +63,10 @@ final class AgentDriverPlugin implements DriverPlugin {
   @Override
   public void registerMetrics(String appId, PluginContext ctx) {
     metrics.register(ctx.metricRegistry());
+    // The first hook that knows the app id (Spark calls it after the task scheduler started).
+    if (heartbeat != null) {
+      heartbeat.start(appId);
+    }
   }
 
   @Override
@@ -64,6 +76,14 @@ final class AgentDriverPlugin implements DriverPlugin {
 
   private void close() {
     PluginGate.close();
+    if (cleanup != null) {
+      cleanup.close();
+      cleanup = null;
+    }
+    if (heartbeat != null) {
+      heartbeat.close();
+      heartbeat = null;
+    }
     if (recovery != null) {
       recovery.close();
       recovery = null;

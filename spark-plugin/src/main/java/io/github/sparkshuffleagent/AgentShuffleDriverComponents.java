@@ -39,6 +39,8 @@ final class AgentShuffleDriverComponents implements ShuffleDriverComponents {
   @Override
   public void removeShuffle(int shuffleId, boolean blocking) {
     delegate.removeShuffle(shuffleId, blocking);
+    // Never blocks, whatever `blocking` says: the delete in the store is the plugin's own business.
+    ShuffleCleanup.shuffleRemoved(shuffleId);
   }
 
   /**

@@ -38,12 +38,14 @@ final class CopyVerifier {
   private final Path base;
   private final Supplier<String> appId;
   private final long maxIndexBytes;
+  private final ShuffleGuard guard;
 
-  CopyVerifier(FileSystem fs, Path base, Supplier<String> appId, long maxIndexBytes) {
+  CopyVerifier(FileSystem fs, Path base, Supplier<String> appId, long maxIndexBytes, ShuffleGuard guard) {
     this.fs = fs;
     this.base = base;
     this.appId = appId;
     this.maxIndexBytes = maxIndexBytes;
+    this.guard = guard;
   }
 
   /** Whether listing a prefix is a cheap operation (object stores) rather than a directory walk. */
@@ -72,17 +74,24 @@ final class CopyVerifier {
    */
   Map<String, FileStatus> listShuffle(int shuffleId) throws IOException {
     Map<String, FileStatus> byName = new HashMap<>();
-    RemoteIterator<LocatedFileStatus> it;
+    if (!guard.enter(shuffleId)) {
+      return byName; // dropped by the driver: nothing of it is verified
+    }
     try {
-      it = fs.listFiles(shuffleDir(shuffleId), true);
-    } catch (FileNotFoundException e) {
+      RemoteIterator<LocatedFileStatus> it;
+      try {
+        it = fs.listFiles(shuffleDir(shuffleId), true);
+      } catch (FileNotFoundException e) {
+        return byName;
+      }
+      while (it.hasNext()) {
+        LocatedFileStatus st = it.next();
+        byName.put(st.getPath().getName(), st);
+      }
       return byName;
+    } finally {
+      guard.exit(shuffleId);
     }
-    while (it.hasNext()) {
-      LocatedFileStatus st = it.next();
-      byName.put(st.getPath().getName(), st);
-    }
-    return byName;
   }
 
   /**
@@ -90,6 +99,9 @@ final class CopyVerifier {
    * object by object. Never throws: a store that cannot be read gives UNREADABLE.
    */
   Verdict verify(MapOutputRef out, Map<String, FileStatus> listing) {
+    if (!guard.enter(out.shuffleId())) {
+      return Verdict.missing("shuffle " + out.shuffleId() + " was dropped by the driver; its copies are being deleted");
+    }
     try {
       return doVerify(out, listing);
     } catch (InterruptedIOException e) {
@@ -97,6 +109,8 @@ final class CopyVerifier {
       return Verdict.unreadable("interrupted: " + e);
     } catch (IOException | RuntimeException e) {
       return Verdict.unreadable(e.toString());
+    } finally {
+      guard.exit(out.shuffleId());
     }
   }
 

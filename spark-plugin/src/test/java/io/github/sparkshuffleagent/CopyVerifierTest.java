@@ -47,12 +47,13 @@ class CopyVerifierTest {
 
   @TempDir Path dir;
   private CopyVerifier verifier;
+  private final ShuffleGuard guard = new ShuffleGuard();
 
   @BeforeEach
   void setUp() throws IOException {
     org.apache.hadoop.fs.Path base = new org.apache.hadoop.fs.Path(dir.toUri());
     FileSystem fs = base.getFileSystem(new Configuration());
-    verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20);
+    verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20, guard);
   }
 
   private static MapOutputRef ref(long mapId, long... sizes) {
@@ -95,6 +96,15 @@ class CopyVerifierTest {
     MapOutputRef o = ref(8, 0, 0);
     store(o, 0, 0);
     assertEquals(Verdict.OK, verifier.verify(o, null));
+  }
+
+  @Test
+  void aShuffleDroppedByTheDriverVerifiesNothing() throws IOException, InterruptedException {
+    MapOutputRef o = ref(12, 10, 20);
+    store(o, 10, 20);
+    guard.drop(0);
+    assertEquals(Verdict.Kind.MISSING, verifier.verify(o, null).kind());
+    assertTrue(verifier.listShuffle(0).isEmpty());
   }
 
   @Test

@@ -1,0 +1,223 @@
+/**
+ * `shuffle-agent gc --store URL --older-than DURATION [--dry-run]`: deletes the prefixes of apps
+ * that are gone (a driver that crashed, an app stopped without Spark's fallback clean-up, late
+ * writes after the driver's own clean-up), judged by the app's newest object. The plugin's driver
+ * side rewrites `<appId>/_heartbeat` every `spark.shuffleAgent.heartbeat.interval` (at most
+ * 10 min), so a running app's newest object is never older than that; `--older-than` must be at
+ * least three times the longest interval, which also dwarfs clock skew between this host and the
+ * store. An app without the plugin has no heartbeat and is judged by its newest copy alone.
+ *
+ * Safe against a concurrent writer: right before deleting, the app's prefix is listed again and
+ * left alone if anything changed since the scan; only the keys of that second listing are
+ * deleted, so an object written after it survives (and is reported as left).
+ */
+import type { BlockStore, StoredObject } from './block-store.js';
+import { isSafeAppId } from '../spark/fallback-key.js';
+import { ConfigError, option, parsers, resolveOptions } from '../config/option-table.js';
+import { RUN_OPTIONS } from '../config/run-options.js';
+import { Limiter } from '../util/limiter.js';
+import { describeError } from '../util/errors.js';
+import { openStore } from './open-store.js';
+
+/** The plugin's heartbeat object under each app prefix (AppHeartbeat.NAME in the plugin). */
+export const HEARTBEAT_OBJECT = '_heartbeat';
+/** The longest heartbeat interval the plugin accepts (AgentConf.MAX_HEARTBEAT_INTERVAL_MS). */
+export const MAX_HEARTBEAT_INTERVAL_MS = 10 * 60_000;
+/** The smallest `--older-than` gc accepts: three heartbeat intervals at their longest. */
+export const MIN_OLDER_THAN_MS = 3 * MAX_HEARTBEAT_INTERVAL_MS;
+
+/** What gc needs of a store; `deleteMany` (S3) deletes 1000 keys per request. */
+export type GcStore = Pick<BlockStore, 'url' | 'list' | 'delete'> & { deleteMany?: (keys: readonly string[]) => Promise<number> };
+
+export type GcAction = 'deleted' | 'would-delete' | 'kept' | 'failed';
+
+/** One app prefix and what gc did with it; printed as one JSON line. */
+export interface GcDecision {
+  app: string;
+  action: GcAction;
+  reason: string;
+  objects: number;
+  bytes: number;
+  /** The newest object's time (ISO 8601). */
+  newest: string;
+  /** The heartbeat's time, or null when the app has none (no plugin). */
+  heartbeat: string | null;
+  /** Objects deleted (`deleted`, `failed`). */
+  deleted?: number;
+  /** Objects written while gc deleted, left in place. */
+  left?: number;
+}
+
+export interface GcOptions {
+  olderThanMs: number;
+  dryRun: boolean;
+  /** Clock (ms since epoch); for tests. */
+  now?: () => number;
+  /** Deletes at once on a store without `deleteMany`. */
+  concurrency?: number;
+}
+
+interface Summary {
+  objects: number;
+  bytes: number;
+  newest: number;
+  heartbeat: number | undefined;
+}
+
+/** Decides and acts on every app prefix of the store, one decision per app as it is made. */
+export async function* collectGarbage(store: GcStore, opts: GcOptions): AsyncGenerator<GcDecision> {
+  if (opts.olderThanMs < MIN_OLDER_THAN_MS) throw new RangeError(`older-than must be at least ${MIN_OLDER_THAN_MS / 60_000} min`);
+  const now = opts.now ?? Date.now;
+  const cutoff = now() - opts.olderThanMs;
+  const apps = new Map<string, Summary>();
+  for await (const o of store.list('')) {
+    const slash = o.key.indexOf('/');
+    const app = o.key.slice(0, slash);
+    // Objects at the root or under names no app id can have are not an app's: never touched.
+    if (slash <= 0 || !isSafeAppId(app)) continue;
+    const s = apps.get(app) ?? { objects: 0, bytes: 0, newest: 0, heartbeat: undefined };
+    add(s, o, app);
+    apps.set(app, s);
+  }
+  for (const app of [...apps.keys()].sort()) {
+    const s = apps.get(app) as Summary;
+    const base = {
+      app,
+      objects: s.objects,
+      bytes: s.bytes,
+      newest: new Date(s.newest).toISOString(),
+      heartbeat: s.heartbeat === undefined ? null : new Date(s.heartbeat).toISOString(),
+    };
+    if (s.newest > cutoff) {
+      const running = s.heartbeat !== undefined && s.heartbeat === s.newest;
+      yield { ...base, action: 'kept', reason: `${running ? 'heartbeat' : 'newest object'} ${age(now() - s.newest)} old, younger than --older-than` };
+      continue;
+    }
+    if (opts.dryRun) {
+      yield { ...base, action: 'would-delete', reason: `newest object ${age(now() - s.newest)} old` };
+      continue;
+    }
+    yield await deleteApp(store, app, s, base, opts.concurrency ?? 8);
+  }
+}
+
+async function deleteApp(store: GcStore, app: string, scanned: Summary, base: Omit<GcDecision, 'action' | 'reason'>, concurrency: number): Promise<GcDecision> {
+  let keys: string[] = [];
+  try {
+    const again: Summary = { objects: 0, bytes: 0, newest: 0, heartbeat: undefined };
+    for await (const o of store.list(`${app}/`)) {
+      add(again, o, app);
+      keys.push(o.key);
+    }
+    if (again.objects !== scanned.objects || again.newest !== scanned.newest) {
+      return { ...base, action: 'kept', reason: `changed during the run (${again.objects} objects, newest ${new Date(again.newest).toISOString()})` };
+    }
+    // The heartbeat goes last: a prefix gc could not finish still shows when its app last ran.
+    keys = [...keys.filter((k) => k !== `${app}/${HEARTBEAT_OBJECT}`), ...keys.filter((k) => k === `${app}/${HEARTBEAT_OBJECT}`)];
+    let deleted = 0;
+    if (store.deleteMany) deleted = await store.deleteMany(keys);
+    else {
+      const limiter = new Limiter(concurrency);
+      const deleteOne = async (k: string): Promise<void> => {
+        await store.delete(k);
+        deleted++;
+      };
+      await Promise.all(keys.map((k) => limiter.run(() => deleteOne(k))));
+    }
+    const leftKeys: string[] = [];
+    for await (const o of store.list(`${app}/`)) leftKeys.push(o.key);
+    const left = leftKeys.length;
+    return { ...base, action: 'deleted', reason: left > 0 ? `${left} objects written while deleting were left` : 'orphaned', deleted, ...(left > 0 ? { left } : {}) };
+  } catch (err) {
+    return { ...base, action: 'failed', reason: describeError(err) };
+  }
+}
+
+function add(s: Summary, o: StoredObject, app: string): void {
+  if (!o.modified) throw new Error(`the store reports no modification time for ${o.key}`);
+  const t = o.modified.getTime();
+  s.objects++;
+  s.bytes += o.size;
+  s.newest = Math.max(s.newest, t);
+  if (o.key === `${app}/${HEARTBEAT_OBJECT}`) s.heartbeat = t;
+}
+
+function age(ms: number): string {
+  const min = Math.max(0, Math.round(ms / 60_000));
+  return min < 120 ? `${min} min` : min < 48 * 60 ? `${Math.round(min / 60)} h` : `${Math.round(min / 1440)} d`;
+}
+
+/** The options of `shuffle-agent gc`: the store settings of `run`, the age and the dry run. */
+export const GC_OPTIONS = {
+  store: RUN_OPTIONS.store,
+  s3Endpoint: RUN_OPTIONS.s3Endpoint,
+  s3Region: RUN_OPTIONS.s3Region,
+  s3ForcePathStyle: RUN_OPTIONS.s3ForcePathStyle,
+  s3Checksums: RUN_OPTIONS.s3Checksums,
+  s3RequestTimeout: RUN_OPTIONS.s3RequestTimeout,
+  olderThan: option({
+    group: 'gc',
+    flag: 'older-than',
+    doc: `Delete app prefixes whose newest object is older than this (e.g. \`12h\`, \`7d\`); at least ${MIN_OLDER_THAN_MS / 60_000}m, three times the longest plugin heartbeat interval.`,
+    parse: (raw) => {
+      const ms = parsers.duration(raw);
+      if (ms < MIN_OLDER_THAN_MS) throw new Error(`must be at least ${MIN_OLDER_THAN_MS / 60_000}m (three times the longest heartbeat interval, 10m), got ${raw}`);
+      return ms;
+    },
+  }),
+  dryRun: option({ group: 'gc', flag: 'dry-run', default: 'false', boolean: true, doc: 'Print what would be deleted; delete nothing.', parse: parsers.bool }),
+};
+
+/**
+ * Entry point of `shuffle-agent gc` (argv after the command name). Prints one JSON line per app,
+ * then a summary line. Returns 0, 1 when a delete failed, 2 for a usage or store error.
+ */
+export async function runGc(
+  argv: readonly string[],
+  io: { env?: NodeJS.ProcessEnv; out?: (s: string) => void; err?: (s: string) => void; now?: () => number } = {},
+): Promise<number> {
+  const out = io.out ?? ((s: string) => process.stdout.write(`${s}\n`));
+  const err = io.err ?? ((s: string) => process.stderr.write(`${s}\n`));
+  let config;
+  try {
+    ({ config } = resolveOptions(GC_OPTIONS, argv, io.env ?? process.env));
+    if (!config.store) throw new ConfigError('store', '--store is required');
+    if (config.olderThan === undefined) throw new ConfigError('olderThan', '--older-than is required');
+  } catch (e) {
+    err(`shuffle-agent gc: ${(e as Error).message}`);
+    err('usage: shuffle-agent gc --store URL --older-than DURATION [--dry-run] [--s3-endpoint URL] [--s3-force-path-style]');
+    return 2;
+  }
+  let store: BlockStore | undefined;
+  try {
+    store = await openStore(config.store, {
+      ...(config.s3Endpoint ? { s3Endpoint: config.s3Endpoint } : {}),
+      ...(config.s3Region ? { s3Region: config.s3Region } : {}),
+      s3ForcePathStyle: config.s3ForcePathStyle,
+      s3Checksums: config.s3Checksums,
+      s3RequestTimeout: config.s3RequestTimeout,
+      // Live agents may share the store: their uploads and temp files are not gc's to touch.
+      s3StaleUploadAge: 0,
+      sweepPartials: false,
+    });
+    const total = { apps: 0, deleted: 0, wouldDelete: 0, kept: 0, failed: 0, objectsDeleted: 0, bytesDeleted: 0 };
+    for await (const d of collectGarbage(store, { olderThanMs: config.olderThan, dryRun: config.dryRun, ...(io.now ? { now: io.now } : {}) })) {
+      out(JSON.stringify(d));
+      total.apps++;
+      if (d.action === 'deleted') {
+        total.deleted++;
+        total.objectsDeleted += d.deleted ?? 0;
+        total.bytesDeleted += d.bytes;
+      } else if (d.action === 'would-delete') total.wouldDelete++;
+      else if (d.action === 'kept') total.kept++;
+      else total.failed++;
+    }
+    out(JSON.stringify({ summary: true, store: store.url, dryRun: config.dryRun, olderThanSeconds: config.olderThan / 1000, ...total }));
+    return total.failed > 0 ? 1 : 0;
+  } catch (e) {
+    err(`shuffle-agent gc: ${describeError(e)}`);
+    return 2;
+  } finally {
+    await store?.close();
+  }
+}
