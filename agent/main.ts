@@ -151,9 +151,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
 
     const localDirs = config.localDirs.map((d) => resolve(d));
     /** What any peer may see: the node's state and counts, nothing per app (no ids, paths, errors). */
-    const openStatus = (): Record<string, unknown> => {
-      const wb = writeback.status();
-      const life = lifecycle.snapshot();
+    const openStatus = (wb = writeback.status(), life = lifecycle.snapshot(), problems = watcher.problems().length): Record<string, unknown> => {
       return {
         state: life.state,
         stateSince: life.stateSince,
@@ -165,7 +163,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         pendingBytes: wb.pendingBytes,
         persistedOutputs: wb.persistedOutputs,
         persistedBytes: wb.persistedBytes,
-        failedFiles: wb.failedFiles + watcher.problems().length,
+        failedFiles: wb.failedFiles + problems,
         detail: 'open',
       };
     };
@@ -177,13 +175,8 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       // Only what is listed is built: a node with 20,000 problems answers in constant work and size.
       const failed = [...wb.failed.slice(0, MAX_STATUS_FAILED), ...wb.rejected.slice(0, MAX_STATUS_FAILED), ...problems.slice(0, MAX_STATUS_FAILED).map((p) => ({ file: p.path, kind: p.kind, error: p.message }))];
       return {
-        state: life.state,
-        stateSince: life.stateSince,
-        ...(life.drainStartedAt ? { drainStartedAt: life.drainStartedAt } : {}),
-        ...(life.deadline ? { deadline: life.deadline } : {}),
-        ...(life.exitBy ? { exitBy: life.exitBy } : {}),
+        ...openStatus(wb, life, problems.length),
         notices: life.notices,
-        version: VERSION,
         appId: config.appId,
         // Bounded: a node with thousands of apps or failures answers in constant size.
         apps: apps.slice(0, MAX_STATUS_APPS),
@@ -191,15 +184,10 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         localDirs,
         localDirsLayout: config.localDirsLayout,
         store: store.url,
-        pendingOutputs: wb.pendingOutputs,
         pendingFiles: wb.pendingFiles,
-        pendingBytes: wb.pendingBytes,
         uploadingOutputs: wb.uploadingOutputs,
         heldOutputs: wb.heldOutputs,
-        persistedOutputs: wb.persistedOutputs,
         persistedFiles: wb.persistedFiles,
-        persistedBytes: wb.persistedBytes,
-        failedFiles: wb.failedFiles + problems.length,
         droppedOutputs: wb.droppedOutputs,
         failed: failed.slice(0, MAX_STATUS_FAILED).map((f) => ({ ...f, error: String(f.error).slice(0, 300) })),
         detail: 'full',

@@ -179,15 +179,8 @@ export class SparkDriver {
   }
 
   /** Poll the listener (through the driver) until `pred` holds: Spark's events are asynchronous. */
-  async waitForCounts(pred: (c: TaskCounts) => boolean, timeoutMs = 60_000): Promise<TaskCounts> {
-    const deadline = Date.now() + timeoutMs;
-    let last = await this.counts();
-    while (!pred(last)) {
-      if (Date.now() > deadline) throw new Error(`listener counts never matched; last ${JSON.stringify(last)}`);
-      await new Promise((r) => setTimeout(r, 100));
-      last = await this.counts();
-    }
-    return last;
+  waitForCounts(pred: (c: TaskCounts) => boolean, timeoutMs = 60_000): Promise<TaskCounts> {
+    return pollUntil('listener counts', () => this.counts(), pred, timeoutMs);
   }
 
   async pluginMetrics(): Promise<Record<string, unknown>> {
@@ -195,15 +188,8 @@ export class SparkDriver {
   }
 
   /** Poll the plugin's counters until `pred` holds. */
-  async waitForPlugin(pred: (m: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    let last = await this.pluginMetrics();
-    while (!pred(last)) {
-      if (Date.now() > deadline) throw new Error(`plugin metrics never matched; last ${JSON.stringify(last)}`);
-      await new Promise((r) => setTimeout(r, 100));
-      last = await this.pluginMetrics();
-    }
-    return last;
+  waitForPlugin(pred: (m: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+    return pollUntil('plugin metrics', () => this.pluginMetrics(), pred, timeoutMs);
   }
 
   /** Executor id -> pid of this app's executor JVMs (CoarseGrainedExecutorBackend processes). */
@@ -260,6 +246,18 @@ export class SparkDriver {
       clearTimeout(timer);
     }
   }
+}
+
+/** Reads `read()` every 100 ms until `pred` holds; fails after `timeoutMs` with the last value. */
+async function pollUntil<T>(what: string, read: () => Promise<T>, pred: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await read();
+  while (!pred(last)) {
+    if (Date.now() > deadline) throw new Error(`${what} never matched; last ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+    last = await read();
+  }
+  return last;
 }
 
 /** Resolves when `pid` is gone (SIGKILL is asynchronous; /proc tells). */

@@ -33,11 +33,7 @@ final class AppHeartbeat implements AutoCloseable {
   private final FileSystem fs;
   private final Path base;
   private final long intervalMs;
-  private final ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(r -> {
-    Thread t = new Thread(r, "shuffle-agent-heartbeat");
-    t.setDaemon(true);
-    return t;
-  });
+  private final ScheduledExecutorService thread = Executors.newSingleThreadScheduledExecutor(Threads.daemon("shuffle-agent-heartbeat"));
   private volatile boolean failing;
 
   AppHeartbeat(FileSystem fs, Path base, long intervalMs) {
@@ -73,14 +69,6 @@ final class AppHeartbeat implements AutoCloseable {
 
   @Override
   public void close() {
-    thread.shutdown();
-    try {
-      if (!thread.awaitTermination(CLOSE_WAIT_MS, TimeUnit.MILLISECONDS)) {
-        thread.shutdownNow();
-      }
-    } catch (InterruptedException e) {
-      thread.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
+    Threads.shutdownWithin(thread, CLOSE_WAIT_MS);
   }
 }

@@ -12,7 +12,6 @@ import java.util.concurrent.ExecutorCompletionService;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
-import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
@@ -49,8 +48,8 @@ final class LostExecutorRecovery implements AutoCloseable {
     this.verifier = verifier;
     this.conf = conf;
     this.metrics = metrics;
-    this.events = Executors.newSingleThreadExecutor(daemon("shuffle-agent-recovery"));
-    this.verifyPool = Executors.newFixedThreadPool(conf.verifyThreads, daemon("shuffle-agent-verify"));
+    this.events = Executors.newSingleThreadExecutor(Threads.daemon("shuffle-agent-recovery"));
+    this.verifyPool = Executors.newFixedThreadPool(conf.verifyThreads, Threads.daemon("shuffle-agent-verify"));
   }
 
   /** For tests and benchmarks: called after each executor's recovery. */
@@ -227,13 +226,4 @@ final class LostExecutorRecovery implements AutoCloseable {
   }
 
   private record Outcome(MapOutputRef output, Verdict verdict) {}
-
-  private static ThreadFactory daemon(String prefix) {
-    AtomicInteger n = new AtomicInteger();
-    return r -> {
-      Thread t = new Thread(r, prefix + "-" + n.incrementAndGet());
-      t.setDaemon(true);
-      return t;
-    };
-  }
 }

@@ -33,11 +33,7 @@ final class ShuffleCleanup implements AutoCloseable {
   private final FileSystem fs;
   private final IntFunction<Path> shuffleDir;
   private final ShuffleGuard guard;
-  private final ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
-    Thread t = new Thread(r, "shuffle-agent-cleanup");
-    t.setDaemon(true);
-    return t;
-  });
+  private final ExecutorService thread = Executors.newSingleThreadExecutor(Threads.daemon("shuffle-agent-cleanup"));
 
   private ShuffleCleanup(FileSystem fs, IntFunction<Path> shuffleDir, ShuffleGuard guard) {
     this.fs = fs;
@@ -89,14 +85,6 @@ final class ShuffleCleanup implements AutoCloseable {
   @Override
   public void close() {
     ACTIVE.compareAndSet(this, null);
-    thread.shutdown();
-    try {
-      if (!thread.awaitTermination(CLOSE_WAIT_MS, TimeUnit.MILLISECONDS)) {
-        thread.shutdownNow();
-      }
-    } catch (InterruptedException e) {
-      thread.shutdownNow();
-      Thread.currentThread().interrupt();
-    }
+    Threads.shutdownWithin(thread, CLOSE_WAIT_MS);
   }
 }
