@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -240,11 +241,30 @@ export class SparkDriver {
     return out;
   }
 
-  /** SIGKILL one executor JVM; resolves when the driver's listener saw it removed. */
-  async killExecutor(id: string): Promise<void> {
+  /** The local dirs the standalone worker gave an executor (its SPARK_EXECUTOR_DIRS). */
+  executorDirs(id: string): string[] {
     const pid = this.executorPids().get(id);
     if (pid === undefined) throw new Error(`no executor ${id} of ${this.appId}`);
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const dirs = env.find((e) => e.startsWith('SPARK_EXECUTOR_DIRS='));
+    if (!dirs) throw new Error(`executor ${id} has no SPARK_EXECUTOR_DIRS`);
+    return dirs.slice('SPARK_EXECUTOR_DIRS='.length).split(':');
+  }
+
+  /**
+   * SIGKILL one executor JVM and, as when Kubernetes deletes the pod, its local dirs (on one
+   * machine the files would outlive the JVM and Spark's host-local reads would still find them).
+   * Resolves when the driver's listener saw the executor removed, or, with `whileBusy` (a
+   * command is running, and the driver answers one at a time), when the JVM is gone.
+   */
+  async killExecutor(id: string, opts: { keepFiles?: boolean; whileBusy?: boolean } = {}): Promise<void> {
+    const pid = this.executorPids().get(id);
+    if (pid === undefined) throw new Error(`no executor ${id} of ${this.appId}`);
+    const dirs = this.executorDirs(id);
     process.kill(pid, 'SIGKILL');
+    await waitForExit(pid);
+    if (!opts.keepFiles) await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+    if (opts.whileBusy) return;
     await this.waitForCounts((c) => c.removedExecutors.includes(id));
   }
 
@@ -256,6 +276,20 @@ export class SparkDriver {
       clearTimeout(timer);
     }
   }
+}
+
+/** Resolves when `pid` is gone (SIGKILL is asynchronous; /proc tells). */
+async function waitForExit(pid: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (/^\d+ \(.*\) Z/.test(st)) return; // a zombie holds no files open any more
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`process ${pid} did not exit after SIGKILL`);
 }
 
 export interface TaskCounts {
