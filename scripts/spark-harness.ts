@@ -1,8 +1,8 @@
 /**
  * Real Spark for the tests and bench:spark-kill: a pyspark driver (test/support/spark_driver.py)
  * in `local-cluster` mode, whose executors are separate JVMs a test can SIGKILL, with the plugin
- * jar on the driver's and executors' class paths. The pinned pyspark venvs, the plugin jars and the S3A jars are made
- * by scripts/setup-test-env.sh (which `npm test` runs first).
+ * jar on the driver's and executors' class paths. The pinned pyspark venvs, the plugin jars and
+ * the S3A jars are made by scripts/setup-test-env.sh (which `npm test` runs first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
