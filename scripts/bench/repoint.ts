@@ -3,13 +3,16 @@
  * map outputs with valid copies in the fallback store, with 1, 8 and 32 verification threads.
  * Runs spark-plugin's RepointBench (a test class: it uses the plugin's package-private classes)
  * on the pinned pyspark 3.5.8's jars, against a file:// store in a temp dir and, with --s3,
- * against the one-node Swift s3api of scripts/swift-s3.sh through S3A.
+ * against the one-node Swift s3api of scripts/swift-s3.sh through S3A. S3A writes the copies
+ * there at about 4 outputs/s on this machine (five requests per object), so the S3 run is
+ * smaller (--s3-outputs) and uses only the in-memory registry.
  *
- * Usage: node dist/scripts/bench/repoint.js [--outputs 10000] [--threads 1,8,32] [--runs 5] [--s3]
+ * Usage: node dist/scripts/bench/repoint.js [--outputs 10000] [--threads 1,8,32] [--runs 5]
+ *          [--s3 [--s3-outputs 1000] [--s3-threads 8,32] [--s3-runs 2]]
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,25 +25,36 @@ function opt(name: string, fallback: string): string {
   const i = args.indexOf(`--${name}`);
   return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
 }
-const OUTPUTS = opt('outputs', '10000');
-const THREADS = opt('threads', '1,8,32');
-const RUNS = opt('runs', '5');
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/scripts/bench -> repository root
 const root = resolve(here, '..', '..', '..');
 const target = join(root, 'spark-plugin', 'target');
+interface Plan {
+  outputs: string;
+  threads: string;
+  runs: string;
+  /** RepointBench's registries: memory (the plugin's own cost), spark (Spark's tracker). */
+  registries: string;
+}
+
+const FILE_PLAN: Plan = { outputs: opt('outputs', '10000'), threads: opt('threads', '1,8,32'), runs: opt('runs', '5'), registries: 'memory,spark' };
+const S3_PLAN: Plan = { outputs: opt('s3-outputs', '1000'), threads: opt('s3-threads', '8,32'), runs: opt('s3-runs', '2'), registries: 'memory' };
 // RepointBench is compiled against 3.5 (MapStatus.apply's signature differs on 4.x).
 const SPARK_LINE = SPARK_LINES.find((l) => l.version === '3.5.8') as SparkLine;
 const BUCKET = 'bench-repoint';
 
-async function bench(base: string, extraCp: string[], hadoop: string[]): Promise<void> {
+async function bench(base: string, plan: Plan, extraCp: string[], hadoop: string[]): Promise<void> {
   const cp = [join(target, 'classes'), join(target, 'test-classes'), join(sparkHome(SPARK_LINE), 'jars', '*'), ...extraCp].join(':');
-  console.log(`\n## ${base}: ${OUTPUTS} outputs, threads ${THREADS}, ${RUNS} runs; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  // Spark's and the plugin's INFO lines (one per re-pointed output from Spark's tracker, as on a
-  // driver at the default level) go to stderr, discarded here.
-  const child = spawn('java', ['-Xmx1g', '-cp', cp, 'io.github.sparkshuffleagent.RepointBench', base, OUTPUTS, THREADS, RUNS, ...hadoop], { stdio: ['ignore', 'inherit', 'ignore'] });
+  console.log(`\n## ${base}: ${plan.outputs} outputs, threads ${plan.threads}, ${plan.runs} runs, registries ${plan.registries}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  // Spark's and the plugin's log lines (Spark's tracker logs one INFO line per re-pointed output,
+  // as on a driver at the default level) go to a file.
+  const logPath = join(root, 'bench', 'out', `repoint-${base.split(':')[0]}.stderr.log`);
+  await mkdir(dirname(logPath), { recursive: true });
+  const log = await open(logPath, 'w');
+  const child = spawn('java', ['-Xmx1g', '-cp', cp, 'io.github.sparkshuffleagent.RepointBench', base, plan.outputs, plan.threads, plan.runs, plan.registries, ...hadoop], { stdio: ['ignore', 'inherit', log.fd] });
   const code = await new Promise<number | null>((r) => child.on('exit', r));
-  if (code !== 0) throw new Error(`RepointBench exited with ${code}`);
+  await log.close();
+  if (code !== 0) throw new Error(`RepointBench exited with ${code}; its log: ${logPath}`);
   console.log(`load average after: ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }
 
@@ -50,7 +64,7 @@ async function main(): Promise<void> {
   }
   const dir = await mkdtemp(join(tmpdir(), 'bench-repoint-'));
   try {
-    await bench(`file://${dir}/fallback`, [], []);
+    await bench(`file://${dir}/fallback`, FILE_PLAN, [], []);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -66,7 +80,7 @@ async function main(): Promise<void> {
   } finally {
     s3.destroy();
   }
-  await bench(`s3a://${BUCKET}/fallback`, s3aJars(SPARK_LINE), [
+  await bench(`s3a://${BUCKET}/fallback`, S3_PLAN, s3aJars(SPARK_LINE), [
     `fs.s3a.endpoint=${endpoint}`,
     'fs.s3a.path.style.access=true',
     'fs.s3a.connection.ssl.enabled=false',
@@ -74,6 +88,9 @@ async function main(): Promise<void> {
     `fs.s3a.access.key=${credentials.accessKeyId}`,
     `fs.s3a.secret.key=${credentials.secretAccessKey}`,
     'fs.s3a.aws.credentials.provider=org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider',
+    // Swift breaks the pipe on S3A's V4-signed PUTs (AWS SDK v1 streams them aws-chunked, which
+    // Swift refuses); V2 signing writes plain bodies. The reads being timed cost the same requests.
+    'fs.s3a.signing-algorithm=S3SignerType',
   ]);
   console.log(`(bucket ${BUCKET} on ${endpoint} keeps the copies; the next run overwrites them)`);
 }

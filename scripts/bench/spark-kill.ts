@@ -65,6 +65,8 @@ interface RunResult {
   held: number;
   /** Bytes of the shuffle's data files in the executors' local dirs after the first action. */
   shuffleBytes: number;
+  /** Wall seconds of the first action (map and reduce stages): what the map stage is up against. */
+  firstActionSeconds: number;
   /** Wall seconds of the action after the kill (the driver's, around collect()). */
   actionSeconds: number;
   /** Seconds from SIGKILL to the action's answer (removal seen, recovery, action). */
@@ -183,6 +185,7 @@ async function runSide(line: SparkLine, side: Side, round: number): Promise<RunR
       round,
       held,
       shuffleBytes,
+      firstActionSeconds: Number(first.wall),
       actionSeconds: Number(second.wall),
       killToResultSeconds: killToResult,
       mapTasksRerun: counts1.mapTasks - counts0.mapTasks,
@@ -226,7 +229,7 @@ async function main(): Promise<void> {
       for (const side of order) {
         const r = await runSide(line, side, round);
         results.push(r);
-        console.log(`spark ${r.spark} round ${round} ${side}: action ${r.actionSeconds.toFixed(2)} s (kill->result ${r.killToResultSeconds.toFixed(2)} s), `
+        console.log(`spark ${r.spark} round ${round} ${side}: first action ${r.firstActionSeconds.toFixed(2)} s, action after the kill ${r.actionSeconds.toFixed(2)} s (kill->result ${r.killToResultSeconds.toFixed(2)} s), `
           + `shuffle ${(r.shuffleBytes / MiB).toFixed(1)} MiB, killed executor held ${r.held}/${MAPS} outputs, map tasks re-run ${r.mapTasksRerun} (accumulator ${r.mapPartitionsRecomputed}), `
           + `store: ${r.storeDataObjectsRead} data objects / ${(r.storeBytesRead / MiB).toFixed(1)} MiB read, `
           + `shuffle read local ${(r.shuffleLocalBytesRead / MiB).toFixed(1)} MiB remote ${(r.shuffleRemoteBytesRead / MiB).toFixed(1)} MiB, `
@@ -244,6 +247,7 @@ async function main(): Promise<void> {
     console.log('| | stock Spark | agent + plugin |');
     console.log('| --- | --- | --- |');
     const row = (name: string, f: (r: RunResult) => number, digits?: number): void => console.log(`| ${name} | ${summary(stock, f, digits)} | ${summary(plugin, f, digits)} |`);
+    row('first action (all map tasks + reducers), s', (r) => r.firstActionSeconds);
     row('action after the kill, s', (r) => r.actionSeconds);
     row('SIGKILL -> result, s', (r) => r.killToResultSeconds);
     row('outputs on the killed executor', (r) => r.held, 0);
