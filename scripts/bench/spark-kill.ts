@@ -6,8 +6,8 @@
  * deterministic job whose shuffle is incompressible (pseudo-random padding seeded by partition).
  * The first action computes the shuffle; on the plugin side the built agent CLI copies the
  * executors' committed outputs to a file:// fallback store and the run waits until it reports all
- * of them persisted. Then the executor holding most map outputs is SIGKILLed and, once the driver
- * saw it removed (and, with the plugin, its recovery finished), the same action runs again. The
+ * of them persisted. Then the executor holding most map outputs is SIGKILLed (its local dirs
+ * deleted, as with a deleted pod) and, once the driver saw it removed (and, with the plugin, its recovery finished), the same action runs again. The
  * sides alternate within each round, and which goes first alternates between rounds.
  *
  * Measured per run, for the action after the kill: its wall time (the driver's, around collect()),
