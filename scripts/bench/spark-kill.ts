@@ -265,8 +265,9 @@ async function main(): Promise<void> {
   }
   const out = join(root, 'bench', 'out');
   await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'spark-kill-results.json'), JSON.stringify(results, null, 2));
-  console.log(`\nraw results: bench/out/spark-kill-results.json; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  const file = `spark-kill-results-${LINES.map((l) => l.version).join('-')}.json`;
+  await writeFile(join(out, file), JSON.stringify(results, null, 2));
+  console.log(`\nraw results: bench/out/${file}; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 }
 
 await main();
