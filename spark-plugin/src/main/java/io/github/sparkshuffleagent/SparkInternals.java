@@ -24,7 +24,8 @@ final class SparkInternals implements MapOutputRegistry {
   private final MapOutputTrackerMaster tracker;
   private final BlockManagerId fallbackId;
 
-  private SparkInternals(MapOutputTrackerMaster tracker, BlockManagerId fallbackId) {
+  /** Package-private for RepointBench, which times recovery against a tracker of its own. */
+  SparkInternals(MapOutputTrackerMaster tracker, BlockManagerId fallbackId) {
     this.tracker = tracker;
     this.fallbackId = fallbackId;
   }

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.TreeMap;
 
 import org.apache.spark.FetchFailed;
+import org.apache.spark.executor.ShuffleReadMetrics;
 import org.apache.spark.Success$;
 import org.apache.spark.scheduler.SparkListener;
 import org.apache.spark.scheduler.SparkListenerExecutorRemoved;
@@ -16,7 +17,8 @@ import org.apache.spark.scheduler.SparkListenerTaskEnd;
  * Test-only listener ({@code spark.extraListeners}): counts what the real-Spark tests assert on,
  * read from Python through py4j with {@link #snapshot()}. Successful ShuffleMapTask ends per
  * stage and per executor prove whether map tasks ran again; fetch failures and failed stage
- * attempts show which race a run took.
+ * attempts show which race a run took. Shuffle bytes read (successful tasks) are for
+ * bench:spark-kill: Spark counts blocks read from the fallback store as local reads.
  */
 public final class TaskCounter extends SparkListener {
   private static final Object LOCK = new Object();
@@ -27,6 +29,8 @@ public final class TaskCounter extends SparkListener {
   private static int resultTasks;
   private static int fetchFailures;
   private static int failedStages;
+  private static long shuffleLocalBytesRead;
+  private static long shuffleRemoteBytesRead;
 
   @Override
   public void onTaskEnd(SparkListenerTaskEnd e) {
@@ -36,6 +40,11 @@ public final class TaskCounter extends SparkListener {
       }
       if (e.reason() != Success$.MODULE$) {
         return;
+      }
+      if (e.taskMetrics() != null) {
+        ShuffleReadMetrics r = e.taskMetrics().shuffleReadMetrics();
+        shuffleLocalBytesRead += r.localBytesRead();
+        shuffleRemoteBytesRead += r.remoteBytesRead();
       }
       if ("ShuffleMapTask".equals(e.taskType())) {
         mapTasks++;
@@ -67,7 +76,8 @@ public final class TaskCounter extends SparkListener {
   public static String snapshot() {
     synchronized (LOCK) {
       return "{\"mapTasks\":" + mapTasks + ",\"resultTasks\":" + resultTasks + ",\"fetchFailures\":" + fetchFailures
-          + ",\"failedStages\":" + failedStages + ",\"mapTasksByStage\":" + json(MAP_TASKS_BY_STAGE)
+          + ",\"failedStages\":" + failedStages + ",\"shuffleLocalBytesRead\":" + shuffleLocalBytesRead
+          + ",\"shuffleRemoteBytesRead\":" + shuffleRemoteBytesRead + ",\"mapTasksByStage\":" + json(MAP_TASKS_BY_STAGE)
           + ",\"mapTasksByExecutor\":" + json(MAP_TASKS_BY_EXECUTOR) + ",\"removedExecutors\":" + jsonList(REMOVED) + "}";
     }
   }

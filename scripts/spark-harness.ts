@@ -1,0 +1,305 @@
+/**
+ * Real Spark for the tests and bench:spark-kill: a pyspark driver (test/support/spark_driver.py)
+ * in `local-cluster` mode, whose executors are separate JVMs a test can SIGKILL, with the plugin
+ * jar on the driver's and executors' class paths. The pinned pyspark venvs, the plugin jars and
+ * the S3A jars are made by scripts/setup-test-env.sh (which `npm test` runs first).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+
+/** The repository root: this module runs from source (vitest) and compiled (dist/scripts). */
+function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
+    dir = up;
+  }
+  return dir;
+}
+
+const ROOT = repoRoot();
+export const CACHE = join(ROOT, '.cache');
+
+export interface SparkLine {
+  /** The pinned pyspark version (its wheel carries Spark's jars). */
+  readonly version: string;
+  readonly scala: string;
+}
+
+/** The Spark lines the plugin supports; keep in step with scripts/setup-test-env.sh. */
+export const SPARK_LINES: readonly SparkLine[] = [
+  { version: '3.5.8', scala: '2.12' },
+  { version: '4.1.1', scala: '2.13' },
+];
+
+export const PLUGIN_JAR = join(ROOT, 'spark-plugin/target/spark-shuffle-agent-plugin-0.1.0.jar');
+export const TEST_LISTENER_JAR = join(ROOT, 'spark-plugin/target/spark-shuffle-agent-plugin-0.1.0-tests.jar');
+const DRIVER = join(ROOT, 'test/support/spark_driver.py');
+
+export function venv(line: SparkLine): string {
+  return join(CACHE, `pyspark-${line.version}`);
+}
+
+export function sparkHome(line: SparkLine): string {
+  const lib = join(venv(line), 'lib');
+  const py = readdirSync(lib).find((d) => d.startsWith('python3'));
+  if (!py) throw new Error(`no python in ${lib}: run scripts/setup-test-env.sh`);
+  return join(lib, py, 'site-packages', 'pyspark');
+}
+
+/** Jars for s3a:// on this line (hadoop-aws and its AWS SDK), fetched by the set-up script. */
+export function s3aJars(line: SparkLine): string[] {
+  const dir = join(CACHE, `s3a-jars-${line.version}`);
+  if (!existsSync(dir)) throw new Error(`${dir} missing: run scripts/setup-test-env.sh`);
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.jar'))
+    .map((f) => join(dir, f));
+}
+
+/** Spark configuration that loads the plugin; `fallbackPath` ends with '/'. */
+export function pluginConf(fallbackPath: string): Record<string, string> {
+  return {
+    'spark.plugins': 'io.github.sparkshuffleagent.ShuffleAgentPlugin',
+    'spark.shuffle.sort.io.plugin.class': 'io.github.sparkshuffleagent.AgentShuffleDataIO',
+    'spark.storage.decommission.fallbackStorage.path': fallbackPath,
+  };
+}
+
+export type Answer = Record<string, unknown> & { ok?: boolean; error?: string };
+
+export interface DriverOptions {
+  /** Executors (JVMs) of local-cluster; each gets one core. */
+  executors?: number;
+  executorMemoryMb?: number;
+  localDir: string;
+  conf?: Record<string, string>;
+  /** Extra jars on the driver's and executors' class paths. */
+  jars?: string[];
+  env?: NodeJS.ProcessEnv;
+}
+
+export class SparkDriver {
+  readonly appId: string;
+  readonly stderr: string[];
+  private readonly child: ChildProcess;
+  private readonly answers: Answer[];
+  private waiting: ((a: Answer) => void) | undefined;
+  private readonly exited: Promise<number | null>;
+
+  private constructor(child: ChildProcess, appId: string, answers: Answer[], stderr: string[], exited: Promise<number | null>) {
+    this.child = child;
+    this.appId = appId;
+    this.answers = answers;
+    this.stderr = stderr;
+    this.exited = exited;
+  }
+
+  static async start(line: SparkLine, opts: DriverOptions): Promise<SparkDriver> {
+    const n = opts.executors ?? 2;
+    const mem = opts.executorMemoryMb ?? 512;
+    const cp = [PLUGIN_JAR, TEST_LISTENER_JAR, ...(opts.jars ?? [])].join(':');
+    const conf: Record<string, string> = {
+      'spark.local.dir': opts.localDir,
+      'spark.executor.memory': `${mem}m`,
+      'spark.driver.memory': '768m',
+      'spark.driver.extraClassPath': cp,
+      'spark.executor.extraClassPath': cp,
+      'spark.extraListeners': 'io.github.sparkshuffleagent.testing.TaskCounter',
+      'spark.ui.port': '0',
+      'spark.ui.showConsoleProgress': 'false',
+      // Fetches from a dead executor fail after these retries; Spark's default (3 x 5 s) only
+      // makes the races slower, not different.
+      'spark.shuffle.io.maxRetries': '1',
+      'spark.shuffle.io.retryWait': '1s',
+      ...opts.conf,
+    };
+    const home = sparkHome(line);
+    const python = join(venv(line), 'bin', 'python');
+    const child = spawn(python, [DRIVER, JSON.stringify({ master: `local-cluster[${n},1,${mem + 256}]`, conf })], {
+      env: {
+        ...process.env,
+        SPARK_HOME: home,
+        SPARK_SCALA_VERSION: line.scala,
+        PYSPARK_PYTHON: python,
+        PYSPARK_DRIVER_PYTHON: python,
+        ...opts.env,
+      },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    const answers: Answer[] = [];
+    const stderr: string[] = [];
+    let onAnswer: ((a: Answer) => void) | undefined;
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      if (!text.startsWith('@@')) return;
+      const a = JSON.parse(text.slice(2)) as Answer;
+      if (onAnswer) onAnswer(a);
+      else answers.push(a);
+    });
+    createInterface({ input: child.stderr! }).on('line', (t) => {
+      stderr.push(t);
+      if (stderr.length > 4000) stderr.splice(0, 1000);
+    });
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const first = await new Promise<Answer>((resolve, reject) => {
+      onAnswer = resolve;
+      void exited.then((code) => reject(new Error(`spark driver exited (${code}) before starting:\n${stderr.slice(-40).join('\n')}`)));
+    });
+    const driver = new SparkDriver(child, String(first.appId), answers, stderr, exited);
+    onAnswer = (a) => driver.deliver(a);
+    return driver;
+  }
+
+  /** The Python driver's pid: its process tree holds the driver JVM and the executor JVMs. */
+  get pid(): number {
+    return this.child.pid as number;
+  }
+
+  private deliver(a: Answer): void {
+    const w = this.waiting;
+    this.waiting = undefined;
+    if (w) w(a);
+    else this.answers.push(a);
+  }
+
+  /** Send one command and wait for its answer (commands run one at a time). */
+  async cmd(c: Record<string, unknown>, timeoutMs = 240_000): Promise<Answer> {
+    this.child.stdin!.write(JSON.stringify(c) + '\n');
+    const queued = this.answers.shift();
+    if (queued) return queued;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await new Promise<Answer>((resolve, reject) => {
+        this.waiting = resolve;
+        timer = setTimeout(() => reject(new Error(`no answer to ${JSON.stringify(c)} in ${timeoutMs} ms:\n${this.stderr.slice(-30).join('\n')}`)), timeoutMs);
+        void this.exited.then((code) => reject(new Error(`spark driver exited (${code}):\n${this.stderr.slice(-40).join('\n')}`)));
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async ok(c: Record<string, unknown>, timeoutMs?: number): Promise<Answer> {
+    const a = await this.cmd(c, timeoutMs);
+    if (!a.ok) throw new Error(`${String(c.cmd)} failed: ${a.error}\n${String(a.trace ?? '')}`);
+    return a;
+  }
+
+  /** Counts of the TaskCounter listener. */
+  async counts(): Promise<TaskCounts> {
+    return (await this.ok({ cmd: 'counts' })) as unknown as TaskCounts;
+  }
+
+  /** Poll the listener (through the driver) until `pred` holds: Spark's events are asynchronous. */
+  waitForCounts(pred: (c: TaskCounts) => boolean, timeoutMs = 60_000): Promise<TaskCounts> {
+    return pollUntil('listener counts', () => this.counts(), pred, timeoutMs);
+  }
+
+  async pluginMetrics(): Promise<Record<string, unknown>> {
+    return this.ok({ cmd: 'pluginMetrics' });
+  }
+
+  /** Poll the plugin's counters until `pred` holds. */
+  waitForPlugin(pred: (m: Record<string, unknown>) => boolean, timeoutMs = 60_000): Promise<Record<string, unknown>> {
+    return pollUntil('plugin metrics', () => this.pluginMetrics(), pred, timeoutMs);
+  }
+
+  /** Executor id -> pid of this app's executor JVMs (CoarseGrainedExecutorBackend processes). */
+  executorPids(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      let args: string[];
+      try {
+        args = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0');
+      } catch {
+        continue; // exited meanwhile
+      }
+      if (!args.some((a) => a.endsWith('CoarseGrainedExecutorBackend'))) continue;
+      const app = args[args.indexOf('--app-id') + 1];
+      const id = args[args.indexOf('--executor-id') + 1];
+      if (app === this.appId && id !== undefined) out.set(id, Number(d));
+    }
+    return out;
+  }
+
+  /** The local dirs the standalone worker gave an executor (its SPARK_EXECUTOR_DIRS). */
+  executorDirs(id: string): string[] {
+    const pid = this.executorPids().get(id);
+    if (pid === undefined) throw new Error(`no executor ${id} of ${this.appId}`);
+    const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+    const dirs = env.find((e) => e.startsWith('SPARK_EXECUTOR_DIRS='));
+    if (!dirs) throw new Error(`executor ${id} has no SPARK_EXECUTOR_DIRS`);
+    return dirs.slice('SPARK_EXECUTOR_DIRS='.length).split(':');
+  }
+
+  /**
+   * SIGKILL one executor JVM and, as when Kubernetes deletes the pod, its local dirs (on one
+   * machine the files would outlive the JVM and Spark's host-local reads would still find them).
+   * Resolves when the driver's listener saw the executor removed, or, with `whileBusy` (a
+   * command is running, and the driver answers one at a time), when the JVM is gone.
+   */
+  async killExecutor(id: string, opts: { keepFiles?: boolean; whileBusy?: boolean } = {}): Promise<void> {
+    const pid = this.executorPids().get(id);
+    if (pid === undefined) throw new Error(`no executor ${id} of ${this.appId}`);
+    const dirs = this.executorDirs(id);
+    process.kill(pid, 'SIGKILL');
+    await waitForExit(pid);
+    if (!opts.keepFiles) await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+    if (opts.whileBusy) return;
+    await this.waitForCounts((c) => c.removedExecutors.includes(id));
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null) {
+      this.child.stdin!.write(JSON.stringify({ cmd: 'stop' }) + '\n');
+      const timer = setTimeout(() => this.child.kill('SIGKILL'), 30_000);
+      await this.exited;
+      clearTimeout(timer);
+    }
+  }
+}
+
+/** Reads `read()` every 100 ms until `pred` holds; fails after `timeoutMs` with the last value. */
+async function pollUntil<T>(what: string, read: () => Promise<T>, pred: (v: T) => boolean, timeoutMs: number): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = await read();
+  while (!pred(last)) {
+    if (Date.now() > deadline) throw new Error(`${what} never matched; last ${JSON.stringify(last)}`);
+    await new Promise((r) => setTimeout(r, 100));
+    last = await read();
+  }
+  return last;
+}
+
+/** Resolves when `pid` is gone (SIGKILL is asynchronous; /proc tells). */
+export async function waitForExit(pid: number, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (/^\d+ \(.*\) Z/.test(st)) return; // a zombie holds no files open any more
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`process ${pid} did not exit within ${timeoutMs} ms`);
+}
+
+export interface TaskCounts {
+  mapTasks: number;
+  resultTasks: number;
+  fetchFailures: number;
+  failedStages: number;
+  /** Shuffle bytes successful tasks read locally; blocks read from the fallback store count here. */
+  shuffleLocalBytesRead: number;
+  shuffleRemoteBytesRead: number;
+  mapTasksByStage: Record<string, number>;
+  mapTasksByExecutor: Record<string, number>;
+  removedExecutors: string[];
+}
