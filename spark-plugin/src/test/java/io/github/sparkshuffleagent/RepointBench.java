@@ -72,7 +72,7 @@ public final class RepointBench {
     fs.setWriteChecksum(false);
     fs.setVerifyChecksum(false);
     int perShuffle = (outputs + SHUFFLES - 1) / SHUFFLES;
-    CopyVerifier verifier = new CopyVerifier(fs, base, () -> APP, 64L << 20);
+    CopyVerifier verifier = new CopyVerifier(fs, base, () -> APP, 64L << 20, new ShuffleGuard());
     long t0 = System.nanoTime();
     writeCopies(fs, verifier, outputs, perShuffle);
     System.out.printf("wrote %d copies (%d reducers each) to %s in %.1f s%n", outputs, REDUCERS, base,
