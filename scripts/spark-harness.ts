@@ -291,6 +291,40 @@ export async function waitForExit(pid: number, timeoutMs = 5_000): Promise<void>
   throw new Error(`process ${pid} did not exit within ${timeoutMs} ms`);
 }
 
+/** The built agent CLI (benchmarks; the tests use test/support/agent-process.ts). */
+export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'bin.cjs');
+
+/** The built agent CLI on the executors' local dirs; resolves once its first scan is done. */
+export async function startAgentCli(local: string, store: string, appId: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(process.execPath, [AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
+    '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId, '--store', `file://${store}`, '--rescan-interval', '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let port = 0;
+  await new Promise<void>((resolveReady, reject) => {
+    child.on('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      let l: { msg?: string; http?: { port?: number } };
+      try {
+        l = JSON.parse(text) as typeof l;
+      } catch {
+        return; // not a log line
+      }
+      if (l.msg === 'http listening') port = l.http?.port ?? 0;
+      if (l.msg === 'initial scan done') resolveReady();
+    });
+  });
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+export async function waitPersisted(url: string, n: number): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const s = (await (await fetch(`${url}/v1/status`)).json()) as { persistedOutputs?: number; pendingOutputs?: number };
+    if (Number(s.persistedOutputs) >= n && Number(s.pendingOutputs) === 0) return;
+    if (Date.now() > deadline) throw new Error(`agent never persisted ${n} outputs: ${JSON.stringify(s)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface TaskCounts {
   mapTasks: number;
   resultTasks: number;

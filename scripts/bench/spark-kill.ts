@@ -21,14 +21,13 @@
  * Usage: node dist/scripts/bench/spark-kill.js [--rounds 3] [--spark 3.5.8[,4.1.1]]
  *          [--maps 24] [--rows 48000] [--pad 1000] [--reducers 8]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { PLUGIN_JAR, pluginConf, SPARK_LINES, SparkDriver, type SparkLine, type TaskCounts } from '../spark-harness.js';
+import { AGENT_CLI as CLI, PLUGIN_JAR, pluginConf, SPARK_LINES, SparkDriver, startAgentCli as startAgent, waitPersisted, type SparkLine, type TaskCounts } from '../spark-harness.js';
 import { procStats, treeCpuSeconds } from './proc-stats.js';
 
 const args = process.argv.slice(2);
@@ -51,7 +50,6 @@ const LINES = opt('spark', '3.5.8')
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/scripts/bench -> repository root
 const root = resolve(here, '..', '..', '..');
-const CLI = join(root, 'dist', 'agent', 'cli.js');
 const MiB = 1024 * 1024;
 const JOB = { cmd: 'define', name: 'a', rows: ROWS, maps: MAPS, reducers: REDUCERS, keys: 997, pad: PAD, random: true };
 
@@ -85,37 +83,6 @@ interface RunResult {
   recomputed?: number;
   verificationMs?: number;
   loadBefore: number;
-}
-
-/** The built agent CLI on the executors' local dirs; resolves once its first scan is done. */
-async function startAgent(local: string, store: string, appId: string): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
-    '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId, '--store', `file://${store}`, '--rescan-interval', '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let port = 0;
-  await new Promise<void>((resolveReady, reject) => {
-    child.on('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let l: { msg?: string; http?: { port?: number } };
-      try {
-        l = JSON.parse(text) as typeof l;
-      } catch {
-        return; // not a log line
-      }
-      if (l.msg === 'http listening') port = l.http?.port ?? 0;
-      if (l.msg === 'initial scan done') resolveReady();
-    });
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
-}
-
-async function waitPersisted(url: string, n: number): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const s = (await (await fetch(`${url}/v1/status`)).json()) as { persistedOutputs?: number; pendingOutputs?: number };
-    if (Number(s.persistedOutputs) >= n && Number(s.pendingOutputs) === 0) return;
-    if (Date.now() > deadline) throw new Error(`agent never persisted ${n} outputs: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** Shuffle data files (local dir) or objects (store) below `dir`: path -> access time and size. */
