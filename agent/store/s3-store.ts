@@ -38,15 +38,14 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
-  UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
 import { NotFoundError, StoreError } from './block-store.js';
 import { localReadError, readLocal } from './local-file.js';
+import { S3Putter } from './s3-put.js';
 import { ByteBudget } from '../util/byte-budget.js';
 import { Limiter } from '../util/limiter.js';
 import { TokenBucket } from '../util/token-bucket.js';
@@ -123,6 +122,8 @@ export class S3Store implements BlockStore {
   readonly bucket: string;
   readonly prefix: string;
   private readonly client: S3Client;
+  /** PutObject and UploadPart, signed and sent without the SDK's per-request overhead. */
+  private readonly putter: S3Putter;
   private readonly requests: Limiter;
   /** Bytes of local files buffered for sending at once. */
   private readonly memory: ByteBudget;
@@ -160,16 +161,25 @@ export class S3Store implements BlockStore {
     this.logger = options.logger;
     this.listPageSize = options.listPageSize;
     this.metrics = options.metrics;
-    this.client = options.client ?? new S3Client(clientConfig(options, this.opts.requestTimeoutMs));
+    // One keep-alive pool for the SDK's requests and the putter's.
+    const agentOptions = { keepAlive: true, maxSockets: Math.max(16, (options.maxConcurrentRequests ?? 8) * 2) };
+    const agent = !options.endpoint || options.endpoint.startsWith('https:') ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
+    this.client = options.client ?? new S3Client(clientConfig(options, this.opts.requestTimeoutMs, agent));
+    this.putter = new S3Putter({
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
+      forcePathStyle: options.forcePathStyle ?? false,
+      bucket: this.bucket,
+      // The SDK's resolved provider: the default chain (env, IRSA, instance profile), cached and refreshed.
+      credentials: () => this.client.config.credentials(),
+      agent,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      socketTimeoutMs: this.opts.requestTimeoutMs,
+    });
     // Swift (and S3 itself) require Content-MD5 on DeleteObjects; SDK v3 stopped sending it.
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
         const request = args.request as { headers?: Record<string, string>; body?: unknown };
-        // Integrity on the wire comes from Content-MD5, which the server verifies: the payload
-        // need not be hashed again for the signature, by the SDK or by the server.
-        if ((context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand') && request.headers) {
-          request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-        }
         if (context.commandName === 'DeleteObjectsCommand' && request.headers && typeof request.body === 'string') {
           const hasMd5 = Object.keys(request.headers).some((h) => h.toLowerCase() === 'content-md5');
           if (!hasMd5) request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
@@ -228,17 +238,15 @@ export class S3Store implements BlockStore {
           this.metrics?.bytesUploaded(chunk.length);
         });
         const body = this.bucketRate.bytesPerSecond > 0 ? source.pipe(this.bucketRate.throttle()) : source;
-        const command = new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: objectKey,
-          Body: body,
-          ContentLength: file.size,
-          ContentMD5: md5.toString('base64'),
-          ContentType: 'application/octet-stream',
-          Metadata: { [MD5_META]: hex },
-        });
         try {
-          const out = await this.client.send(command, { abortSignal: s });
+          const out = await this.putter.put({
+            key: objectKey,
+            body,
+            contentLength: file.size,
+            contentMd5: md5.toString('base64'),
+            headers: { 'content-type': 'application/octet-stream', [`x-amz-meta-${MD5_META}`]: hex },
+            ...(s ? { signal: s } : {}),
+          });
           if (sent !== file.size) throw new StoreError(`local file ${file.path} gave ${sent} of ${file.size} bytes`, 'source-changed', 'ESIZE');
           if (!etagMatches(out.ETag, hex)) {
             await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
@@ -269,16 +277,14 @@ export class S3Store implements BlockStore {
       const hex = md5.toString('hex');
       await this.send('PutObject', key, signal, (s) =>
         this.requests.run(async () => {
-          const command = new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: objectKey,
-            Body: this.body(buf),
-            ContentLength: buf.length,
-            ContentMD5: md5.toString('base64'),
-            ContentType: 'application/octet-stream',
-            Metadata: { [MD5_META]: hex },
+          const out = await this.putter.put({
+            key: objectKey,
+            body: this.body(buf),
+            contentLength: buf.length,
+            contentMd5: md5.toString('base64'),
+            headers: { 'content-type': 'application/octet-stream', [`x-amz-meta-${MD5_META}`]: hex },
+            ...(s ? { signal: s } : {}),
           });
-          const out = await this.client.send(command, { abortSignal: s });
           this.metrics?.bytesUploaded(buf.length);
           if (!etagMatches(out.ETag, hex)) {
             // Only a server that verifies nothing gets here: do not leave the damaged copy readable.
@@ -328,16 +334,14 @@ export class S3Store implements BlockStore {
               }
               return this.send('UploadPart', key, signal, (s) =>
                 this.requests.run(async () => {
-                  const command = new UploadPartCommand({
-                    Bucket: this.bucket,
-                    Key: objectKey,
-                    UploadId: uploadId,
-                    PartNumber: index + 1,
-                    Body: this.body(buf),
-                    ContentLength: buf.length,
-                    ContentMD5: md5.toString('base64'),
+                  const answer = await this.putter.put({
+                    key: objectKey,
+                    query: { partNumber: String(index + 1), uploadId },
+                    body: this.body(buf),
+                    contentLength: buf.length,
+                    contentMd5: md5.toString('base64'),
+                    ...(s ? { signal: s } : {}),
                   });
-                          const answer = await this.client.send(command, { abortSignal: s });
                   this.metrics?.bytesUploaded(buf.length);
                   if (!etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
                   return answer;
@@ -593,10 +597,8 @@ export class S3Store implements BlockStore {
   }
 }
 
-function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConfig {
+function clientConfig(o: S3StoreOptions, requestTimeoutMs: number, agent: Agent | HttpsAgent): S3ClientConfig {
   const checksums = o.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
-  const agentOptions = { keepAlive: true, maxSockets: Math.max(16, (o.maxConcurrentRequests ?? 8) * 2) };
-  const https = !o.endpoint || o.endpoint.startsWith('https:');
   return {
     region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
     ...(o.endpoint ? { endpoint: o.endpoint } : {}),
@@ -617,7 +619,7 @@ function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConf
       connectionTimeout: o.connectTimeoutMs ?? 5000,
       // An idle socket for this long fails the request: a stalled server cannot hold the queue.
       socketTimeout: requestTimeoutMs,
-      ...(https ? { httpsAgent: new HttpsAgent(agentOptions) } : { httpAgent: new Agent(agentOptions) }),
+      ...(agent instanceof HttpsAgent ? { httpsAgent: agent } : { httpAgent: agent }),
     },
   };
 }
