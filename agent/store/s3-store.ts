@@ -12,7 +12,8 @@
  * - a larger file up to the multipart threshold (64 MiB) is read once for its MD5, then streamed.
  * - a file above the threshold goes in a multipart upload: it is read once first to compute its SHA-256 (`x-amz-meta-sha256`, which must be
  *   set when the multipart upload is created) and each part's MD5; each part is then read into a
- *   buffer again (from the page cache), checked against that MD5, and sent. Two reads per byte.
+ *   buffer again (from the page cache) and sent with that MD5. Two reads and two hash passes
+ *   (SHA-256 and MD5) per byte.
  * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`), so memory stays flat. The
  * payload is sent as UNSIGNED-PAYLOAD: Content-MD5 already protects it, and hashing it again for
  * the signature would cost both sides a SHA-256 pass.
@@ -46,6 +47,7 @@ import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-st
 import { NotFoundError, StoreError } from './block-store.js';
 import { localReadError, readLocal } from './local-file.js';
 import { S3Putter } from './s3-put.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { ByteBudget } from '../util/byte-budget.js';
 import { Limiter } from '../util/limiter.js';
 import { TokenBucket } from '../util/token-bucket.js';
@@ -127,6 +129,8 @@ export class S3Store implements BlockStore {
   private readonly requests: Limiter;
   /** Bytes of local files buffered for sending at once. */
   private readonly memory: ByteBudget;
+  /** The buffers those bytes are read into, reused; the budget counts their class size. */
+  private readonly pool: BufferPool;
   /** Files up to this size are read into memory and sent from there; larger ones are streamed. */
   private readonly bufferLimit: number;
   private readonly bucketRate: TokenBucket;
@@ -157,6 +161,8 @@ export class S3Store implements BlockStore {
     this.requests = new Limiter(options.maxConcurrentRequests ?? 8);
     this.bufferLimit = Math.min(this.opts.multipartThreshold, options.maxBufferedFile ?? 16 * MiB);
     this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.bufferLimit, this.opts.partSize)));
+    // Below 64 KiB a fresh buffer is cheap; half the budget may sit idle in the pool.
+    this.pool = new BufferPool(64 * 1024, Math.floor(this.memory.limit / 2));
     this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
     this.logger = options.logger;
     this.listPageSize = options.listPageSize;
@@ -271,8 +277,8 @@ export class S3Store implements BlockStore {
    * bounds how many bytes are buffered at once.
    */
   private async putSingle(key: string, objectKey: string, file: LocalFile, signal?: AbortSignal): Promise<string> {
-    return this.memory.run(file.size, async () => {
-      const buf = await readRange(file, 0, file.size);
+    return this.memory.run(this.pool.classSize(file.size), async () => {
+      const buf = await readRange(file, 0, file.size, this.pool);
       const md5 = createHash('md5').update(buf).digest();
       const hex = md5.toString('hex');
       await this.send('PutObject', key, signal, (s) =>
@@ -294,6 +300,9 @@ export class S3Store implements BlockStore {
           return out;
         }),
       );
+      // Answered: the server has read the whole body, nothing refers to the buffer any more.
+      // (After a failure it is left to GC: a destroyed socket may still hold it.)
+      this.pool.give(buf);
       return hex;
     });
   }
@@ -326,13 +335,12 @@ export class S3Store implements BlockStore {
           const end = Math.min(file.size, start + d.partSize);
           const md5 = d.partMd5[index] as Buffer;
           try {
-            const out = await this.memory.run(end - start, async () => {
-              const buf = await readRange(file, start, end);
-              // The bytes read now must be the bytes digested in the first pass.
-              if (!createHash('md5').update(buf).digest().equals(md5)) {
-                throw new StoreError(`local file ${file.path} changed while it was uploaded (part ${index + 1})`, 'source-changed', 'EDIGEST');
-              }
-              return this.send('UploadPart', key, signal, (s) =>
+            const out = await this.memory.run(this.pool.classSize(end - start), async () => {
+              // Not hashed again: the part goes with the first pass's MD5 as Content-MD5, so bytes
+              // that changed since are refused by the server (BadDigest) or, by one that checks
+              // nothing, answered with another ETag; both fail the part, and the output is retried.
+              const buf = await readRange(file, start, end, this.pool);
+              const answer = await this.send('UploadPart', key, signal, (s) =>
                 this.requests.run(async () => {
                   const answer = await this.putter.put({
                     key: objectKey,
@@ -347,6 +355,8 @@ export class S3Store implements BlockStore {
                   return answer;
                 }),
               );
+              this.pool.give(buf);
+              return answer;
             });
             parts.push({ PartNumber: index + 1, ETag: out.ETag as string });
           } catch (err) {
@@ -628,8 +638,8 @@ function clientConfig(o: S3StoreOptions, requestTimeoutMs: number, agent: Agent 
  * Read `[start, end)` of a local file into one buffer (through the held handle when there is
  * one). A missing file is source-gone; fewer bytes than committed is source-changed.
  */
-async function readRange(file: LocalFile, start: number, end: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(end - start);
+async function readRange(file: LocalFile, start: number, end: number, pool: BufferPool): Promise<Buffer> {
+  const buf = pool.take(end - start);
   let handle: FileHandle | undefined;
   try {
     handle = file.handle ?? (await open(file.path, 'r'));
