@@ -14,9 +14,11 @@
  *   set when the multipart upload is created) and each part's MD5; each part is then read into a
  *   buffer again (from the page cache) and sent with that MD5. Two reads and two hash passes
  *   (SHA-256 and MD5) per byte.
- * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`), so memory stays flat. The
- * payload is sent as UNSIGNED-PAYLOAD: Content-MD5 already protects it, and hashing it again for
- * the signature would cost both sides a SHA-256 pass.
+ * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`) and reused (BufferPool), so
+ * memory stays flat. The payload is sent as UNSIGNED-PAYLOAD: Content-MD5 already protects it, and
+ * hashing it again for the signature would cost both sides a SHA-256 pass. PutObject and
+ * UploadPart go through S3Putter (s3-put.ts), a signed PUT without the SDK's per-request cost;
+ * every other operation through the SDK.
  *
  * Failures: each request has an idle-socket timeout and a few quick retries of its own for
  * transient errors; what still fails is thrown as a StoreError whose kind tells the write-back
@@ -103,7 +105,9 @@ export interface S3StoreOptions {
   listPageSize?: number;
   logger?: Logger;
   metrics?: S3StoreMetrics;
-  /** Injected client (tests); built from the options above when unset. */
+  /** Injected client (tests); built from the options above when unset. Uploads (PutObject,
+   * UploadPart) do not go through it but through S3Putter, built from the options above and
+   * the client's credentials. */
   client?: S3Client;
 }
 
