@@ -175,6 +175,17 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
 };
 
+/** Delete keys, four DeleteObjects requests at once: Swift deletes one object at a time, so thousands take a while. */
+async function removeAll(admin: S3Store, keys: string[]): Promise<void> {
+  const batches: string[][] = [];
+  for (let i = 0; i < keys.length; i += 500) batches.push(keys.slice(i, i + 500));
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let b = batches.shift(); b; b = batches.shift()) await admin.deleteMany(b);
+    }),
+  );
+}
+
 async function main(): Promise<void> {
   if (!existsSync('/usr/bin/time')) throw new Error('GNU time (/usr/bin/time, Debian package "time") is needed to measure CPU and RSS');
   ensureRclone();
@@ -200,6 +211,11 @@ async function main(): Promise<void> {
   };
   // rclone 1.60 breaks on AWS_CA_BUNDLE (set on these machines).
   delete rcloneEnv.AWS_CA_BUNDLE;
+
+  // Runs an interrupted bench left behind.
+  const leftovers: string[] = [];
+  for await (const o of admin.list('run-')) leftovers.push(o.key);
+  await removeAll(admin, leftovers);
 
   const results: Measured[] = [];
   const summaries: Record<string, unknown>[] = [];
@@ -234,7 +250,7 @@ async function main(): Promise<void> {
           keys.push(o.key);
           bytes += o.size;
         }
-        await admin.deleteMany(keys);
+        await removeAll(admin, keys);
         if (keys.length !== dataset.files || bytes !== dataset.bytes) {
           throw new Error(`${tool} stored ${keys.length} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
         }
