@@ -42,7 +42,9 @@ export interface S3PutRequest {
   key: string;
   /** `partNumber` and `uploadId` for UploadPart. */
   query?: Record<string, string>;
-  body: Buffer | Readable;
+  /** A buffer, a stream, or a function that writes the body chunk by chunk (`write` resolves once the
+   * socket has taken the chunk, so its buffer may be refilled) and resolves when all is written. */
+  body: Buffer | Readable | ((write: (chunk: Buffer) => Promise<void>) => Promise<void>);
   contentLength: number;
   /** Base64 MD5 of the body. */
   contentMd5: string;
@@ -136,7 +138,7 @@ export class S3Putter {
     return key;
   }
 
-  private send(path: string, headers: Record<string, string>, body: Buffer | Readable, signal: AbortSignal | undefined): Promise<S3PutAnswer> {
+  private send(path: string, headers: Record<string, string>, body: S3PutRequest['body'], signal: AbortSignal | undefined): Promise<S3PutAnswer> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal));
@@ -189,6 +191,14 @@ export class S3Putter {
       });
       if (Buffer.isBuffer(body)) {
         req.end(body);
+      } else if (typeof body === 'function') {
+        const write = (chunk: Buffer): Promise<void> => new Promise((ok, fail) => void req.write(chunk, (err) => (err ? fail(err) : ok())));
+        // A failure of the body (a local read) fails the request with that error; once the request
+        // has failed for its own reason, the body's rejection changes nothing.
+        body(write).then(
+          () => req.end(),
+          (err: unknown) => req.destroy(err instanceof Error ? err : new Error(String(err))),
+        );
       } else {
         // The caller watches the source for its own errors; here a failed source only fails the request.
         body.on('error', (err) => req.destroy(err));

@@ -47,7 +47,7 @@ import {
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
 import { NotFoundError, StoreError } from './block-store.js';
-import { localReadError, readLocal } from './local-file.js';
+import { localReadError } from './local-file.js';
 import { S3Putter } from './s3-put.js';
 import { BufferPool } from '../util/buffer-pool.js';
 import { ByteBudget } from '../util/byte-budget.js';
@@ -165,8 +165,8 @@ export class S3Store implements BlockStore {
     this.requests = new Limiter(options.maxConcurrentRequests ?? 8);
     this.bufferLimit = Math.min(this.opts.multipartThreshold, options.maxBufferedFile ?? 16 * MiB);
     this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.bufferLimit, this.opts.partSize)));
-    // Below 64 KiB a fresh buffer is cheap; half the budget may sit idle in the pool.
-    this.pool = new BufferPool(64 * 1024, Math.floor(this.memory.limit / 2));
+    // Below 64 KiB a fresh buffer is cheap; a quarter of the budget may sit idle in the pool.
+    this.pool = new BufferPool(64 * 1024, Math.floor(this.memory.limit / 4));
     this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
     this.logger = options.logger;
     this.listPageSize = options.listPageSize;
@@ -239,36 +239,27 @@ export class S3Store implements BlockStore {
     const hex = md5.toString('hex');
     await this.send('PutObject', key, signal, (s) =>
       this.requests.run(async () => {
-        const source = readLocal(file);
-        let sourceError: unknown;
-        let sent = 0;
-        source.on('error', (err) => (sourceError = err));
-        source.on('data', (chunk: Buffer) => {
-          sent += chunk.length;
-          this.metrics?.bytesUploaded(chunk.length);
+        const out = await this.putter.put({
+          key: objectKey,
+          // One reused chunk buffer: the next chunk is read once the socket has taken the last,
+          // so a streamed file leaves no garbage behind (a fresh 1 MiB buffer per chunk did, and
+          // V8 frees such memory late). A short file fails the request as source-changed.
+          body: (write) =>
+            forEachChunk(file, async (chunk) => {
+              await this.bucketRate.take(chunk.length);
+              await write(chunk);
+              this.metrics?.bytesUploaded(chunk.length);
+            }),
+          contentLength: file.size,
+          contentMd5: md5.toString('base64'),
+          headers: { 'content-type': 'application/octet-stream', [`x-amz-meta-${MD5_META}`]: hex },
+          ...(s ? { signal: s } : {}),
         });
-        const body = this.bucketRate.bytesPerSecond > 0 ? source.pipe(this.bucketRate.throttle()) : source;
-        try {
-          const out = await this.putter.put({
-            key: objectKey,
-            body,
-            contentLength: file.size,
-            contentMd5: md5.toString('base64'),
-            headers: { 'content-type': 'application/octet-stream', [`x-amz-meta-${MD5_META}`]: hex },
-            ...(s ? { signal: s } : {}),
-          });
-          if (sent !== file.size) throw new StoreError(`local file ${file.path} gave ${sent} of ${file.size} bytes`, 'source-changed', 'ESIZE');
-          if (!etagMatches(out.ETag, hex)) {
-            await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
-            throw etagError(key, out.ETag, hex);
-          }
-          return out;
-        } catch (err) {
-          if (sourceError !== undefined) throw localReadError(file, sourceError);
-          throw err;
-        } finally {
-          source.destroy();
+        if (!etagMatches(out.ETag, hex)) {
+          await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey })).catch(() => undefined);
+          throw etagError(key, out.ETag, hex);
         }
+        return out;
       }),
     );
     return hex;
@@ -665,8 +656,12 @@ async function readRange(file: LocalFile, start: number, end: number, pool: Buff
   }
 }
 
-/** Call `visit` with successive chunks of the whole file, reusing one buffer (no garbage per chunk). */
-async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Promise<void> {
+/**
+ * Call `visit` with successive chunks of the whole file, reusing one buffer (no garbage per
+ * chunk); an async `visit` is awaited before the buffer is refilled. A StoreError from `visit`
+ * passes as is; any other failure is reported as a local read error.
+ */
+async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void | Promise<void>): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, file.size)));
   let handle: FileHandle | undefined;
   let position = 0;
@@ -675,10 +670,11 @@ async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Pr
     while (position < file.size) {
       const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, file.size - position), position);
       if (bytesRead === 0) break;
-      visit(buf.subarray(0, bytesRead));
+      await visit(buf.subarray(0, bytesRead));
       position += bytesRead;
     }
   } catch (err) {
+    if (err instanceof StoreError) throw err;
     throw localReadError(file, err);
   } finally {
     if (handle && handle !== file.handle) await handle.close().catch(() => undefined);
@@ -691,7 +687,7 @@ async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Pr
 /** Hex digest of a whole local file. */
 async function hashFile(file: LocalFile, algorithm: string): Promise<string> {
   const hash = createHash(algorithm);
-  await forEachChunk(file, (chunk) => hash.update(chunk));
+  await forEachChunk(file, (chunk) => void hash.update(chunk));
   return hash.digest('hex');
 }
 
