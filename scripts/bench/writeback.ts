@@ -48,12 +48,13 @@ const APP = 'app-bench';
 const BUCKET = 'bench-writeback';
 
 /**
- * - agent: the agent's write-back with its defaults;
+ * - agent: the agent's write-back with its defaults (BENCH_AGENT_CONCURRENCY outputs at once);
+ * - agent-cN: the same with N outputs at once;
  * - rclone: `rclone copy --transfers 4` (the baseline: 4 files at once, like the agent's 4 outputs);
  * - rclone-t16: `--transfers 16 --s3-upload-concurrency 8`, rclone's faster settings here;
  * - ceiling: writeback-raw.ts, 16 unchecked PUTs at once.
  */
-type Tool = 'agent' | 'rclone' | 'rclone-t16' | 'ceiling';
+type Tool = 'agent' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}`;
 
 interface Measured {
   mix: string;
@@ -230,8 +231,8 @@ async function main(): Promise<void> {
         const load = loadavg()[0] as number;
         let m: { stdout: string; wall: number; cpu: number; rssMiB: number };
         let transferSeconds: number | undefined;
-        if (tool === 'agent') {
-          const spec = { dir: dataset.dir, appId: APP, endpoint, bucket: BUCKET, prefix, credentials, concurrency: agentConcurrency };
+        if (tool.startsWith('agent')) {
+          const spec = { dir: dataset.dir, appId: APP, endpoint, bucket: BUCKET, prefix, credentials, concurrency: tool === 'agent' ? agentConcurrency : Number(tool.slice('agent-c'.length)) };
           m = await timed(process.execPath, [join(here, 'writeback-agent.js')], { ...process.env, BENCH_AGENT: JSON.stringify(spec) });
           const line = JSON.parse(m.stdout.trim().split('\n').pop() as string) as { failedFiles: number; seconds: number };
           if (line.failedFiles > 0) throw new Error(`agent run had ${line.failedFiles} failed files`);
@@ -271,7 +272,7 @@ async function main(): Promise<void> {
           peakRssMiB: Math.max(...of(t).map((r) => r.maxRssMiB)),
         },
       ]),
-    ) as Record<Tool, { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number }>;
+    ) as Partial<Record<Tool, { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number }>>;
     // Ratios from runs of the same round (minutes apart at most), then their median: steadier under
     // a shared machine's changing load than a ratio of medians.
     const paired = (other: Tool): number | undefined => {
@@ -282,7 +283,7 @@ async function main(): Promise<void> {
     summaries.push(summary);
     console.log(`\nmix ${mix} (medians over ${rounds} rounds):`);
     for (const t of tools) {
-      const x = perTool[t];
+      const x = perTool[t] as { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number };
       console.log(`  ${t.padEnd(10)} ${x.MiBps.toFixed(1).padStart(7)} MiB/s  cpu ${x.cpuSecondsPerGiB.toFixed(2)} s/GiB  peak RSS ${x.peakRssMiB.toFixed(0)} MiB`);
     }
     const ratio = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);
