@@ -165,8 +165,10 @@ export class S3Store implements BlockStore {
     this.requests = new Limiter(options.maxConcurrentRequests ?? 8);
     this.bufferLimit = Math.min(this.opts.multipartThreshold, options.maxBufferedFile ?? 16 * MiB);
     this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.bufferLimit, this.opts.partSize)));
-    // Below 64 KiB a fresh buffer is cheap; a quarter of the budget may sit idle in the pool.
-    this.pool = new BufferPool(64 * 1024, Math.floor(this.memory.limit / 4));
+    // Below 64 KiB a fresh buffer is cheap; files of 1 MiB and more share one class (the largest
+    // buffered body). Nothing given back is dropped: the budget, counted in class sizes, bounds
+    // what is allocated, and a dropped buffer would be garbage V8 frees late.
+    this.pool = new BufferPool(64 * 1024, MiB, Math.max(this.bufferLimit, this.opts.partSize), this.memory.limit);
     this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
     this.logger = options.logger;
     this.listPageSize = options.listPageSize;

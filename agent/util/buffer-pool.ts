@@ -1,8 +1,13 @@
 /**
- * Reusable read buffers in power-of-two size classes, for S3Store's buffered uploads (whole small
- * files, multipart parts). A fresh multi-MiB buffer per upload is freed only when V8 next collects,
- * which it does late for memory outside its heap: measured on the large mix, peak RSS rose to
- * 221 MiB with a 64 MiB byte budget. Reused buffers keep RSS at the budget plus what is pooled.
+ * Reusable read buffers for S3Store's buffered uploads (whole files, multipart parts). A fresh
+ * multi-MiB buffer per upload is freed only when V8 next collects, which it does late for memory
+ * outside its heap: measured on the large mix, peak RSS rose to 221 MiB with a 64 MiB byte budget.
+ *
+ * Sizes up to `wholeFrom` go in power-of-two classes; everything from there up to `whole` shares
+ * one class of `whole` bytes (the largest buffered file or part), so that files of 1–16 MiB reuse
+ * the same few buffers instead of filling a free list per class while allocating in another
+ * (power-of-two classes for those still left 214 MiB peaks on the classic mix). A budget that
+ * counts `classSize` then bounds what is ever allocated.
  */
 export class BufferPool {
   private readonly free = new Map<number, Buffer[]>();
@@ -13,17 +18,21 @@ export class BufferPool {
   private freeBytes = 0;
 
   /**
-   * @param minClass smallest class; smaller requests get a plain buffer (Node's own pool serves them).
+   * @param minClass smallest class; smaller requests get a plain buffer (cheap, and Node pools the smallest).
+   * @param wholeFrom sizes above this (and up to `whole`) share the class `whole`.
    * @param maxFreeBytes bytes kept for reuse at most; buffers given back beyond that are left to GC.
    */
   constructor(
     readonly minClass: number,
+    readonly wholeFrom: number,
+    readonly whole: number,
     readonly maxFreeBytes: number,
   ) {}
 
   /** The bytes a request of `size` occupies (what a byte budget should count). */
   classSize(size: number): number {
     if (size <= this.minClass) return size;
+    if (size > this.wholeFrom && size <= this.whole) return this.whole;
     return 2 ** Math.ceil(Math.log2(size));
   }
 
