@@ -14,10 +14,13 @@
  * - a larger file up to the multipart threshold (64 MiB) is read once for its MD5, then streamed.
  * - a file above the threshold goes in a multipart upload: it is read once first to compute its SHA-256 (`x-amz-meta-sha256`, which must be
  *   set when the multipart upload is created) and each part's MD5; each part is then read into a
- *   buffer again (from the page cache), checked against that MD5, and sent. Two reads per byte.
- * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`), so memory stays flat. The
- * payload is sent as UNSIGNED-PAYLOAD: Content-MD5 already protects it, and hashing it again for
- * the signature would cost both sides a SHA-256 pass.
+ *   buffer again (from the page cache) and sent with that MD5. Two reads and two hash passes
+ *   (SHA-256 and MD5) per byte.
+ * Buffers in flight are bounded by a byte budget (`maxBufferedBytes`) and reused (BufferPool), so
+ * memory stays flat. The payload is sent as UNSIGNED-PAYLOAD: Content-MD5 already protects it, and
+ * hashing it again for the signature would cost both sides a SHA-256 pass. PutObject and
+ * UploadPart go through S3Putter (s3-put.ts), a signed PUT without the SDK's per-request cost;
+ * every other operation through the SDK.
  *
  * Failures: each request has an idle-socket timeout and a few quick retries of its own for
  * transient errors; what still fails is thrown as a StoreError whose kind tells the write-back
@@ -40,15 +43,15 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  PutObjectCommand,
   S3Client,
-  UploadPartCommand,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
 import { NotFoundError, StoreError } from './block-store.js';
-import { localReadError, readLocal } from './local-file.js';
+import { localReadError } from './local-file.js';
+import { S3Putter } from './s3-put.js';
+import { BufferPool } from '../util/buffer-pool.js';
 import { ByteBudget } from '../util/byte-budget.js';
 import { Limiter } from '../util/limiter.js';
 import { TokenBucket } from '../util/token-bucket.js';
@@ -104,7 +107,9 @@ export interface S3StoreOptions {
   listPageSize?: number;
   logger?: Logger;
   metrics?: S3StoreMetrics;
-  /** Injected client (tests); built from the options above when unset. */
+  /** Injected client (tests); built from the options above when unset. Uploads (PutObject,
+   * UploadPart) do not go through it but through S3Putter, built from the options above and
+   * the client's credentials. */
   client?: S3Client;
 }
 
@@ -125,9 +130,13 @@ export class S3Store implements BlockStore {
   readonly bucket: string;
   readonly prefix: string;
   private readonly client: S3Client;
+  /** PutObject and UploadPart, signed and sent without the SDK's per-request overhead. */
+  private readonly putter: S3Putter;
   private readonly requests: Limiter;
   /** Bytes of local files buffered for sending at once. */
   private readonly memory: ByteBudget;
+  /** The buffers those bytes are read into, reused; the budget counts their class size. */
+  private readonly pool: BufferPool;
   /** Files up to this size are read into memory and sent from there; larger ones are streamed. */
   private readonly bufferLimit: number;
   private readonly bucketRate: TokenBucket;
@@ -158,20 +167,33 @@ export class S3Store implements BlockStore {
     this.requests = new Limiter(options.maxConcurrentRequests ?? 8);
     this.bufferLimit = Math.min(this.opts.multipartThreshold, options.maxBufferedFile ?? 16 * MiB);
     this.memory = new ByteBudget(options.maxBufferedBytes ?? Math.max(64 * MiB, 2 * Math.max(this.bufferLimit, this.opts.partSize)));
+    // Below 64 KiB a fresh buffer is cheap; files of 1 MiB and more share one class (the largest
+    // buffered body). Nothing given back is dropped: the budget, counted in class sizes, bounds
+    // what is allocated, and a dropped buffer would be garbage V8 frees late.
+    this.pool = new BufferPool(64 * 1024, MiB, Math.max(this.bufferLimit, this.opts.partSize), this.memory.limit);
     this.bucketRate = new TokenBucket(options.maxUploadBandwidth ?? 0);
     this.logger = options.logger;
     this.listPageSize = options.listPageSize;
     this.metrics = options.metrics;
-    this.client = options.client ?? new S3Client(clientConfig(options, this.opts.requestTimeoutMs));
+    // One keep-alive pool for the SDK's requests and the putter's.
+    const agentOptions = { keepAlive: true, maxSockets: Math.max(16, (options.maxConcurrentRequests ?? 8) * 2) };
+    const agent = !options.endpoint || options.endpoint.startsWith('https:') ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
+    this.client = options.client ?? new S3Client(clientConfig(options, this.opts.requestTimeoutMs, agent));
+    this.putter = new S3Putter({
+      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
+      region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
+      forcePathStyle: options.forcePathStyle ?? false,
+      bucket: this.bucket,
+      // The SDK's resolved provider: the default chain (env, IRSA, instance profile), cached and refreshed.
+      credentials: () => this.client.config.credentials(),
+      agent,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      socketTimeoutMs: this.opts.requestTimeoutMs,
+    });
     // Swift (and S3 itself) require Content-MD5 on DeleteObjects; SDK v3 stopped sending it.
     this.client.middlewareStack.add(
       (next, context) => async (args) => {
         const request = args.request as { headers?: Record<string, string>; body?: unknown };
-        // Integrity on the wire comes from Content-MD5, which the server verifies: the payload
-        // need not be hashed again for the signature, by the SDK or by the server.
-        if ((context.commandName === 'PutObjectCommand' || context.commandName === 'UploadPartCommand') && request.headers) {
-          request.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD';
-        }
         if (context.commandName === 'DeleteObjectsCommand' && request.headers && typeof request.body === 'string') {
           const hasMd5 = Object.keys(request.headers).some((h) => h.toLowerCase() === 'content-md5');
           if (!hasMd5) request.headers['content-md5'] = createHash('md5').update(request.body).digest('base64');
@@ -221,38 +243,27 @@ export class S3Store implements BlockStore {
     const hex = md5.toString('hex');
     await this.send('PutObject', key, signal, (s) =>
       this.requests.run(async () => {
-        const source = readLocal(file);
-        let sourceError: unknown;
-        let sent = 0;
-        source.on('error', (err) => (sourceError = err));
-        source.on('data', (chunk: Buffer) => {
-          sent += chunk.length;
-          this.metrics?.bytesUploaded(chunk.length);
+        const out = await this.putter.put({
+          key: objectKey,
+          // One reused chunk buffer: the next chunk is read once the socket has taken the last,
+          // so a streamed file leaves no garbage behind (a fresh 1 MiB buffer per chunk did, and
+          // V8 frees such memory late). A short file fails the request as source-changed.
+          body: (write) =>
+            forEachChunk(file, async (chunk) => {
+              await this.bucketRate.take(chunk.length);
+              await write(chunk);
+              this.metrics?.bytesUploaded(chunk.length);
+            }),
+          contentLength: file.size,
+          contentMd5: md5.toString('base64'),
+          headers: { 'content-type': 'application/octet-stream', [`x-amz-meta-${MD5_META}`]: hex },
+          ...(s ? { signal: s } : {}),
         });
-        const body = this.bucketRate.bytesPerSecond > 0 ? source.pipe(this.bucketRate.throttle()) : source;
-        const command = new PutObjectCommand({
-          Bucket: this.bucket,
-          Key: objectKey,
-          Body: body,
-          ContentLength: file.size,
-          ContentMD5: md5.toString('base64'),
-          ContentType: 'application/octet-stream',
-          Metadata: { [MD5_META]: hex },
-        });
-        try {
-          const out = await this.client.send(command, { abortSignal: s });
-          if (sent !== file.size) throw new StoreError(`local file ${file.path} gave ${sent} of ${file.size} bytes`, 'source-changed', 'ESIZE');
-          if (etagComparable(out) && !etagMatches(out.ETag, hex)) {
-            await this.removeOwnVersion(key, objectKey, out.VersionId);
-            throw etagError(key, out.ETag, hex);
-          }
-          return out;
-        } catch (err) {
-          if (sourceError !== undefined) throw localReadError(file, sourceError);
-          throw err;
-        } finally {
-          source.destroy();
+        if (etagComparable(out) && !etagMatches(out.ETag, hex)) {
+          await this.removeOwnVersion(key, objectKey, out.VersionId);
+          throw etagError(key, out.ETag, hex);
         }
+        return out;
       }),
     );
     return hex;
@@ -265,22 +276,20 @@ export class S3Store implements BlockStore {
    * bounds how many bytes are buffered at once.
    */
   private async putSingle(key: string, objectKey: string, file: LocalFile, signal?: AbortSignal): Promise<string> {
-    return this.memory.run(file.size, async () => {
-      const buf = await readRange(file, 0, file.size);
+    return this.memory.run(this.pool.classSize(file.size), async () => {
+      const buf = await readRange(file, 0, file.size, this.pool);
       const md5 = createHash('md5').update(buf).digest();
       const hex = md5.toString('hex');
       await this.send('PutObject', key, signal, (s) =>
         this.requests.run(async () => {
-          const command = new PutObjectCommand({
-            Bucket: this.bucket,
-            Key: objectKey,
-            Body: this.body(buf),
-            ContentLength: buf.length,
-            ContentMD5: md5.toString('base64'),
-            ContentType: 'application/octet-stream',
-            Metadata: { [MD5_META]: hex },
+          const out = await this.putter.put({
+            key: objectKey,
+            body: this.body(buf),
+            contentLength: buf.length,
+            contentMd5: md5.toString('base64'),
+            headers: { 'content-type': 'application/octet-stream', [`x-amz-meta-${MD5_META}`]: hex },
+            ...(s ? { signal: s } : {}),
           });
-          const out = await this.client.send(command, { abortSignal: s });
           this.metrics?.bytesUploaded(buf.length);
           if (etagComparable(out) && !etagMatches(out.ETag, hex)) {
             // Only a server that verifies nothing gets here (it stored other bytes than we sent).
@@ -290,6 +299,9 @@ export class S3Store implements BlockStore {
           return out;
         }),
       );
+      // Answered: the server has read the whole body, nothing refers to the buffer any more.
+      // (After a failure it is left to GC: a destroyed socket may still hold it.)
+      this.pool.give(buf);
       return hex;
     });
   }
@@ -322,29 +334,28 @@ export class S3Store implements BlockStore {
           const end = Math.min(file.size, start + d.partSize);
           const md5 = d.partMd5[index] as Buffer;
           try {
-            const out = await this.memory.run(end - start, async () => {
-              const buf = await readRange(file, start, end);
-              // The bytes read now must be the bytes digested in the first pass.
-              if (!createHash('md5').update(buf).digest().equals(md5)) {
-                throw new StoreError(`local file ${file.path} changed while it was uploaded (part ${index + 1})`, 'source-changed', 'EDIGEST');
-              }
-              return this.send('UploadPart', key, signal, (s) =>
+            const out = await this.memory.run(this.pool.classSize(end - start), async () => {
+              // Not hashed again: the part goes with the first pass's MD5 as Content-MD5, so bytes
+              // that changed since are refused by the server (BadDigest) or, by one that checks
+              // nothing, answered with another ETag; both fail the part, and the output is retried.
+              const buf = await readRange(file, start, end, this.pool);
+              const answer = await this.send('UploadPart', key, signal, (s) =>
                 this.requests.run(async () => {
-                  const command = new UploadPartCommand({
-                    Bucket: this.bucket,
-                    Key: objectKey,
-                    UploadId: uploadId,
-                    PartNumber: index + 1,
-                    Body: this.body(buf),
-                    ContentLength: buf.length,
-                    ContentMD5: md5.toString('base64'),
+                  const answer = await this.putter.put({
+                    key: objectKey,
+                    query: { partNumber: String(index + 1), uploadId },
+                    body: this.body(buf),
+                    contentLength: buf.length,
+                    contentMd5: md5.toString('base64'),
+                    ...(s ? { signal: s } : {}),
                   });
-                          const answer = await this.client.send(command, { abortSignal: s });
                   this.metrics?.bytesUploaded(buf.length);
                   if (etagComparable(answer) && !etagMatches(answer.ETag, md5.toString('hex'))) throw etagError(`${key} part ${index + 1}`, answer.ETag, md5.toString('hex'));
                   return answer;
                 }),
               );
+              this.pool.give(buf);
+              return answer;
             });
             parts.push({ PartNumber: index + 1, ETag: out.ETag as string });
           } catch (err) {
@@ -608,10 +619,8 @@ export class S3Store implements BlockStore {
   }
 }
 
-function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConfig {
+function clientConfig(o: S3StoreOptions, requestTimeoutMs: number, agent: Agent | HttpsAgent): S3ClientConfig {
   const checksums = o.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
-  const agentOptions = { keepAlive: true, maxSockets: Math.max(16, (o.maxConcurrentRequests ?? 8) * 2) };
-  const https = !o.endpoint || o.endpoint.startsWith('https:');
   return {
     region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
     ...(o.endpoint ? { endpoint: o.endpoint } : {}),
@@ -632,7 +641,7 @@ function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConf
       connectionTimeout: o.connectTimeoutMs ?? 5000,
       // An idle socket for this long fails the request: a stalled server cannot hold the queue.
       socketTimeout: requestTimeoutMs,
-      ...(https ? { httpsAgent: new HttpsAgent(agentOptions) } : { httpAgent: new Agent(agentOptions) }),
+      ...(agent instanceof HttpsAgent ? { httpsAgent: agent } : { httpAgent: agent }),
     },
   };
 }
@@ -641,8 +650,8 @@ function clientConfig(o: S3StoreOptions, requestTimeoutMs: number): S3ClientConf
  * Read `[start, end)` of a local file into one buffer (through the held handle when there is
  * one). A missing file is source-gone; fewer bytes than committed is source-changed.
  */
-async function readRange(file: LocalFile, start: number, end: number): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(end - start);
+async function readRange(file: LocalFile, start: number, end: number, pool: BufferPool): Promise<Buffer> {
+  const buf = pool.take(end - start);
   let handle: FileHandle | undefined;
   try {
     handle = file.handle ?? (await open(file.path, 'r'));
@@ -664,8 +673,12 @@ async function readRange(file: LocalFile, start: number, end: number): Promise<B
   }
 }
 
-/** Call `visit` with successive chunks of the whole file, reusing one buffer (no garbage per chunk). */
-async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Promise<void> {
+/**
+ * Call `visit` with successive chunks of the whole file, reusing one buffer (no garbage per
+ * chunk); an async `visit` is awaited before the buffer is refilled. A StoreError from `visit`
+ * passes as is; any other failure is reported as a local read error.
+ */
+async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void | Promise<void>): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, file.size)));
   let handle: FileHandle | undefined;
   let position = 0;
@@ -674,10 +687,11 @@ async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Pr
     while (position < file.size) {
       const { bytesRead } = await handle.read(buf, 0, Math.min(buf.length, file.size - position), position);
       if (bytesRead === 0) break;
-      visit(buf.subarray(0, bytesRead));
+      await visit(buf.subarray(0, bytesRead));
       position += bytesRead;
     }
   } catch (err) {
+    if (err instanceof StoreError) throw err;
     throw localReadError(file, err);
   } finally {
     if (handle && handle !== file.handle) await handle.close().catch(() => undefined);
@@ -690,7 +704,7 @@ async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void): Pr
 /** Hex digest of a whole local file. */
 async function hashFile(file: LocalFile, algorithm: string): Promise<string> {
   const hash = createHash(algorithm);
-  await forEachChunk(file, (chunk) => hash.update(chunk));
+  await forEachChunk(file, (chunk) => void hash.update(chunk));
   return hash.digest('hex');
 }
 

@@ -122,7 +122,10 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private readonly entries = new Map<string, Entry>();
   /** Entries waiting to be written; a stale entry (no longer queued) is skipped when popped. */
   private readonly queue = new Heap<Entry>((a, b) => this.compare(a, b));
+  /** Outputs holding one of the `concurrency` slots: those whose data is being written. */
   private running = 0;
+  /** Writes under way, slot or not (an index PUT runs after its output gave the slot up). */
+  private writing = 0;
   private seq = 0;
   /** Outputs whose descriptors are open now (what `heldOutputs` reports). */
   private held = 0;
@@ -339,7 +342,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     this.queue.clear();
     const underWay = [...this.entries.values()].filter((e) => e.phase === 'uploading');
     this.writes.abort(new Error('write-back queue closed'));
-    while (this.running > 0) await new Promise((r) => this.once('change', () => r(undefined)));
+    while (this.writing > 0) await new Promise((r) => this.once('change', () => r(undefined)));
     // A write aborted after the store had taken the index (only the answer was lost) did land:
     // look, so that `pending()` is exact for the exit accounting. The index is the commit marker
     // and is written after the data, so a stored index means a stored output.
@@ -390,9 +393,18 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       if (!entry) break;
       if (entry.phase !== 'queued' || this.entries.get(entry.output.id) !== entry) continue; // dropped meanwhile
       this.running++;
+      this.writing++;
       entry.phase = 'uploading';
-      void this.write(entry).finally(() => {
+      let holdsSlot = true;
+      const releaseSlot = (): void => {
+        if (!holdsSlot) return;
+        holdsSlot = false;
         this.running--;
+        this.pump();
+      };
+      void this.write(entry, releaseSlot).finally(() => {
+        releaseSlot();
+        this.writing--;
         this.emit('change');
         this.checkIdle();
         this.pump();
@@ -438,7 +450,13 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     await Promise.allSettled([h.index.close(), h.data?.close()]);
   }
 
-  private async write(entry: Entry): Promise<void> {
+  /**
+   * Write one output, data before index. Once the index PUT is under way the output gives its
+   * slot up (`releaseSlot`), so the next output's data goes out while this index is in flight:
+   * an output costs one request's latency of its slot instead of two, which matters most for the
+   * many small outputs of a wide shuffle. The index is still sent only after the data is stored.
+   */
+  private async write(entry: Entry, releaseSlot: () => void): Promise<void> {
     const output = entry.output;
     const { store } = this;
     entry.attempts++;
@@ -467,7 +485,13 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       for (const f of files) {
         if (f.type === 'data' && entry.dataStored) continue;
         currentFile = f.name;
-        await store.put(this.key(output, f.name), localFile(handles, f), { signal: this.writes.signal });
+        // Opening the files awaited: a close may have aborted the writes meanwhile, and a store
+        // never hears of an abort that happened before its request began.
+        this.writes.signal.throwIfAborted();
+        const put = store.put(this.key(output, f.name), localFile(handles, f), { signal: this.writes.signal });
+        // Started first, then the slot is freed: the index request goes out before the next output's data.
+        if (f.type === 'index') releaseSlot();
+        await put;
         bytes += f.size;
         this.persistedFiles++;
         this.persistedBytes += f.size;

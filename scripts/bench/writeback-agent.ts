@@ -17,7 +17,8 @@ interface AgentSpec {
   prefix: string;
   credentials: { accessKeyId: string; secretAccessKey: string };
   concurrency: number;
-  maxConcurrentRequests: number;
+  /** The store's defaults when unset. */
+  maxConcurrentRequests?: number;
   multipartThreshold?: number;
 }
 
@@ -40,7 +41,7 @@ const store = new S3Store({
   forcePathStyle: true,
   credentials: spec.credentials,
   checksums: 'when_required',
-  maxConcurrentRequests: spec.maxConcurrentRequests,
+  ...(spec.maxConcurrentRequests ? { maxConcurrentRequests: spec.maxConcurrentRequests } : {}),
   ...(spec.multipartThreshold ? { multipartThreshold: spec.multipartThreshold } : {}),
 });
 const queue = new WritebackQueue({ store, concurrency: spec.concurrency });

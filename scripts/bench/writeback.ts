@@ -1,10 +1,13 @@
 /**
- * bench:writeback — the same Spark-like local dir (~1 GiB of shuffle_*.data/.index under
- * blockmgr-<uuid>/NN/) copied to the same Swift s3api server by the agent (WritebackQueue + S3Store,
- * in a child process) and by Debian's `rclone copy --transfers 4`, alternating, each to a fresh
- * prefix. Prints throughput, the ratio, CPU seconds per GiB and the agent's peak RSS.
+ * bench:writeback — Spark-like local dirs of several mixes of output sizes copied to the same
+ * Swift s3api server by the agent (WritebackQueue + S3Store, in a child process), by Debian's
+ * `rclone copy` (`--transfers 4`, the same concurrency budget, and faster settings), and by a
+ * raw parallel PUT loop (the store's ceiling, see writeback-raw.ts), interleaved round by round,
+ * each run to a fresh prefix. Prints throughput, CPU seconds per GiB and peak RSS per tool, the
+ * agent/rclone ratio of each round, and the agent as a fraction of the ceiling.
  *
- *   npm run bench:writeback   # BENCH_SIZE_MIB=1024 BENCH_ROUNDS=3 BENCH_AGENT_CONCURRENCY=4 by default
+ *   npm run bench:writeback [-- --mix small,mid,large,classic --rounds 3 --tools agent,rclone,rclone-t16,ceiling]
+ *   env: BENCH_ROUNDS, BENCH_AGENT_CONCURRENCY (4), BENCH_SIZE_MIB (1024, the classic mix)
  *
  * Needs root on Debian for the first run (installs swift, memcached, rclone when missing).
  */
@@ -12,6 +15,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -26,46 +30,118 @@ const MiB = 1024 * 1024;
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/scripts/bench -> repository root
 const root = resolve(here, '..', '..', '..');
-const dataDir = join(root, 'bench', 'out', 'writeback-data');
+const outDir = join(root, 'bench', 'out');
+
+function arg(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? (process.argv[i + 1] as string) : fallback;
+}
+
 const sizeMiB = Number(process.env.BENCH_SIZE_MIB ?? 1024);
-const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
-// Outputs the agent writes at once (its --upload-concurrency); rclone gets --transfers 4.
+const rounds = Number(arg('rounds', process.env.BENCH_ROUNDS ?? '3'));
+// Outputs the agent writes at once (its --upload-concurrency); rclone's baseline gets --transfers 4.
 const agentConcurrency = Number(process.env.BENCH_AGENT_CONCURRENCY ?? 4);
+const mixes = arg('mix', 'small,mid,large,classic').split(',');
+const tools = arg('tools', 'agent,rclone,rclone-t16,ceiling').split(',') as Tool[];
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const APP = 'app-bench';
 const BUCKET = 'bench-writeback';
 
+/**
+ * - agent: the agent's write-back with its defaults (BENCH_AGENT_CONCURRENCY outputs at once);
+ * - agent-cN: the same with N outputs at once;
+ * - rclone: `rclone copy --transfers 4` (the baseline: 4 files at once, like the agent's 4 outputs);
+ * - rclone-t16: `--transfers 16 --s3-upload-concurrency 8`, rclone's faster settings here;
+ * - ceiling: writeback-raw.ts, 16 unchecked PUTs at once.
+ */
+type Tool = 'agent' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}`;
+
 interface Measured {
-  tool: 'agent' | 'rclone';
+  mix: string;
+  tool: Tool;
   round: number;
   wallSeconds: number;
   cpuSeconds: number;
   maxRssMiB: number;
   objects: number;
   bytes: number;
+  /** One-minute load average when the run started (the machine is shared). */
+  load: number;
   /** Agent only: seconds from the first output queued to the queue idle (no process start-up). */
   transferSeconds?: number;
 }
 
-/** A Spark-like local dir: one executor, 4 shuffles, data files of 1–15 MiB and a few of 48 MiB. */
-async function generate(): Promise<{ files: number; bytes: number }> {
+/** A deterministic generator (mulberry32), so that every machine makes the same sizes. */
+function prng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Partition lengths of each map output of a mix (an output of all zeros has no data file, as in Spark). */
+function mixOutputs(mix: string): number[][] {
+  const rnd = prng(12);
+  const outputs: number[][] = [];
+  const spread = (size: number, partitions: number): number[] => {
+    const cuts = [0];
+    for (let p = 1; p <= partitions; p++) cuts.push(Math.floor((size * p) / partitions));
+    return cuts.slice(1).map((c, i) => c - (cuts[i] as number));
+  };
+  switch (mix) {
+    case 'small':
+      // A wide shuffle: 2500 outputs of 4 KiB to 384 KiB (log-uniform), 200–1000 partitions.
+      for (let m = 0; m < 2500; m++) outputs.push(spread(Math.floor(4096 * Math.exp(rnd() * Math.log(96))), 200 + Math.floor(rnd() * 800)));
+      return outputs;
+    case 'mid':
+      // 48 outputs of 1–12 partitions of up to 4 MB each; one in seven empty (index only).
+      for (let m = 0; m < 48; m++) {
+        const n = 1 + Math.floor(rnd() * 12);
+        outputs.push(Array.from({ length: n }, () => (m % 7 === 6 ? 0 : Math.floor(rnd() * 4_000_000))));
+      }
+      return outputs;
+    case 'large':
+      // A few large outputs, where multipart matters: 200, 300 and 400 MiB, 200 partitions.
+      return [200, 300, 400].map((s) => spread(s * MiB + 12_345, 200));
+    case 'classic': {
+      // The original data set: data files of 1–15 MiB plus one of 48 MiB in 16, 200 partitions.
+      let bytes = 0;
+      for (let m = 0; bytes < sizeMiB * MiB; m++) {
+        const size = m % 16 === 15 ? 48 * MiB : (1 + ((m * 7919) % 15)) * MiB + ((m * 104_729) % 65_536);
+        outputs.push(spread(size, 200));
+        bytes += size + 201 * 8;
+      }
+      return outputs;
+    }
+    default:
+      throw new RangeError(`unknown mix ${mix}: expected small, mid, large or classic`);
+  }
+}
+
+/** One executor's `blockmgr-<uuid>/NN/` with the mix's outputs over 4 shuffles (made once, then reused). */
+async function generate(mix: string): Promise<{ dir: string; files: number; bytes: number; outputs: number }> {
+  const dataDir = join(outDir, `writeback-data-${mix}`);
   const marker = join(dataDir, '.complete');
-  const want = `${sizeMiB}`;
+  const want = mix === 'classic' ? `${mix} ${sizeMiB}` : mix;
   if (existsSync(marker) && (await readFile(marker, 'utf8')) === want) {
-    return JSON.parse(await readFile(join(dataDir, '.summary.json'), 'utf8')) as { files: number; bytes: number };
+    return { dir: dataDir, ...(JSON.parse(await readFile(join(dataDir, '.summary.json'), 'utf8')) as { files: number; bytes: number; outputs: number }) };
   }
   await rm(dataDir, { recursive: true, force: true });
   const bm = join(dataDir, `blockmgr-${randomUUID()}`);
   let bytes = 0;
   let files = 0;
-  const partitions = 200;
-  for (let m = 0; bytes < sizeMiB * MiB; m++) {
-    const shuffle = m % 4;
-    const size = m % 16 === 15 ? 48 * MiB : (1 + ((m * 7919) % 15)) * MiB + ((m * 104_729) % 65_536);
+  const outputs = mixOutputs(mix);
+  for (const [m, partitions] of outputs.entries()) {
     const offsets = [0];
-    for (let p = 1; p <= partitions; p++) offsets.push(Math.floor((size * p) / partitions));
-    for (const [type, body] of [['data', randomBytes(size)], ['index', encodeIndex(offsets)]] as const) {
-      const name = shuffleFileName(shuffle, String(1000 + m), type);
+    for (const p of partitions) offsets.push((offsets[offsets.length - 1] as number) + p);
+    const size = offsets[offsets.length - 1] as number;
+    const bodies: Array<['data' | 'index', Buffer]> = [['index', encodeIndex(offsets)]];
+    if (size > 0) bodies.unshift(['data', randomBytes(size)]);
+    for (const [type, body] of bodies) {
+      const name = shuffleFileName(m % 4, String(1000 + m), type);
       const dir = join(bm, localPlacement(name, 1).subDir);
       await mkdir(dir, { recursive: true });
       await writeFile(join(dir, name), body);
@@ -73,14 +149,15 @@ async function generate(): Promise<{ files: number; bytes: number }> {
       files++;
     }
   }
-  await writeFile(join(dataDir, '.summary.json'), JSON.stringify({ files, bytes }));
+  const summary = { files, bytes, outputs: outputs.length };
+  await writeFile(join(dataDir, '.summary.json'), JSON.stringify(summary));
   await writeFile(marker, want);
-  return { files, bytes };
+  return { dir: dataDir, ...summary };
 }
 
 /** Run a command under GNU time: wall, user+sys CPU and peak RSS of the process tree's largest process. */
 async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number }> {
-  const out = join(root, 'bench', 'out', `time-${process.pid}.txt`);
+  const out = join(outDir, `time-${process.pid}.txt`);
   const { stdout } = await run('/usr/bin/time', ['-f', '%e %U %S %M', '-o', out, cmd, ...args], { env, maxBuffer: 64 * MiB });
   const [wall, user, sys, rssKiB] = (await readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number, number];
   await rm(out, { force: true });
@@ -93,14 +170,29 @@ function ensureRclone(): void {
   if (r.status !== 0) throw new Error('apt-get install rclone failed');
 }
 
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+/** Delete keys, four DeleteObjects requests at once: Swift deletes one object at a time, so thousands take a while. */
+async function removeAll(admin: S3Store, keys: string[]): Promise<void> {
+  const batches: string[][] = [];
+  for (let i = 0; i < keys.length; i += 500) batches.push(keys.slice(i, i + 500));
+  await Promise.all(
+    Array.from({ length: 4 }, async () => {
+      for (let b = batches.shift(); b; b = batches.shift()) await admin.deleteMany(b);
+    }),
+  );
+}
+
 async function main(): Promise<void> {
   if (!existsSync('/usr/bin/time')) throw new Error('GNU time (/usr/bin/time, Debian package "time") is needed to measure CPU and RSS');
   ensureRclone();
   const { stdout: swiftOut } = await run('bash', [join(root, 'scripts', 'swift-s3.sh'), 'start'], { timeout: 600_000 });
   const endpoint = swiftOut.trim().split('\n').pop() as string;
-  console.log(`swift s3api at ${endpoint}; generating ${sizeMiB} MiB under ${dataDir} ...`);
-  const dataset = await generate();
-  console.log(`dataset: ${dataset.files} files, ${(dataset.bytes / MiB).toFixed(0)} MiB`);
+  console.log(`swift s3api at ${endpoint}; mixes ${mixes.join(', ')}; tools ${tools.join(', ')}; ${rounds} rounds`);
 
   const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
   await client.send(new CreateBucketCommand({ Bucket: BUCKET })).catch((err: { name?: string }) => {
@@ -108,83 +200,97 @@ async function main(): Promise<void> {
   });
   client.destroy();
   const admin = new S3Store({ bucket: BUCKET, endpoint, forcePathStyle: true, credentials, checksums: 'when_required' });
+  const rcloneEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    RCLONE_CONFIG_BENCH_TYPE: 's3',
+    RCLONE_CONFIG_BENCH_PROVIDER: 'Other',
+    RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: credentials.accessKeyId,
+    RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+    RCLONE_CONFIG_BENCH_ENDPOINT: endpoint,
+    RCLONE_CONFIG_BENCH_REGION: 'us-east-1',
+    RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: 'true',
+  };
+  // rclone 1.60 breaks on AWS_CA_BUNDLE (set on these machines).
+  delete rcloneEnv.AWS_CA_BUNDLE;
+
+  // Runs an interrupted bench left behind.
+  const leftovers: string[] = [];
+  for await (const o of admin.list('run-')) leftovers.push(o.key);
+  await removeAll(admin, leftovers);
 
   const results: Measured[] = [];
-  const agentScript = join(here, 'writeback-agent.js');
-  for (let round = 1; round <= rounds; round++) {
-    for (const tool of ['agent', 'rclone'] as const) {
-      const prefix = `run-${Date.now()}-${tool}`;
-      let m: { stdout: string; wall: number; cpu: number; rssMiB: number };
-      let transferSeconds: number | undefined;
-      if (tool === 'agent') {
-        const spec = { dir: dataDir, appId: APP, endpoint, bucket: BUCKET, prefix, credentials, concurrency: agentConcurrency, maxConcurrentRequests: 8 };
-        m = await timed(process.execPath, [agentScript], { ...process.env, BENCH_AGENT: JSON.stringify(spec) });
-        const line = JSON.parse(m.stdout.trim().split('\n').pop() as string) as { failedFiles: number; seconds: number };
-        if (line.failedFiles > 0) throw new Error(`agent run had ${line.failedFiles} failed files`);
-        transferSeconds = line.seconds;
-      } else {
-        const env: NodeJS.ProcessEnv = {
-          ...process.env,
-          RCLONE_CONFIG_BENCH_TYPE: 's3',
-          RCLONE_CONFIG_BENCH_PROVIDER: 'Other',
-          RCLONE_CONFIG_BENCH_ACCESS_KEY_ID: credentials.accessKeyId,
-          RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-          RCLONE_CONFIG_BENCH_ENDPOINT: endpoint,
-          RCLONE_CONFIG_BENCH_REGION: 'us-east-1',
-          RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE: 'true',
-        };
-        // rclone 1.60 breaks on AWS_CA_BUNDLE (set on these machines).
-        delete env.AWS_CA_BUNDLE;
-        m = await timed('/usr/bin/rclone', ['copy', '--transfers', '4', '--exclude', '.*', dataDir, `bench:${BUCKET}/${prefix}`], env);
+  const summaries: Record<string, unknown>[] = [];
+  for (const mix of mixes) {
+    const dataset = await generate(mix);
+    console.log(`\n## mix ${mix}: ${dataset.outputs} outputs, ${dataset.files} files, ${(dataset.bytes / MiB).toFixed(0)} MiB`);
+    for (let round = 1; round <= rounds; round++) {
+      // Rotate the order each round, so that no tool always runs first (after the cleanup) or last.
+      const order = tools.map((_, i) => tools[(i + round - 1) % tools.length] as Tool);
+      for (const tool of order) {
+        const prefix = `run-${Date.now()}-${tool}`;
+        const load = loadavg()[0] as number;
+        let m: { stdout: string; wall: number; cpu: number; rssMiB: number };
+        let transferSeconds: number | undefined;
+        if (tool.startsWith('agent')) {
+          const spec = { dir: dataset.dir, appId: APP, endpoint, bucket: BUCKET, prefix, credentials, concurrency: tool === 'agent' ? agentConcurrency : Number(tool.slice('agent-c'.length)) };
+          m = await timed(process.execPath, [join(here, 'writeback-agent.js')], { ...process.env, BENCH_AGENT: JSON.stringify(spec) });
+          const line = JSON.parse(m.stdout.trim().split('\n').pop() as string) as { failedFiles: number; seconds: number };
+          if (line.failedFiles > 0) throw new Error(`agent run had ${line.failedFiles} failed files`);
+          transferSeconds = line.seconds;
+        } else if (tool === 'ceiling') {
+          const spec = { dir: dataset.dir, endpoint, bucket: BUCKET, prefix, credentials, concurrency: 16 };
+          m = await timed(process.execPath, [join(here, 'writeback-raw.js')], { ...process.env, BENCH_RAW: JSON.stringify(spec) });
+        } else {
+          const extra = tool === 'rclone-t16' ? ['--transfers', '16', '--s3-upload-concurrency', '8'] : ['--transfers', '4'];
+          m = await timed('/usr/bin/rclone', ['copy', ...extra, '--exclude', '.*', dataset.dir, `bench:${BUCKET}/${prefix}`], rcloneEnv);
+        }
+        // Count what landed, then remove it (untimed) so the server's disk does not fill up.
+        const keys: string[] = [];
+        let bytes = 0;
+        for await (const o of admin.list(`${prefix}/`)) {
+          keys.push(o.key);
+          bytes += o.size;
+        }
+        await removeAll(admin, keys);
+        if (keys.length !== dataset.files || bytes !== dataset.bytes) {
+          throw new Error(`${tool} stored ${keys.length} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
+        }
+        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: keys.length, bytes, load, ...(transferSeconds ? { transferSeconds } : {}) };
+        results.push(r);
+        console.log(
+          `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s)` : ''}`,
+        );
       }
-      // Count what landed, then remove it (untimed) so the server's disk does not fill up.
-      const keys: string[] = [];
-      let bytes = 0;
-      for await (const o of admin.list(`${prefix}/`)) {
-        keys.push(o.key);
-        bytes += o.size;
-      }
-      await admin.deleteMany(keys);
-      if (keys.length !== dataset.files || bytes !== dataset.bytes) {
-        throw new Error(`${tool} stored ${keys.length} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
-      }
-      const r: Measured = { tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: keys.length, bytes, ...(transferSeconds ? { transferSeconds } : {}) };
-      results.push(r);
-      console.log(
-        `round ${round} ${tool.padEnd(6)} ${((bytes / MiB) / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB${transferSeconds ? `  (transfer phase ${((bytes / MiB) / transferSeconds).toFixed(1)} MiB/s)` : ''}`,
-      );
     }
+    const of = (tool: Tool): Measured[] => results.filter((r) => r.mix === mix && r.tool === tool);
+    const perTool = Object.fromEntries(
+      tools.map((t) => [
+        t,
+        {
+          MiBps: median(of(t).map((r) => r.bytes / MiB / r.wallSeconds)),
+          cpuSecondsPerGiB: median(of(t).map((r) => r.cpuSeconds / (r.bytes / 1024 ** 3))),
+          peakRssMiB: Math.max(...of(t).map((r) => r.maxRssMiB)),
+        },
+      ]),
+    ) as Partial<Record<Tool, { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number }>>;
+    // Ratios from runs of the same round (minutes apart at most), then their median: steadier under
+    // a shared machine's changing load than a ratio of medians.
+    const paired = (other: Tool): number | undefined => {
+      if (!tools.includes('agent') || !tools.includes(other)) return undefined;
+      return median(of('agent').map((a, i) => (of(other)[i] as Measured).wallSeconds / a.wallSeconds));
+    };
+    const summary = { mix, dataset, rounds, agentConcurrency, tools: perTool, agentVsRclone: paired('rclone'), agentVsRcloneT16: paired('rclone-t16'), agentVsCeiling: paired('ceiling') };
+    summaries.push(summary);
+    console.log(`\nmix ${mix} (medians over ${rounds} rounds):`);
+    for (const t of tools) {
+      const x = perTool[t] as { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number };
+      console.log(`  ${t.padEnd(10)} ${x.MiBps.toFixed(1).padStart(7)} MiB/s  cpu ${x.cpuSecondsPerGiB.toFixed(2)} s/GiB  peak RSS ${x.peakRssMiB.toFixed(0)} MiB`);
+    }
+    const ratio = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);
+    console.log(`  agent / rclone --transfers 4: ${ratio(summary.agentVsRclone)} (goal >= 1.3); / rclone-t16: ${ratio(summary.agentVsRcloneT16)}; / ceiling: ${ratio(summary.agentVsCeiling)}`);
   }
   await admin.close();
-
-  const median = (xs: number[]): number => {
-    const s = [...xs].sort((a, b) => a - b);
-    const mid = Math.floor(s.length / 2);
-    return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-  };
-  const of = (tool: string): Measured[] => results.filter((r) => r.tool === tool);
-  const throughput = (tool: string): number => median(of(tool).map((r) => r.bytes / MiB / r.wallSeconds));
-  const cpuPerGiB = (tool: string): number => median(of(tool).map((r) => r.cpuSeconds / (r.bytes / 1024 ** 3)));
-  const summary = {
-    dataset,
-    rounds,
-    agentConcurrency,
-    agentMiBps: throughput('agent'),
-    rcloneMiBps: throughput('rclone'),
-    ratio: throughput('agent') / throughput('rclone'),
-    agentCpuSecondsPerGiB: cpuPerGiB('agent'),
-    rcloneCpuSecondsPerGiB: cpuPerGiB('rclone'),
-    agentPeakRssMiB: Math.max(...of('agent').map((r) => r.maxRssMiB)),
-    agentTransferMiBps: median(of('agent').map((r) => r.bytes / MiB / (r.transferSeconds ?? r.wallSeconds))),
-    results,
-  };
-  console.log(
-    `\nagent (upload concurrency ${agentConcurrency}) ${summary.agentMiBps.toFixed(1)} MiB/s, rclone ${summary.rcloneMiBps.toFixed(1)} MiB/s: ratio ${summary.ratio.toFixed(2)}x (goal >= 1.0, aim 1.3)\n` +
-      `CPU: agent ${summary.agentCpuSecondsPerGiB.toFixed(2)} s/GiB, rclone ${summary.rcloneCpuSecondsPerGiB.toFixed(2)} s/GiB\n` +
-      `agent peak RSS ${summary.agentPeakRssMiB.toFixed(0)} MiB (goal < 200)\n` +
-      `agent transfer phase alone (no process start-up): ${summary.agentTransferMiBps.toFixed(1)} MiB/s, ${(summary.agentTransferMiBps / summary.rcloneMiBps).toFixed(2)}x rclone's whole run`,
-  );
-  await writeFile(join(root, 'bench', 'out', 'writeback-results.json'), JSON.stringify(summary, null, 2));
+  await writeFile(join(outDir, 'writeback-results.json'), JSON.stringify({ summaries, results }, null, 2));
 }
 
 main().catch((err: unknown) => {

@@ -42,6 +42,10 @@ describe('S3Store write-back through faults (s3rver)', () => {
     let next = 0;
     proxy.plan = (r) => {
       if (r.n % 4 !== 0 || next >= 24) return undefined;
+      // Not the best-effort DeleteObject that follows an ETag mismatch (the corrupted body): it is
+      // neither metered nor retried, so a fault there would not show in the counts checked below.
+      // Which request is fourth depends on timing (outputs are pipelined), so this happened at times.
+      if (r.method === 'DELETE') return undefined;
       const fault = cycle[next % cycle.length] as Fault;
       // Only a body can be corrupted: the corruption waits for the next request that has one.
       if (fault === 'corrupt-body' && !r.hasBody) return undefined;

@@ -80,6 +80,35 @@ describe('WritebackQueue', () => {
     return new SparkLikeExecutor([t.path]);
   }
 
+  it('pipelines outputs: the next output\'s data goes out while an index is in flight, never an index before its data', async () => {
+    const exec = await executor();
+    // Index PUTs wait until released; `started` records every PUT as it begins.
+    const started: string[] = [];
+    let release: () => void = () => undefined;
+    const released = new Promise<void>((r) => (release = r));
+    const store = new (class extends MemoryStore {
+      override async put(key: string, file: LocalFile): Promise<StoredObject> {
+        started.push(key.split('/').pop() as string);
+        if (key.endsWith('.index')) await released;
+        return super.put(key, file);
+      }
+    })();
+    const q = new WritebackQueue({ store, concurrency: 1 });
+    // Released first on failure, so that close() does not wait on a held PUT.
+    cleanups.push(async () => release(), () => q.close());
+    const a = await exec.commit({ shuffleId: 0, mapId: 1, partitions: [10] });
+    const b = await exec.commit({ shuffleId: 0, mapId: 2, partitions: [10] });
+    q.add(outputOf(a));
+    q.add(outputOf(b));
+    // With one slot, b's data (and then its index) starts while a's index is still held.
+    await until(async () => started.length === 4, 'b under way while a index is held');
+    expect(q.status()).toMatchObject({ uploadingOutputs: 2, persistedOutputs: 0 });
+    release();
+    await q.whenIdle();
+    expect(started).toEqual(['shuffle_0_1_0.data', 'shuffle_0_1_0.index', 'shuffle_0_2_0.data', 'shuffle_0_2_0.index']);
+    expect(q.status()).toMatchObject({ persistedOutputs: 2, failedFiles: 0 });
+  });
+
   it('writes data before index, under Spark keys, and accounts for it', async () => {
     const exec = await executor();
     const store = new MemoryStore();
