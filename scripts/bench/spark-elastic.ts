@@ -175,7 +175,7 @@ async function main(): Promise<void> {
   const row = <T extends { side: Side }>(name: string, rs: T[], f: (r: T) => number, digits = 1): void => {
     const s = of(rs, 'stock').map(f);
     const p = of(rs, 'plugin').map(f);
-    console.log(`| ${name} | ${cell(s, digits)} | ${cell(p, digits)} | ${(median(s) / median(p)).toFixed(2)} |`);
+    console.log(`| ${name} | ${cell(s, digits)} | ${cell(p, digits)} | ${median(p) > 0 ? (median(s) / median(p)).toFixed(2) : '–'} |`);
   };
   row('dynamic allocation: executor-seconds', da, (r) => r.executorSeconds);
   row('dynamic allocation: wall time, s', da, (r) => r.wallSeconds);
