@@ -233,7 +233,7 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
       for await (const o of client.listMapOutputs(APP_HOSTILE)) listed.push(`${o.shuffle_id}/${o.map_id}`);
       return listed;
     };
-    await expect(listing()).rejects.toMatchObject({ code: 5, details: expect.stringMatching(/no map outputs/) });
+    await expect(listing()).rejects.toMatchObject({ code: 5, details: expect.stringMatching(/serves no such app/) });
     for (const shuffleId of [HOSTILE_SHUFFLES.secretLink, HOSTILE_SHUFFLES.hardLink, HOSTILE_SHUFFLES.dirAsData]) {
       await expect(client.fetchBlock({ app_id: APP_HOSTILE, shuffle_id: shuffleId, map_id: '1', start_reduce_id: 0, end_reduce_id: 1 })).rejects.toMatchObject({ code: 5 });
     }

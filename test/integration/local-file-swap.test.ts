@@ -5,7 +5,7 @@
  * Real files and a real FileStore; the queue holds no descriptors (`maxHeldOutputs: 0`), so every
  * write opens by path, as it does beyond `--max-held-outputs`.
  */
-import { chmod, lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FileStore } from '../../agent/store/file-store.js';
@@ -73,16 +73,6 @@ describe('local files swapped after the watcher checked them', () => {
       await expect(lstat(dataKey(output))).rejects.toMatchObject({ code: 'ENOENT' });
     });
   }
-
-  // Root reads a file whatever its mode: only meaningful for the non-root uid the image runs as.
-  it.skipIf(process.getuid?.() === 0)('write-back refuses a data file made unreadable after the check (not retried)', async () => {
-    const output = await committed('3');
-    await chmod(output.dataPath as string, 0);
-    queue = new WritebackQueue({ store, maxHeldOutputs: 0, retry: { baseMs: 10, maxMs: 10 } });
-    queue.add(output);
-    await within(queue.whenIdle(), 10_000, 'the queue to go idle');
-    expect(queue.status()).toMatchObject({ pendingOutputs: 0, rejectedOutputs: 1 });
-  });
 
   it('serving does not follow a data file swapped for a symlink: the path source refuses, the store serves', async () => {
     const output = await committed('2');
