@@ -17,7 +17,7 @@ import { ConfigError, option, parsers, resolveOptions } from '../config/option-t
 import { RUN_OPTIONS } from '../config/run-options.js';
 import { Limiter } from '../util/limiter.js';
 import { describeError } from '../util/errors.js';
-import { openStore } from './open-store.js';
+import { openSharedStore } from './open-store.js';
 
 /** The plugin's heartbeat object under each app prefix (AppHeartbeat.NAME in the plugin). */
 export const HEARTBEAT_OBJECT = '_heartbeat';
@@ -190,16 +190,8 @@ export async function runGc(
   }
   let store: BlockStore | undefined;
   try {
-    store = await openStore(config.store, {
-      ...(config.s3Endpoint ? { s3Endpoint: config.s3Endpoint } : {}),
-      ...(config.s3Region ? { s3Region: config.s3Region } : {}),
-      s3ForcePathStyle: config.s3ForcePathStyle,
-      s3Checksums: config.s3Checksums,
-      s3RequestTimeout: config.s3RequestTimeout,
-      // Live agents may share the store: their uploads and temp files are not gc's to touch.
-      s3StaleUploadAge: 0,
-      sweepPartials: false,
-    });
+    // Live agents may share the store: their uploads and temp files are not gc's to touch.
+    store = await openSharedStore(config.store, config, { sweepPartials: false });
     const total = { apps: 0, deleted: 0, wouldDelete: 0, kept: 0, failed: 0, objectsDeleted: 0, bytesDeleted: 0 };
     for await (const d of collectGarbage(store, { olderThanMs: config.olderThan, dryRun: config.dryRun, ...(io.now ? { now: io.now } : {}) })) {
       out(JSON.stringify(d));

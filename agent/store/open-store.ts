@@ -44,6 +44,31 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
 }
 
 /** Open the store named by `url`. S3 stores abort stale multipart uploads at open (logged, never fatal). */
+/** The S3 flags a store tool (`verify`, `gc`) shares with `run`. */
+export interface StoreToolFlags {
+  s3Endpoint?: string | undefined;
+  s3Region?: string | undefined;
+  s3ForcePathStyle: boolean;
+  s3Checksums: OpenStoreOptions['s3Checksums'];
+  s3RequestTimeout: OpenStoreOptions['s3RequestTimeout'];
+}
+
+/**
+ * The store for a tool that shares it with running agents: it never aborts their multipart
+ * uploads, and never sweeps their temp files unless `sweepPartials` says so.
+ */
+export function openSharedStore(url: string, flags: StoreToolFlags, extra: Pick<OpenStoreOptions, 'sweepPartials'> = {}): Promise<BlockStore> {
+  return openStore(url, {
+    ...(flags.s3Endpoint ? { s3Endpoint: flags.s3Endpoint } : {}),
+    ...(flags.s3Region ? { s3Region: flags.s3Region } : {}),
+    s3ForcePathStyle: flags.s3ForcePathStyle,
+    s3Checksums: flags.s3Checksums,
+    s3RequestTimeout: flags.s3RequestTimeout,
+    s3StaleUploadAge: 0,
+    ...extra,
+  });
+}
+
 export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<BlockStore> {
   if (url.startsWith('file:')) {
     const path = url.startsWith('file://') ? fileURLToPath(url) : resolve(url.slice('file:'.length));

@@ -14,7 +14,7 @@ import { Limiter } from '../util/limiter.js';
 import { describeError } from '../util/errors.js';
 import { resolveOptions, ConfigError, option, parsers } from '../config/option-table.js';
 import { RUN_OPTIONS } from '../config/run-options.js';
-import { openStore } from './open-store.js';
+import { openSharedStore } from './open-store.js';
 
 export type VerifyProblemKind =
   | 'index-missing'
@@ -225,15 +225,8 @@ export async function runVerify(
   }
   let store: BlockStore | undefined;
   try {
-    store = await openStore(storeUrl, {
-      ...(config.s3Endpoint ? { s3Endpoint: config.s3Endpoint } : {}),
-      ...(config.s3Region ? { s3Region: config.s3Region } : {}),
-      s3ForcePathStyle: config.s3ForcePathStyle,
-      s3Checksums: config.s3Checksums,
-      s3RequestTimeout: config.s3RequestTimeout,
-      // verify only reads: it must not abort anybody's uploads.
-      s3StaleUploadAge: 0,
-    });
+    // verify only reads: it must not abort anybody's uploads.
+    store = await openSharedStore(storeUrl, config);
     const report = await verifyStore(store, appId, config.fallbackLayout);
     out(config.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
     if (report.outputs === 0) {
