@@ -89,9 +89,4 @@ final class AgentDriverPlugin implements DriverPlugin {
       recovery = null;
     }
   }
-
-  /** The running recovery, for the benchmark and tests in this package; null when off. */
-  LostExecutorRecovery recovery() {
-    return recovery;
-  }
 }

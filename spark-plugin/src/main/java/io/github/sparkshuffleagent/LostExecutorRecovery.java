@@ -145,9 +145,8 @@ final class LostExecutorRecovery implements AutoCloseable {
       return fallBackToSpark(executorId, start, e);
     } catch (RuntimeException | LinkageError e) {
       return fallBackToSpark(executorId, start, e);
-    } finally {
-      bumpEpoch(executorId);
     }
+    bumpEpoch(executorId);
     long nanos = System.nanoTime() - start;
     metrics.recordVerification(nanos);
     metrics.executorsRecovered.inc();
