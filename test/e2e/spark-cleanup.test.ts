@@ -4,12 +4,13 @@
  * is refreshed, and Spark's own app-end clean-up (`fallbackStorage.cleanUp`) removes the app's
  * prefix after stop — or, with both switched off, everything stays.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { AgentProcess } from '../support/agent-process.js';
 import { SPARK_LINES, type SparkLine } from '../support/spark.js';
-import { startRun, stopRuns, type Run } from '../support/spark-run.js';
+import { until } from '../support/events.js';
+import { filesUnder, SPARK_TEST_TIMEOUT, startRun, stopRuns, type Run } from '../support/spark-run.js';
 
 afterEach(stopRuns);
 
@@ -19,19 +20,9 @@ async function startCleanupRun(line: SparkLine, conf: Record<string, string>): P
   return { ...run, store: join(run.dir, 'fallback'), agent: run.agent as AgentProcess };
 }
 
-/** Names of the Spark shuffle files under `dir` (recursively); empty when `dir` is absent. */
+/** Names of the Spark shuffle files under `dir` (recursively), sorted; empty when `dir` is absent. */
 async function shuffleFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else if (e.name.startsWith('shuffle_')) out.push(e.name);
-    }
-  };
-  await walk(dir).catch((err: unknown) => {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  });
-  return out.sort();
+  return [...(await filesUnder([dir], (n) => n.startsWith('shuffle_'))).keys()].sort();
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -41,18 +32,9 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-/** Polls `pred` until it holds or the deadline passes. */
-async function until(what: string, pred: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await pred())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 const MAPS = 6;
 const define = (name: string): Record<string, unknown> => ({ cmd: 'define', name, rows: 20_000, maps: MAPS, reducers: 3, keys: 97, pad: 32 });
-const T = 300_000;
+const T = SPARK_TEST_TIMEOUT;
 
 describe.each(SPARK_LINES)('Spark $version: cleaning up the copies', (line) => {
   it(
@@ -79,10 +61,10 @@ describe.each(SPARK_LINES)('Spark $version: cleaning up the copies', (line) => {
       // The heartbeat is there and refreshed (every second here).
       const heartbeat = join(appDir, '_heartbeat');
       const first = (await stat(heartbeat)).mtimeMs;
-      await until('the heartbeat to be rewritten', async () => (await stat(heartbeat)).mtimeMs > first);
+      await until(async () => (await stat(heartbeat)).mtimeMs > first, 'the heartbeat to be rewritten', 30_000, 100);
 
       expect(await driver.ok({ cmd: 'dropShuffle', name: 'a' })).toMatchObject({ shuffleId: a });
-      await until(`shuffle ${a}'s prefix to be deleted`, async () => !(await exists(join(appDir, String(a)))));
+      await until(async () => !(await exists(join(appDir, String(a)))), `shuffle ${a}'s prefix to be deleted`, 30_000, 100);
       expect(await shuffleFiles(join(appDir, String(b)))).toEqual(storedB);
       expect(await exists(heartbeat)).toBe(true);
       // The app goes on: b's shuffle is still whole and read without recomputation.

@@ -5,32 +5,23 @@
  * copying its shuffle files; in both cases the next stage reads the copies and no map task runs
  * again.
  */
-import { readdir, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SPARK_LINES, waitForExit } from '../support/spark.js';
-import { busiest, isHeartbeat, persisted, startRun, stopRuns } from '../support/spark-run.js';
+import { busiest, computeAndStore, filesUnder, isHeartbeat, MAPS, SPARK_TEST_TIMEOUT, startRun, stopRuns } from '../support/spark-run.js';
 
-const MAPS = 8;
-const SHUFFLE = { cmd: 'define', name: 'a', rows: 40_000, maps: MAPS, reducers: 4, keys: 97, pad: 64 };
-const T = 300_000;
+const T = SPARK_TEST_TIMEOUT;
 
 afterEach(stopRuns);
 
 /** inode and mtime of every stored object: a copy written again by Spark changes both. */
 async function storeIdentity(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else if (!isHeartbeat(e.name)) {
-        const st = await stat(p);
-        out.set(e.name, `${st.ino}:${st.mtimeMs}`);
-      }
-    }
-  };
-  await walk(dir);
+  for (const [name, path] of await filesUnder([dir], (n) => !isHeartbeat(n))) {
+    const st = await stat(path);
+    out.set(name, `${st.ino}:${st.mtimeMs}`);
+  }
   return out;
 }
 
@@ -49,9 +40,7 @@ describe.each(SPARK_LINES)('Spark $version: elastic executors', (line) => {
       },
     });
     const { driver } = run;
-    await driver.ok(SHUFFLE);
-    expect(await driver.ok({ cmd: 'action', name: 'a' })).toMatchObject({ correct: true, mapPartitionsComputed: MAPS });
-    await persisted(run, MAPS);
+    await computeAndStore(run);
     const before = await driver.counts();
     const holders = Object.keys(before.mapTasksByExecutor);
     expect(holders.length).toBeGreaterThan(0);
@@ -79,9 +68,7 @@ describe.each(SPARK_LINES)('Spark $version: elastic executors', (line) => {
       },
     });
     const { driver } = run;
-    await driver.ok(SHUFFLE);
-    await driver.ok({ cmd: 'action', name: 'a' });
-    await persisted(run, MAPS);
+    await computeAndStore(run);
     const stored = await storeIdentity(join(run.dir, 'fallback', driver.appId));
     const [victim, held] = busiest((await driver.counts()).mapTasksByExecutor);
 

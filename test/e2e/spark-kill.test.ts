@@ -3,15 +3,13 @@
  * local dirs and writing to a file:// fallback store, and the plugin on the driver. An executor
  * is SIGKILLed; the next action must be correct and, with the plugin, run no map task again.
  */
-import { stat, truncate } from 'node:fs/promises';
+import { readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SPARK_LINES } from '../support/spark.js';
-import { busiest, localShuffleFiles, persisted, readAll, startRun, stopRuns, storedFiles, waitForFile } from '../support/spark-run.js';
+import { busiest, computeAndStore, localShuffleFiles, MAPS, SHUFFLE, SPARK_TEST_TIMEOUT, startRun, stopRuns, storedFiles, waitForFile } from '../support/spark-run.js';
 
-const MAPS = 8;
-const SHUFFLE = { cmd: 'define', name: 'a', rows: 40_000, maps: MAPS, reducers: 4, keys: 97, pad: 64 };
-const T = 300_000;
+const T = SPARK_TEST_TIMEOUT;
 
 afterEach(stopRuns);
 
@@ -19,10 +17,7 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   it('after the map stage: with the plugin the next action is correct and runs no map task again', async () => {
     const run = await startRun(line, { plugin: true });
     const { driver } = run;
-    await driver.ok(SHUFFLE);
-    const first = await driver.ok({ cmd: 'action', name: 'a' });
-    expect(first).toMatchObject({ correct: true, mapPartitionsComputed: MAPS });
-    await persisted(run, MAPS);
+    await computeAndStore(run);
 
     // What Spark committed reached the store byte for byte, and nothing else did.
     const stored = await storedFiles(run);
@@ -30,7 +25,7 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
     expect([...stored.keys()].sort()).toEqual([...local.keys()].sort());
     expect(stored.size).toBeGreaterThanOrEqual(MAPS + 1);
     for (const [name, path] of local) {
-      const [a, b] = await Promise.all([readAll(path), readAll(stored.get(name) as string)]);
+      const [a, b] = await Promise.all([readFile(path), readFile(stored.get(name) as string)]);
       expect(Buffer.compare(a, b), name).toBe(0);
     }
 
@@ -51,9 +46,7 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   it('after the map stage: without the plugin (the same run) the lost map outputs are recomputed', async () => {
     const run = await startRun(line, { plugin: false });
     const { driver } = run;
-    await driver.ok(SHUFFLE);
-    await driver.ok({ cmd: 'action', name: 'a' });
-    await persisted(run, MAPS);
+    await computeAndStore(run);
     const [victim, held] = busiest((await driver.counts()).mapTasksByExecutor);
 
     await driver.killExecutor(victim);
@@ -65,9 +58,7 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   it('while reduce tasks run: the job completes correctly and no map task runs again', async () => {
     const run = await startRun(line, { plugin: true });
     const { driver } = run;
-    await driver.ok({ ...SHUFFLE, reducers: 6 });
-    await driver.ok({ cmd: 'action', name: 'a' });
-    await persisted(run, MAPS);
+    await computeAndStore(run, { ...SHUFFLE, reducers: 6 });
     const [victim] = busiest((await driver.counts()).mapTasksByExecutor);
 
     const marker = join(run.dir, 'reducing');
@@ -83,9 +74,7 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   it('with outputs not yet stored (agent stopped): exactly those are recomputed, the stored ones are not', async () => {
     const run = await startRun(line, { plugin: true });
     const { driver } = run;
-    await driver.ok(SHUFFLE);
-    await driver.ok({ cmd: 'action', name: 'a' });
-    await persisted(run, MAPS);
+    await computeAndStore(run);
     const afterA = await driver.counts();
 
     run.agent!.kill('SIGSTOP'); // the agent is alive but stores nothing more
@@ -115,9 +104,7 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   it('with a truncated copy (index longer than the data object): that output is recomputed, never read', async () => {
     const run = await startRun(line, { plugin: true });
     const { driver } = run;
-    await driver.ok(SHUFFLE);
-    await driver.ok({ cmd: 'action', name: 'a' });
-    await persisted(run, MAPS);
+    await computeAndStore(run);
     await run.agent!.stop('SIGKILL'); // it dies with the node; the store is all that is left
     const [victim, held] = busiest((await driver.counts()).mapTasksByExecutor);
 

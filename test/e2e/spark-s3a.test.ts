@@ -11,6 +11,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { AgentProcess } from '../support/agent-process.js';
 import { createBucket, rawClient, swiftS3, type S3Server } from '../support/s3-servers.js';
 import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../support/spark.js';
+import { busiest } from '../support/spark-run.js';
 import { tempDir } from '../support/temp-dir.js';
 
 const line = SPARK_LINES[0]!;
@@ -70,7 +71,7 @@ it(`Spark ${line.version} over s3a:// to Swift: after a SIGKILL the next action 
     expect(names.filter((n) => n?.endsWith('.index'))).toHaveLength(MAPS);
 
     const before = await driver.counts();
-    const [victim, held] = Object.entries(before.mapTasksByExecutor).sort((a, b) => b[1] - a[1])[0] as [string, number];
+    const [victim, held] = busiest(before.mapTasksByExecutor);
     await driver.killExecutor(victim);
     const m = await driver.waitForPlugin((x) => Number(x.executorsRecovered) >= 1);
     expect(m).toMatchObject({ outputsRepointed: held, outputsRecomputed: 0 });
@@ -109,7 +110,7 @@ it(`Spark ${line.version} with a store that cannot be read: the plugin falls bac
   try {
     await driver.ok({ cmd: 'define', name: 'a', rows: 40_000, maps: MAPS, reducers: 4, keys: 97, pad: 64 });
     await driver.ok({ cmd: 'action', name: 'a' });
-    const [victim, held] = Object.entries((await driver.counts()).mapTasksByExecutor).sort((a, b) => b[1] - a[1])[0] as [string, number];
+    const [victim, held] = busiest((await driver.counts()).mapTasksByExecutor);
     await driver.killExecutor(victim);
     const m = await driver.waitForPlugin((x) => Number(x.executorsRecovered) >= 1);
     expect(m).toMatchObject({ outputsRepointed: 0, outputsRecomputed: held, storeErrors: held });

@@ -3,9 +3,10 @@
  * and the built agent on its executors' local dirs, writing to a file:// fallback store in the
  * run's temp dir. Shared by the real-Spark e2e tests.
  */
-import { mkdir, open, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AgentProcess } from './agent-process.js';
+import { until } from './events.js';
 import { pluginConf, SparkDriver, type SparkLine } from './spark.js';
 import { tempDir } from './temp-dir.js';
 
@@ -57,17 +58,46 @@ export function isHeartbeat(name: string): boolean {
   return name === '_heartbeat' || name === '._heartbeat.crc';
 }
 
-/** Every object under the store's app prefix but the plugin's heartbeat, by file name. */
-export async function storedFiles(run: Run): Promise<Map<string, string>> {
+/** Files below `dirs` (recursively; absent dirs are empty) whose name `keep` accepts: name -> path. */
+export async function filesUnder(dirs: string[], keep: (name: string) => boolean): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true })) {
       if (e.isDirectory()) await walk(join(d, e.name));
-      else if (!isHeartbeat(e.name)) out.set(e.name, join(d, e.name));
+      else if (keep(e.name)) out.set(e.name, join(d, e.name));
     }
   };
-  await walk(join(run.dir, 'fallback', run.driver.appId)).catch(() => undefined);
+  for (const d of dirs) {
+    await walk(d).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    });
+  }
   return out;
+}
+
+/** Every object under the store's app prefix but the plugin's heartbeat, by file name. */
+export function storedFiles(run: Run): Promise<Map<string, string>> {
+  return filesUnder([join(run.dir, 'fallback', run.driver.appId)], (n) => !isHeartbeat(n));
+}
+
+/** The shuffle most real-Spark tests run: 8 map partitions, deterministic rows. */
+export const MAPS = 8;
+export const SHUFFLE = { cmd: 'define', name: 'a', rows: 40_000, maps: MAPS, reducers: 4, keys: 97, pad: 64 };
+/** A real-Spark test's time limit (two JVM clusters may share the 2 cores). */
+export const SPARK_TEST_TIMEOUT = 300_000;
+
+/**
+ * Define `shuffle`, run its first action (which must be correct and compute every map
+ * partition once), and wait until the agent stored all of them.
+ */
+export async function computeAndStore(run: Run, shuffle: Record<string, unknown> = SHUFFLE): Promise<void> {
+  const maps = Number(shuffle.maps);
+  await run.driver.ok(shuffle);
+  const first = await run.driver.ok({ cmd: 'action', name: shuffle.name });
+  if (first.correct !== true || Number(first.mapPartitionsComputed) !== maps) {
+    throw new Error(`first action of ${String(shuffle.name)}: ${JSON.stringify(first)}`);
+  }
+  await persisted(run, maps);
 }
 
 /** Wait until the agent reports `n` outputs persisted and none pending. */
@@ -76,16 +106,8 @@ export async function persisted(run: Run, n: number): Promise<void> {
 }
 
 /** Every shuffle file under some local dirs, by name. */
-export async function localShuffleFiles(dirs: string[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else if (/^shuffle_\d+_\d+_0\.(index|data)$/.test(e.name)) out.set(e.name, join(d, e.name));
-    }
-  };
-  for (const d of dirs) await walk(d);
-  return out;
+export function localShuffleFiles(dirs: string[]): Promise<Map<string, string>> {
+  return filesUnder(dirs, (n) => /^shuffle_\d+_\d+_0\.(index|data)$/.test(n));
 }
 
 /** The executor that ran the most map tasks, and how many. */
@@ -95,26 +117,5 @@ export function busiest(byExecutor: Record<string, number>): [string, number] {
 
 /** Resolves when `path` exists (a reduce task created it). */
 export async function waitForFile(path: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      await stat(path);
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`${path} never appeared`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-export async function readAll(path: string): Promise<Buffer> {
-  const size = (await stat(path)).size;
-  const fh = await open(path, 'r');
-  try {
-    const buf = Buffer.alloc(size);
-    await fh.read(buf, 0, size, 0);
-    return buf;
-  } finally {
-    await fh.close();
-  }
+  await until(() => stat(path).then(() => true, () => false), `${path} to appear`, timeoutMs, 20);
 }

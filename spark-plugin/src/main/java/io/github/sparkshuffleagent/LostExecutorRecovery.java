@@ -1,6 +1,7 @@
 package io.github.sparkshuffleagent;
 
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -13,7 +14,6 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
 import java.util.function.Consumer;
 
 import org.apache.hadoop.fs.FileStatus;
@@ -106,9 +106,9 @@ final class LostExecutorRecovery implements AutoCloseable {
         }
       }
       long deadline = start + TimeUnit.MILLISECONDS.toNanos(conf.verifyTimeoutMs);
-      Set<MapOutputRef> pending = ConcurrentHashMap.newKeySet();
-      pending.addAll(outputs);
-      AtomicInteger unreadable = new AtomicInteger();
+      // Touched by this thread only: the verdicts come back through the completion service.
+      Set<MapOutputRef> pending = new HashSet<>(outputs);
+      int unreadable = 0;
       for (int i = 0; i < outputs.size(); i++) {
         long left = deadline - System.nanoTime();
         Future<Outcome> f = left > 0 ? done.poll(left, TimeUnit.NANOSECONDS) : null;
@@ -123,7 +123,7 @@ final class LostExecutorRecovery implements AutoCloseable {
           if (!oc.verdict.verified()) {
             logNotVerified(executorId, oc);
             if (oc.verdict.kind() == Verdict.Kind.UNREADABLE) {
-              unreadable.incrementAndGet();
+              unreadable++;
             }
           }
           registry.unregister(oc.output);
@@ -139,7 +139,7 @@ final class LostExecutorRecovery implements AutoCloseable {
           recomputed++;
         }
       }
-      metrics.storeErrors.inc(unreadable.get());
+      metrics.storeErrors.inc(unreadable);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       return fallBackToSpark(executorId, start, e);
