@@ -19,12 +19,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { s3aJars, SPARK_LINES, sparkHome, type SparkLine } from '../spark-harness.js';
+import { flag } from './args.js';
 
 const args = process.argv.slice(2);
-function opt(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
-}
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/scripts/bench -> repository root
 const root = resolve(here, '..', '..', '..');
@@ -37,8 +34,8 @@ interface Plan {
   registries: string;
 }
 
-const FILE_PLAN: Plan = { outputs: opt('outputs', '10000'), threads: opt('threads', '1,8,32'), runs: opt('runs', '5'), registries: 'memory,spark' };
-const S3_PLAN: Plan = { outputs: opt('s3-outputs', '1000'), threads: opt('s3-threads', '8,32'), runs: opt('s3-runs', '2'), registries: 'memory' };
+const FILE_PLAN: Plan = { outputs: flag('outputs', '10000'), threads: flag('threads', '1,8,32'), runs: flag('runs', '5'), registries: 'memory,spark' };
+const S3_PLAN: Plan = { outputs: flag('s3-outputs', '1000'), threads: flag('s3-threads', '8,32'), runs: flag('s3-runs', '2'), registries: 'memory' };
 // RepointBench is compiled against 3.5 (MapStatus.apply's signature differs on 4.x).
 const SPARK_LINE = SPARK_LINES.find((l) => l.version === '3.5.8') as SparkLine;
 const BUCKET = 'bench-repoint';

@@ -21,15 +21,11 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pluginConf, SPARK_LINES, SparkDriver, startAgentCli, waitForExit, waitPersisted, type SparkLine } from '../spark-harness.js';
+import { flag } from './args.js';
 
-const args = process.argv.slice(2);
-function opt(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
-}
-const ROUNDS = Number(opt('rounds', '2'));
-const PAUSE_S = Number(opt('pause', '20'));
-const LINE = SPARK_LINES.find((l) => l.version === opt('spark', '3.5.8'));
+const ROUNDS = Number(flag('rounds', '2'));
+const PAUSE_S = Number(flag('pause', '20'));
+const LINE = SPARK_LINES.find((l) => l.version === flag('spark', '3.5.8'));
 if (!LINE) throw new Error(`unknown Spark line; known: ${SPARK_LINES.map((l) => l.version).join(', ')}`);
 const MAPS = 24;
 const JOB = { cmd: 'define', name: 'a', rows: 48_000, maps: MAPS, reducers: 8, keys: 997, pad: 1000, random: true };

@@ -29,18 +29,14 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AGENT_CLI as CLI, PLUGIN_JAR, pluginConf, SPARK_LINES, SparkDriver, startAgentCli as startAgent, waitPersisted, type SparkLine, type TaskCounts } from '../spark-harness.js';
 import { procStats, treeCpuSeconds } from './proc-stats.js';
+import { flag } from './args.js';
 
-const args = process.argv.slice(2);
-function opt(name: string, fallback: string): string {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : fallback;
-}
-const ROUNDS = Number(opt('rounds', '3'));
-const MAPS = Number(opt('maps', '24'));
-const ROWS = Number(opt('rows', '48000'));
-const PAD = Number(opt('pad', '1000'));
-const REDUCERS = Number(opt('reducers', '8'));
-const LINES = opt('spark', '3.5.8')
+const ROUNDS = Number(flag('rounds', '3'));
+const MAPS = Number(flag('maps', '24'));
+const ROWS = Number(flag('rows', '48000'));
+const PAD = Number(flag('pad', '1000'));
+const REDUCERS = Number(flag('reducers', '8'));
+const LINES = flag('spark', '3.5.8')
   .split(',')
   .map((v) => {
     const line = SPARK_LINES.find((l) => l.version === v);

@@ -21,13 +21,10 @@ import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { SparkLikeExecutor } from '../spark-writer.js';
 import { percentile, procStats } from './proc-stats.js';
+import { flag } from './args.js';
 
 const CLI = fileURLToPath(new URL('../../agent/bin.cjs', import.meta.url));
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 interface Agent {
   pid: number;
@@ -172,5 +169,5 @@ async function lag(rate: number, seconds: number): Promise<void> {
   }
 }
 
-await discovery(arg('files', 100_000));
-await lag(arg('rate', 200), arg('seconds', 20));
+await discovery(Number(flag('files', '100000')));
+await lag(Number(flag('rate', '200')), Number(flag('seconds', '20')));

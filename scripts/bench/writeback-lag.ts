@@ -21,6 +21,7 @@ import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../agent/store/s3-store.js';
 import { SparkLikeExecutor } from '../spark-writer.js';
 import { percentile, procStats } from './proc-stats.js';
+import { flag } from './args.js';
 
 const run = promisify(execFile);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,14 +31,10 @@ const MiB = 1024 * 1024;
 const BUCKET = 'bench-writeback';
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] as string) : fallback;
-}
-const outputBytes = Number(arg('output-kib', '1024')) * 1024;
-const partitions = Number(arg('partitions', '8'));
-const seconds = Number(arg('seconds', '20'));
-const fractions = arg('fractions', '0.5,0.8').split(',').map(Number);
+const outputBytes = Number(flag('output-kib', '1024')) * 1024;
+const partitions = Number(flag('partitions', '8'));
+const seconds = Number(flag('seconds', '20'));
+const fractions = flag('fractions', '0.5,0.8').split(',').map(Number);
 
 /** Outputs per second the store takes at most for this output size (data and index PUTs), from a raw PUT loop. */
 async function ceiling(endpoint: string, admin: S3Store): Promise<number> {

@@ -24,6 +24,7 @@ import { S3Store } from '../../agent/store/s3-store.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
+import { flag } from './args.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -32,17 +33,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..', '..', '..');
 const outDir = join(root, 'bench', 'out');
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? (process.argv[i + 1] as string) : fallback;
-}
 
 const sizeMiB = Number(process.env.BENCH_SIZE_MIB ?? 1024);
-const rounds = Number(arg('rounds', process.env.BENCH_ROUNDS ?? '3'));
+const rounds = Number(flag('rounds', process.env.BENCH_ROUNDS ?? '3'));
 // Outputs the agent writes at once (its --upload-concurrency); rclone's baseline gets --transfers 4.
 const agentConcurrency = Number(process.env.BENCH_AGENT_CONCURRENCY ?? 4);
-const mixes = arg('mix', 'small,mid,large,classic').split(',');
-const tools = arg('tools', 'agent,rclone,rclone-t16,ceiling').split(',') as Tool[];
+const mixes = flag('mix', 'small,mid,large,classic').split(',');
+const tools = flag('tools', 'agent,rclone,rclone-t16,ceiling').split(',') as Tool[];
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const APP = 'app-bench';
 const BUCKET = 'bench-writeback';
