@@ -2,7 +2,7 @@
 import { FALLBACK_LAYOUTS } from '../spark/fallback-key.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
 import { parseLayout } from '../watch/layout.js';
-import { S3_CHECKSUM_MODES } from '../store/s3-checksums.js';
+import { S3_CHECKSUM_MODES } from '../store/s3/s3-checksums.js';
 import { WRITE_ORDERS } from '../writeback/writeback-queue.js';
 import { option, parsers, type ValuesOf } from './option-table.js';
 import { TERMINATION_SOURCES, type TerminationSourceName } from '../lifecycle/notice.js';

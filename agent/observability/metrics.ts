@@ -4,7 +4,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
-import type { S3StoreMetrics } from '../store/s3-store.js';
+import type { S3StoreMetrics } from '../store/s3/s3-store.js';
 import type { ServeMetrics } from '../serve/types.js';
 import type { LifecycleMetrics } from '../lifecycle/lifecycle.js';
 import type { SourceMetrics } from '../lifecycle/notice.js';

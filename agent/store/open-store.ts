@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import type { BlockStore } from './block-store.js';
 import { FileStore } from './file-store.js';
-import type { S3ChecksumMode } from './s3-checksums.js';
-import type { S3Store, S3StoreMetrics } from './s3-store.js';
+import type { S3ChecksumMode } from './s3/s3-checksums.js';
+import type { S3Store, S3StoreMetrics } from './s3/s3-store.js';
 
 export interface OpenStoreOptions {
   s3Endpoint?: string;
@@ -80,7 +80,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
   }
   if (url.startsWith('s3://')) {
     const { bucket, prefix } = parseS3Url(url);
-    const { S3Store } = await import('./s3-store.js');
+    const { S3Store } = await import('./s3/s3-store.js');
     const store: S3Store = new S3Store({
       bucket,
       prefix,

@@ -4,7 +4,7 @@
  * scan would) and writes them all through WritebackQueue + S3Store. Settings come from the
  * BENCH_AGENT env var (JSON); prints one JSON line with what it sent.
  */
-import { S3Store } from '../../agent/store/s3-store.js';
+import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';
 import { LocalDirWatcher } from '../../agent/watch/local-dir-watcher.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';

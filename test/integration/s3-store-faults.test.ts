@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
-import type { S3Store } from '../../agent/store/s3-store.js';
+import type { S3Store } from '../../agent/store/s3/s3-store.js';
 import { FaultProxy, type Fault } from '../support/fault-proxy.js';
 import { readAll, tempDir, writeMapOutput } from '../support/local-files.js';
 import { RecordingS3Metrics, RecordingWritebackMetrics } from '../support/recording-metrics.js';

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreError } from '../../agent/store/block-store.js';
-import { classify, type S3Store } from '../../agent/store/s3-store.js';
+import { classify, type S3Store } from '../../agent/store/s3/s3-store.js';
 import { openStore, isBandwidthLimited } from '../../agent/store/open-store.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { FaultProxy } from '../support/fault-proxy.js';

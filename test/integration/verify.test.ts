@@ -8,7 +8,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../agent/store/file-store.js';
 import { runVerify, verifyStore } from '../../agent/store/verify.js';
-import type { S3Store } from '../../agent/store/s3-store.js';
+import type { S3Store } from '../../agent/store/s3/s3-store.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';

@@ -1,5 +1,5 @@
 /** Metrics facades that record what they are told, for assertions. */
-import type { S3StoreMetrics } from '../../agent/store/s3-store.js';
+import type { S3StoreMetrics } from '../../agent/store/s3/s3-store.js';
 import type { WritebackMetrics } from '../../agent/writeback/writeback-queue.js';
 
 export class RecordingS3Metrics implements S3StoreMetrics {

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
-import { S3Store, type S3StoreOptions } from '../../agent/store/s3-store.js';
+import { S3Store, type S3StoreOptions } from '../../agent/store/s3/s3-store.js';
 
 const run = promisify(execFile);
 

@@ -3,7 +3,7 @@
  * described in the CHILD_SPEC env var (JSON). Prints one line per event the parent waits for:
  * `request <op> <outcome>`, then `done <json>` with what it sent and skipped, and exits 0.
  */
-import { S3Store, type S3StoreMetrics } from '../../agent/store/s3-store.js';
+import { S3Store, type S3StoreMetrics } from '../../agent/store/s3/s3-store.js';
 import { WritebackQueue, type WritebackMetrics } from '../../agent/writeback/writeback-queue.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
 

@@ -7,8 +7,8 @@ import { createHash } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { S3Putter, S3ResponseError, type S3PutTarget } from '../../agent/store/s3-put.js';
-import { classify } from '../../agent/store/s3-store.js';
+import { S3Putter, S3ResponseError, type S3PutTarget } from '../../agent/store/s3/s3-put.js';
+import { classify } from '../../agent/store/s3/s3-store.js';
 import { FakeHttpServer } from '../support/fake-http.js';
 
 describe('S3Putter', () => {

@@ -47,16 +47,16 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
-import { NotFoundError, StoreError } from './block-store.js';
-import { localReadError } from './local-file.js';
+import type { BlockStore, LocalFile, PutOptions, StoredObject } from '../block-store.js';
+import { NotFoundError, StoreError } from '../block-store.js';
+import { localReadError } from '../local-file.js';
 import { S3Putter } from './s3-put.js';
-import { BufferPool } from '../util/buffer-pool.js';
-import { ByteBudget } from '../util/byte-budget.js';
-import { Limiter } from '../util/limiter.js';
-import { TokenBucket } from '../util/token-bucket.js';
-import { backoffDelay, sleep } from '../util/backoff.js';
-import { describeError } from '../util/errors.js';
+import { BufferPool } from '../../util/buffer-pool.js';
+import { ByteBudget } from '../../util/byte-budget.js';
+import { Limiter } from '../../util/limiter.js';
+import { TokenBucket } from '../../util/token-bucket.js';
+import { backoffDelay, sleep } from '../../util/backoff.js';
+import { describeError } from '../../util/errors.js';
 import type { S3ChecksumMode } from './s3-checksums.js';
 
 export type { S3ChecksumMode } from './s3-checksums.js';
