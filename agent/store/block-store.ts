@@ -45,6 +45,18 @@ export interface BlockStore {
   close(): Promise<void>;
 }
 
+/**
+ * Whether a store can be used at all, asked without touching any data: at start, by readiness
+ * after failures, and by the store tools before they read. Rejects with a StoreError whose kind
+ * says whether waiting may help (`transient`: unreachable, 5xx) or a human must act (`permanent`:
+ * no such bucket or directory, credentials refused, no permission).
+ */
+export interface StoreProbe {
+  /** `write`: the agent's own check (a file store's root is created if missing and must be
+   * writable); otherwise the store must already exist and be readable. */
+  probe(options: { write: boolean; signal?: AbortSignal }): Promise<void>;
+}
+
 /** Why a store operation failed, so that the write-back queue can choose to retry. */
 export type StoreErrorKind =
   /** Worth retrying as is: network, 5xx, throttling, timeouts, a full disk that may drain. */

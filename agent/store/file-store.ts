@@ -6,26 +6,40 @@
  * double the cost of small outputs. After a kernel crash an object is therefore whole or absent.
  */
 import { constants } from 'node:fs';
-import { copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { access, copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { errorCode } from '../util/errors.js';
 import { Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
-import type { BlockStore, LocalFile, PutOptions, StoredObject } from './block-store.js';
+import type { BlockStore, LocalFile, PutOptions, StoredObject, StoreProbe } from './block-store.js';
 import { NotFoundError, StoreError } from './block-store.js';
 import { localReadError } from './local-file.js';
 
 /** Temp files carry this marker; a restart sweeps the ones a crash left behind. */
 const PARTIAL = '.partial-';
 
-export class FileStore implements BlockStore {
+export class FileStore implements BlockStore, StoreProbe {
   readonly url: string;
   private readonly root: string;
 
   constructor(root: string) {
     this.root = resolve(root);
     this.url = pathToFileURL(this.root).href;
+  }
+
+  async probe(options: { write: boolean }): Promise<void> {
+    if (options.write) {
+      await this.makeDir(this.root);
+      await access(this.root, constants.W_OK | constants.X_OK).catch((err: unknown) => {
+        throw storeWriteError(`write to ${this.root}`, err);
+      });
+      return;
+    }
+    const info = await stat(this.root).catch((err: unknown) => {
+      throw new StoreError(`file store ${this.root}: ${errorCode(err) === 'ENOENT' ? 'no such directory' : (err as Error).message}`, 'permanent', errorCode(err), { cause: err });
+    });
+    if (!info.isDirectory()) throw new StoreError(`file store ${this.root} is not a directory`, 'permanent', 'ENOTDIR');
   }
 
   private pathOf(key: string): string {

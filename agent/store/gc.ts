@@ -13,11 +13,8 @@
  */
 import type { BlockStore, StoredObject } from './block-store.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
-import { ConfigError, option, parsers, resolveOptions } from '../config/option-table.js';
-import { RUN_OPTIONS } from '../config/run-options.js';
 import { Limiter } from '../util/limiter.js';
 import { describeError } from '../util/errors.js';
-import { openSharedStore } from './open-store.js';
 
 /** The plugin's heartbeat object under each app prefix (AppHeartbeat.NAME in the plugin). */
 export const HEARTBEAT_OBJECT = '_heartbeat';
@@ -145,71 +142,4 @@ function add(s: Summary, o: StoredObject, app: string): void {
 function age(ms: number): string {
   const min = Math.max(0, Math.round(ms / 60_000));
   return min < 120 ? `${min} min` : min < 48 * 60 ? `${Math.round(min / 60)} h` : `${Math.round(min / 1440)} d`;
-}
-
-/** The options of `shuffle-agent gc`: the store settings of `run`, the age and the dry run. */
-export const GC_OPTIONS = {
-  store: RUN_OPTIONS.store,
-  s3Endpoint: RUN_OPTIONS.s3Endpoint,
-  s3Region: RUN_OPTIONS.s3Region,
-  s3ForcePathStyle: RUN_OPTIONS.s3ForcePathStyle,
-  s3Checksums: RUN_OPTIONS.s3Checksums,
-  s3RequestTimeout: RUN_OPTIONS.s3RequestTimeout,
-  olderThan: option({
-    group: 'gc',
-    flag: 'older-than',
-    doc: `Delete app prefixes whose newest object is older than this (e.g. \`12h\`, \`7d\`); at least ${MIN_OLDER_THAN_MS / 60_000}m, three times the longest plugin heartbeat interval.`,
-    parse: (raw) => {
-      const ms = parsers.duration(raw);
-      if (ms < MIN_OLDER_THAN_MS) throw new Error(`must be at least ${MIN_OLDER_THAN_MS / 60_000}m (three times the longest heartbeat interval, 10m), got ${raw}`);
-      return ms;
-    },
-  }),
-  dryRun: option({ group: 'gc', flag: 'dry-run', default: 'false', boolean: true, doc: 'Print what would be deleted; delete nothing.', parse: parsers.bool }),
-};
-
-/**
- * Entry point of `shuffle-agent gc` (argv after the command name). Prints one JSON line per app,
- * then a summary line. Returns 0, 1 when a delete failed, 2 for a usage or store error.
- */
-export async function runGc(
-  argv: readonly string[],
-  io: { env?: NodeJS.ProcessEnv; out?: (s: string) => void; err?: (s: string) => void; now?: () => number } = {},
-): Promise<number> {
-  const out = io.out ?? ((s: string) => process.stdout.write(`${s}\n`));
-  const err = io.err ?? ((s: string) => process.stderr.write(`${s}\n`));
-  let config;
-  try {
-    ({ config } = resolveOptions(GC_OPTIONS, argv, io.env ?? process.env));
-    if (!config.store) throw new ConfigError('store', '--store is required');
-    if (config.olderThan === undefined) throw new ConfigError('olderThan', '--older-than is required');
-  } catch (e) {
-    err(`shuffle-agent gc: ${(e as Error).message}`);
-    err('usage: shuffle-agent gc --store URL --older-than DURATION [--dry-run] [--s3-endpoint URL] [--s3-force-path-style]');
-    return 2;
-  }
-  let store: BlockStore | undefined;
-  try {
-    // Live agents may share the store: their uploads and temp files are not gc's to touch.
-    store = await openSharedStore(config.store, config, { sweepPartials: false });
-    const total = { apps: 0, deleted: 0, wouldDelete: 0, kept: 0, failed: 0, objectsDeleted: 0, bytesDeleted: 0 };
-    for await (const d of collectGarbage(store, { olderThanMs: config.olderThan, dryRun: config.dryRun, ...(io.now ? { now: io.now } : {}) })) {
-      out(JSON.stringify(d));
-      total.apps++;
-      if (d.action === 'deleted') {
-        total.deleted++;
-        total.objectsDeleted += d.deleted ?? 0;
-        total.bytesDeleted += d.bytes;
-      } else if (d.action === 'would-delete') total.wouldDelete++;
-      else if (d.action === 'kept') total.kept++;
-      else total.failed++;
-    }
-    out(JSON.stringify({ summary: true, store: store.url, dryRun: config.dryRun, olderThanSeconds: config.olderThan / 1000, ...total }));
-    return total.failed > 0 ? 1 : 0;
-  } catch (e) {
-    err(`shuffle-agent gc: ${describeError(e)}`);
-    return 2;
-  } finally {
-    await store?.close();
-  }
 }

@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import type { BlockStore } from './block-store.js';
+import type { BlockStore, StoreProbe } from './block-store.js';
 import { FileStore } from './file-store.js';
 import type { S3ChecksumMode } from './s3/s3-checksums.js';
 import type { S3Store, S3StoreMetrics } from './s3/s3-store.js';
@@ -57,7 +57,7 @@ export interface StoreToolFlags {
  * The store for a tool that shares it with running agents: it never aborts their multipart
  * uploads, and never sweeps their temp files unless `sweepPartials` says so.
  */
-export function openSharedStore(url: string, flags: StoreToolFlags, extra: Pick<OpenStoreOptions, 'sweepPartials'> = {}): Promise<BlockStore> {
+export function openSharedStore(url: string, flags: StoreToolFlags, extra: Pick<OpenStoreOptions, 'sweepPartials'> = {}): Promise<BlockStore & StoreProbe> {
   return openStore(url, {
     ...(flags.s3Endpoint ? { s3Endpoint: flags.s3Endpoint } : {}),
     ...(flags.s3Region ? { s3Region: flags.s3Region } : {}),
@@ -69,7 +69,7 @@ export function openSharedStore(url: string, flags: StoreToolFlags, extra: Pick<
   });
 }
 
-export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<BlockStore> {
+export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<BlockStore & StoreProbe> {
   if (url.startsWith('file:')) {
     const path = url.startsWith('file://') ? fileURLToPath(url) : resolve(url.slice('file:'.length));
     const store = new FileStore(path);

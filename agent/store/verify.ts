@@ -12,9 +12,6 @@ import { parseSparkFileName } from '../spark/file-names.js';
 import { checkCommitted, InvalidIndexError, parseIndex } from '../spark/index-file.js';
 import { Limiter } from '../util/limiter.js';
 import { describeError } from '../util/errors.js';
-import { resolveOptions, ConfigError, option, parsers } from '../config/option-table.js';
-import { RUN_OPTIONS } from '../config/run-options.js';
-import { openSharedStore } from './open-store.js';
 
 export type VerifyProblemKind =
   | 'index-missing'
@@ -176,69 +173,4 @@ export function formatVerifyReport(r: VerifyReport): string {
   for (const p of r.problems) lines.push(`  ${p.kind.padEnd(20)} ${p.key}: ${p.detail}`);
   lines.push(r.problems.length === 0 ? 'OK' : 'FAILED');
   return lines.join('\n');
-}
-
-/** The options of `shuffle-agent verify`: the store settings of `run`, plus the app and output format. */
-export const VERIFY_OPTIONS = {
-  store: RUN_OPTIONS.store,
-  fallbackLayout: RUN_OPTIONS.fallbackLayout,
-  s3Endpoint: RUN_OPTIONS.s3Endpoint,
-  s3Region: RUN_OPTIONS.s3Region,
-  s3ForcePathStyle: RUN_OPTIONS.s3ForcePathStyle,
-  s3Checksums: RUN_OPTIONS.s3Checksums,
-  s3RequestTimeout: RUN_OPTIONS.s3RequestTimeout,
-  appId: option({
-    group: 'verify',
-    flag: 'app-id',
-    doc: 'Spark application id whose stored outputs are checked.',
-    parse: (raw) => {
-      if (!isSafeAppId(raw)) throw new Error(`${JSON.stringify(raw)} is not a usable app id`);
-      return raw;
-    },
-  }),
-  json: option({ group: 'verify', flag: 'json', default: 'false', boolean: true, doc: 'Print the report as JSON.', parse: parsers.bool }),
-};
-
-/**
- * Entry point of `shuffle-agent verify` (argv after the command name). Returns the exit code:
- * 0 when every output is intact, 1 when any problem was found, 2 for a usage or store error.
- */
-export async function runVerify(
-  argv: readonly string[],
-  io: { env?: NodeJS.ProcessEnv; out?: (s: string) => void; err?: (s: string) => void } = {},
-): Promise<number> {
-  const out = io.out ?? ((s: string) => process.stdout.write(`${s}\n`));
-  const err = io.err ?? ((s: string) => process.stderr.write(`${s}\n`));
-  let config;
-  let appId: string;
-  let storeUrl: string;
-  try {
-    ({ config } = resolveOptions(VERIFY_OPTIONS, argv, io.env ?? process.env));
-    if (!config.appId) throw new ConfigError('appId', '--app-id is required');
-    appId = config.appId;
-    if (!config.store) throw new ConfigError('store', '--store is required');
-    storeUrl = config.store;
-  } catch (e) {
-    err(`shuffle-agent verify: ${(e as Error).message}`);
-    err('usage: shuffle-agent verify --store URL --app-id ID [--fallback-layout spark-3.3|spark-3.1] [--s3-endpoint URL] [--s3-force-path-style] [--json]');
-    return 2;
-  }
-  let store: BlockStore | undefined;
-  try {
-    // verify only reads: it must not abort anybody's uploads.
-    store = await openSharedStore(storeUrl, config);
-    const report = await verifyStore(store, appId, config.fallbackLayout);
-    out(config.json ? JSON.stringify(report, null, 2) : formatVerifyReport(report));
-    if (report.outputs === 0) {
-      // Nothing to vouch for: most likely a wrong app id, store or layout.
-      err(`shuffle-agent verify: no map outputs stored for ${appId} in ${store.url}`);
-      return 1;
-    }
-    return report.problems.length === 0 ? 0 : 1;
-  } catch (e) {
-    err(`shuffle-agent verify: ${describeError(e)}`);
-    return 2;
-  } finally {
-    await store?.close();
-  }
 }

@@ -6,7 +6,7 @@
  * the key, which may hold Spark's own copy by then.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { etagComparable } from '../../agent/store/s3/s3-store.js';
+import { etagComparable } from '../../agent/store/s3/s3-errors.js';
 import { StoreError } from '../../agent/store/block-store.js';
 import { readAll, randomFile, tempDir } from '../support/local-files.js';
 import { createBucket, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';

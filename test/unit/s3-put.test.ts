@@ -8,19 +8,20 @@ import { Agent } from 'node:http';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { S3Putter, S3ResponseError, type S3PutTarget } from '../../agent/store/s3/s3-put.js';
-import { classify } from '../../agent/store/s3/s3-store.js';
+import { classify } from '../../agent/store/s3/s3-errors.js';
 import { FakeHttpServer } from '../support/fake-http.js';
 
 describe('S3Putter', () => {
   const server = new FakeHttpServer();
   const agent = new Agent({ keepAlive: true });
   const target = (over: Partial<S3PutTarget> = {}): S3PutTarget => ({
-    endpoint: server.url,
-    region: 'eu-west-3',
-    forcePathStyle: true,
-    bucket: 'bkt',
+    // Path style: the bucket is the first path segment (what the SDK resolves for a custom endpoint).
+    endpoint: async () => {
+      const url = new URL(server.url);
+      return { protocol: 'http:', hostname: url.hostname, port: url.port, basePath: '/bkt', signingRegion: 'eu-west-3' };
+    },
     credentials: async () => ({ accessKeyId: 'AKID', secretAccessKey: 'secret', sessionToken: 'tok' }),
-    agent,
+    agentFor: () => agent,
     connectTimeoutMs: 1000,
     socketTimeoutMs: 1000,
     ...over,

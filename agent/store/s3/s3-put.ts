@@ -15,6 +15,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import type { PutEndpoint } from './s3-target.js';
 
 /** What the SDK's credential providers resolve to. */
 export interface S3Credentials {
@@ -24,14 +25,12 @@ export interface S3Credentials {
 }
 
 export interface S3PutTarget {
-  /** Custom endpoint; AWS's regional endpoint when unset. */
-  endpoint?: string;
-  region: string;
-  forcePathStyle: boolean;
-  bucket: string;
+  /** Where PUTs go and the region they are signed for: the SDK's own resolution (s3-target.ts). */
+  endpoint: () => Promise<PutEndpoint>;
   /** The SDK client's credential provider (cached and refreshed by the SDK). */
   credentials: () => Promise<S3Credentials>;
-  agent: Agent;
+  /** The keep-alive pool for the endpoint's scheme. */
+  agentFor: (protocol: 'http:' | 'https:') => Agent;
   connectTimeoutMs: number;
   /** A socket with no traffic for this long fails the request. */
   socketTimeoutMs: number;
@@ -83,31 +82,15 @@ function uriEncode(s: string): string {
 }
 
 export class S3Putter {
-  private readonly protocol: 'http:' | 'https:';
-  private readonly hostname: string;
-  private readonly port: string;
-  private readonly host: string;
-  /** Path before the key: `/bucket` (path style) or '' (virtual-hosted), plus an endpoint's own path. */
-  private readonly basePath: string;
-  /** Derived signing key of the current day and secret (four HMACs saved per request). */
-  private signingKey: { day: string; secret: string; key: Buffer } | undefined;
+  /** Derived signing key of the current day, region and secret (four HMACs saved per request). */
+  private signingKey: { day: string; region: string; secret: string; key: Buffer } | undefined;
 
-  constructor(private readonly target: S3PutTarget) {
-    // A bucket with dots does not match the wildcard certificate of virtual-hosted names; the SDK
-    // falls back to path style for it too.
-    const pathStyle = target.forcePathStyle || target.bucket.includes('.');
-    const url = new URL(target.endpoint ?? `https://s3.${target.region}.amazonaws.com`);
-    this.protocol = url.protocol === 'http:' ? 'http:' : 'https:';
-    this.hostname = pathStyle ? url.hostname : `${target.bucket}.${url.hostname}`;
-    this.port = url.port;
-    this.host = url.port ? `${this.hostname}:${url.port}` : this.hostname;
-    const own = url.pathname.replace(/\/+$/, '');
-    this.basePath = pathStyle ? `${own}/${uriEncode(target.bucket)}` : own;
-  }
+  constructor(private readonly target: S3PutTarget) {}
 
   async put(req: S3PutRequest): Promise<S3PutAnswer> {
+    const endpoint = await this.target.endpoint();
     const creds = await this.target.credentials();
-    const path = `${this.basePath}/${req.key.split('/').map(uriEncode).join('/')}`;
+    const path = `${endpoint.basePath}/${req.key.split('/').map(uriEncode).join('/')}`;
     const query = Object.entries(req.query ?? {})
       .map(([k, v]) => `${uriEncode(k)}=${uriEncode(v)}`)
       .sort()
@@ -115,7 +98,7 @@ export class S3Putter {
     const amzDate = new Date().toISOString().replace(/[-:]|\.\d{3}/g, '');
     const headers: Record<string, string> = {
       ...req.headers,
-      host: this.host,
+      host: endpoint.port ? `${endpoint.hostname}:${endpoint.port}` : endpoint.hostname,
       'content-md5': req.contentMd5,
       'x-amz-content-sha256': UNSIGNED,
       'x-amz-date': amzDate,
@@ -125,31 +108,31 @@ export class S3Putter {
     const signedHeaders = names.join(';');
     const canonical = `PUT\n${path}\n${query}\n${names.map((h) => `${h}:${(headers[h] as string).trim()}\n`).join('')}\n${signedHeaders}\n${UNSIGNED}`;
     const day = amzDate.slice(0, 8);
-    const scope = `${day}/${this.target.region}/s3/aws4_request`;
+    const scope = `${day}/${endpoint.signingRegion}/s3/aws4_request`;
     const toSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonical).digest('hex')}`;
-    const signature = createHmac('sha256', this.keyFor(day, creds.secretAccessKey)).update(toSign).digest('hex');
+    const signature = createHmac('sha256', this.keyFor(day, endpoint.signingRegion, creds.secretAccessKey)).update(toSign).digest('hex');
     headers.authorization = `AWS4-HMAC-SHA256 Credential=${creds.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     headers['content-length'] = String(req.contentLength);
-    return this.send(`${path}${query ? `?${query}` : ''}`, headers, req.body, req.signal);
+    return this.send(endpoint, `${path}${query ? `?${query}` : ''}`, headers, req.body, req.signal);
   }
 
-  private keyFor(day: string, secret: string): Buffer {
+  private keyFor(day: string, region: string, secret: string): Buffer {
     const k = this.signingKey;
-    if (k && k.day === day && k.secret === secret) return k.key;
+    if (k && k.day === day && k.region === region && k.secret === secret) return k.key;
     const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data).digest();
-    const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, day), this.target.region), 's3'), 'aws4_request');
-    this.signingKey = { day, secret, key };
+    const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), 's3'), 'aws4_request');
+    this.signingKey = { day, region, secret, key };
     return key;
   }
 
-  private send(path: string, headers: Record<string, string>, body: S3PutRequest['body'], signal: AbortSignal | undefined): Promise<S3PutAnswer> {
+  private send(endpoint: PutEndpoint, path: string, headers: Record<string, string>, body: S3PutRequest['body'], signal: AbortSignal | undefined): Promise<S3PutAnswer> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) {
         reject(abortError(signal));
         return;
       }
-      const request = this.protocol === 'https:' ? httpsRequest : httpRequest;
-      const req = request({ protocol: this.protocol, hostname: this.hostname, port: this.port || undefined, path, method: 'PUT', headers, agent: this.target.agent });
+      const request = endpoint.protocol === 'https:' ? httpsRequest : httpRequest;
+      const req = request({ protocol: endpoint.protocol, hostname: endpoint.hostname, port: endpoint.port || undefined, path, method: 'PUT', headers, agent: this.target.agentFor(endpoint.protocol) });
       let connectTimer: NodeJS.Timeout | undefined;
       const onAbort = (): void => void req.destroy(abortError(signal));
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -29,8 +29,6 @@
  * than a given age under the prefix by `abortStaleUploads`, called at open), so none stays orphaned.
  */
 import { createHash } from 'node:crypto';
-import { Agent } from 'node:http';
-import { Agent as HttpsAgent } from 'node:https';
 import { open, type FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
@@ -43,14 +41,15 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
-  S3Client,
-  type S3ClientConfig,
+  HeadBucketCommand,
+  type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import type { BlockStore, LocalFile, PutOptions, StoredObject } from '../block-store.js';
+import type { BlockStore, LocalFile, PutOptions, StoredObject, StoreProbe } from '../block-store.js';
 import { NotFoundError, StoreError } from '../block-store.js';
 import { localReadError } from '../local-file.js';
 import { S3Putter } from './s3-put.js';
+import { openS3Target, type S3Target } from './s3-target.js';
 import { BufferPool } from '../../util/buffer-pool.js';
 import { ByteBudget } from '../../util/byte-budget.js';
 import { Limiter } from '../../util/limiter.js';
@@ -58,6 +57,7 @@ import { TokenBucket } from '../../util/token-bucket.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
 import { describeError } from '../../util/errors.js';
 import type { S3ChecksumMode } from './s3-checksums.js';
+import { classify, etagComparable, etagError, etagMatches, isNotFound } from './s3-errors.js';
 
 export type { S3ChecksumMode } from './s3-checksums.js';
 
@@ -107,10 +107,6 @@ export interface S3StoreOptions {
   listPageSize?: number;
   logger?: Logger;
   metrics?: S3StoreMetrics;
-  /** Injected client (tests); built from the options above when unset. Uploads (PutObject,
-   * UploadPart) do not go through it but through S3Putter, built from the options above and
-   * the client's credentials. */
-  client?: S3Client;
 }
 
 const MiB = 1024 * 1024;
@@ -125,10 +121,11 @@ interface FileDigests {
   partSize: number;
 }
 
-export class S3Store implements BlockStore {
+export class S3Store implements BlockStore, StoreProbe {
   readonly url: string;
   readonly bucket: string;
   readonly prefix: string;
+  private readonly target: S3Target;
   private readonly client: S3Client;
   /** PutObject and UploadPart, signed and sent without the SDK's per-request overhead. */
   private readonly putter: S3Putter;
@@ -175,18 +172,26 @@ export class S3Store implements BlockStore {
     this.logger = options.logger;
     this.listPageSize = options.listPageSize;
     this.metrics = options.metrics;
-    // One keep-alive pool for the SDK's requests and the putter's.
-    const agentOptions = { keepAlive: true, maxSockets: Math.max(16, (options.maxConcurrentRequests ?? 8) * 2) };
-    const agent = !options.endpoint || options.endpoint.startsWith('https:') ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
-    this.client = options.client ?? new S3Client(clientConfig(options, this.opts.requestTimeoutMs, agent));
-    this.putter = new S3Putter({
-      ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-      region: options.region ?? process.env.AWS_REGION ?? 'us-east-1',
-      forcePathStyle: options.forcePathStyle ?? false,
+    // One resolution of endpoint, region, path style and timeouts for the SDK's requests and the
+    // putter's, and one keep-alive pool.
+    this.target = openS3Target({
       bucket: this.bucket,
+      endpoint: options.endpoint,
+      region: options.region,
+      forcePathStyle: options.forcePathStyle,
+      credentials: options.credentials,
+      checksums: options.checksums,
+      requestTimeoutMs: this.opts.requestTimeoutMs,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5000,
+      maxSockets: Math.max(16, (options.maxConcurrentRequests ?? 8) * 2),
+      logger: options.logger,
+    });
+    this.client = this.target.client;
+    this.putter = new S3Putter({
+      endpoint: () => this.target.putEndpoint(),
       // The SDK's resolved provider: the default chain (env, IRSA, instance profile), cached and refreshed.
       credentials: () => this.client.config.credentials(),
-      agent,
+      agentFor: (protocol) => this.target.agentFor(protocol),
       connectTimeoutMs: options.connectTimeoutMs ?? 5000,
       socketTimeoutMs: this.opts.requestTimeoutMs,
     });
@@ -483,6 +488,16 @@ export class S3Store implements BlockStore {
     return out;
   }
 
+  /** HeadBucket: the bucket exists, the credentials are accepted, and the endpoint answers. */
+  async probe(options: { write: boolean; signal?: AbortSignal }): Promise<void> {
+    try {
+      await this.send('HeadBucket', this.url, options.signal, (s) => this.client.send(new HeadBucketCommand({ Bucket: this.bucket }), { abortSignal: s }));
+    } catch (err) {
+      if (isNotFound(err)) throw new StoreError(`s3 HeadBucket ${this.url}: no such bucket`, 'permanent', 'NoSuchBucket', { cause: err });
+      throw err;
+    }
+  }
+
   async holds(key: string, file: LocalFile): Promise<boolean> {
     const existing = await this.stat(key);
     if (!existing || existing.size !== file.size || !existing.digest) return false;
@@ -568,7 +583,7 @@ export class S3Store implements BlockStore {
   close(): Promise<void> {
     this.closed ??= Promise.resolve().then(() => {
       this.bucketRate.setRate(0);
-      this.client.destroy();
+      this.target.destroy();
     });
     return this.closed;
   }
@@ -617,33 +632,6 @@ export class S3Store implements BlockStore {
       }
     }
   }
-}
-
-function clientConfig(o: S3StoreOptions, requestTimeoutMs: number, agent: Agent | HttpsAgent): S3ClientConfig {
-  const checksums = o.checksums === 'when_required' ? 'WHEN_REQUIRED' : 'WHEN_SUPPORTED';
-  return {
-    region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
-    ...(o.endpoint ? { endpoint: o.endpoint } : {}),
-    forcePathStyle: o.forcePathStyle ?? false,
-    ...(o.credentials ? { credentials: o.credentials } : {}),
-    requestChecksumCalculation: checksums,
-    responseChecksumValidation: checksums,
-    // Retries are ours (counted, classified); the write-back queue retries whole files on top.
-    maxAttempts: 1,
-    // The SDK's own messages go to our logger at debug level, never to the console.
-    logger: {
-      debug: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
-      info: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
-      warn: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
-      error: (...a: unknown[]) => o.logger?.debug({ sdk: a.map(String).join(' ') }, 'aws sdk'),
-    },
-    requestHandler: {
-      connectionTimeout: o.connectTimeoutMs ?? 5000,
-      // An idle socket for this long fails the request: a stalled server cannot hold the queue.
-      socketTimeout: requestTimeoutMs,
-      ...(agent instanceof HttpsAgent ? { httpsAgent: agent } : { httpAgent: agent }),
-    },
-  };
 }
 
 /**
@@ -731,102 +719,4 @@ async function digestFile(file: LocalFile, partSize: number): Promise<FileDigest
   });
   if (inPart > 0 || partMd5.length === 0) partMd5.push(md5.digest());
   return { sha256: sha.digest('hex'), partMd5, partSize };
-}
-
-/** Response fields that say how S3 encrypted an object. */
-interface EncryptionAnswer {
-  ServerSideEncryption?: string | undefined;
-  SSECustomerAlgorithm?: string | undefined;
-}
-
-/**
- * Whether an answer's ETag can be compared with an MD5 at all. AWS: objects encrypted with SSE-KMS
- * (`x-amz-server-side-encryption: aws:kms` or `aws:kms:dsse`) or SSE-C
- * (`x-amz-server-side-encryption-customer-algorithm`) get ETags that are not the MD5 of their
- * data, though they look like one (32 hex digits). Their integrity rests on Content-MD5, which S3
- * verifies before it stores anything (400 BadDigest otherwise). SSE-S3 (AES256) keeps MD5 ETags.
- */
-export function etagComparable(answer: EncryptionAnswer): boolean {
-  const sse = answer.ServerSideEncryption?.toLowerCase();
-  if (sse !== undefined && sse.startsWith('aws:kms')) return false;
-  return answer.SSECustomerAlgorithm === undefined || answer.SSECustomerAlgorithm === '';
-}
-
-/** Whether the server's ETag is the MD5 we sent. Servers with their own ETag scheme answer
- * something that is not a plain MD5: those are not comparable and pass. */
-function etagMatches(etag: string | undefined, expected: string): boolean {
-  const got = etag?.replace(/"/g, '').toLowerCase();
-  if (!got || !/^[0-9a-f]{32}(-\d+)?$/.test(got)) return true;
-  return got === expected;
-}
-
-function etagError(what: string, etag: string | undefined, expected: string): StoreError {
-  return new StoreError(`upload ${what}: server stored ETag ${etag}, expected ${expected}`, 'transient', 'ETagMismatch');
-}
-
-interface SdkError {
-  name?: string;
-  Code?: string;
-  code?: string;
-  message?: string;
-  $metadata?: { httpStatusCode?: number };
-}
-
-function isNotFound(err: unknown): boolean {
-  const e = err as SdkError | undefined;
-  return e?.name === 'NoSuchKey' || e?.name === 'NotFound' || e?.Code === 'NoSuchKey' || (e?.$metadata?.httpStatusCode === 404 && e?.name !== 'NoSuchBucket' && e?.Code !== 'NoSuchBucket' && e?.name !== 'NoSuchUpload');
-}
-
-const PERMANENT_CODES = new Set([
-  'AccessDenied',
-  'AllAccessDisabled',
-  'InvalidAccessKeyId',
-  'SignatureDoesNotMatch',
-  'NoSuchBucket',
-  'InvalidBucketName',
-  'AccountProblem',
-  'InvalidSecurity',
-  'InvalidToken',
-  'ExpiredToken',
-  'CredentialsProviderError',
-  'NotImplemented',
-  'MethodNotAllowed',
-  'EntityTooLarge',
-  'InvalidArgument',
-]);
-const TRANSIENT_CODES = new Set([
-  'SlowDown',
-  'ServiceUnavailable',
-  'InternalError',
-  'RequestTimeout',
-  'RequestTimeTooSkewed',
-  'TimeoutError',
-  'ThrottlingException',
-  'Throttling',
-  'TooManyRequests',
-  // Our own body did not match the digest sent: re-read and try again.
-  'BadDigest',
-  'XAmzContentSHA256Mismatch',
-  'IncompleteBody',
-  'NoSuchUpload',
-  'ETagMismatch',
-]);
-const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED', 'UND_ERR_SOCKET']);
-
-/** Map any error from an S3 call to a StoreError whose kind decides retrying. */
-export function classify(op: string, key: string, err: unknown): StoreError {
-  if (err instanceof StoreError) return err;
-  const e = (err ?? {}) as SdkError;
-  const status = e.$metadata?.httpStatusCode;
-  const code = e.Code ?? (e.name && e.name !== 'Error' ? e.name : undefined) ?? e.code ?? (status ? `HTTP${status}` : 'EUNKNOWN');
-  const netCode = typeof e.code === 'string' ? e.code : undefined;
-  let kind: 'transient' | 'permanent';
-  if (TRANSIENT_CODES.has(code) || (netCode && NETWORK_CODES.has(netCode)) || NETWORK_CODES.has(code)) kind = 'transient';
-  else if (PERMANENT_CODES.has(code) || status === 403 || status === 401) kind = 'permanent';
-  else if (status !== undefined && (status >= 500 || status === 429 || status === 408)) kind = 'transient';
-  else if (status !== undefined && status >= 400) kind = 'permanent';
-  // No HTTP status: the request never got an answer (socket closed, aborted, timed out).
-  else kind = 'transient';
-  const label = netCode && netCode !== code ? `${code}/${netCode}` : code;
-  return new StoreError(`s3 ${op} ${key}: ${label}${status ? ` (HTTP ${status})` : ''}: ${e.message ?? String(err)}`, kind, code, { cause: err });
 }
