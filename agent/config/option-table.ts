@@ -2,16 +2,8 @@
  * One typed table of every setting: key, flag, env name, default, doc. Parsed once, validated,
  * printed at start with secrets masked; the README's config reference is generated from it.
  */
-
-export class ConfigError extends Error {
-  constructor(
-    readonly key: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../util/errors.js';
 
 export interface OptionSpec<T> {
   /** The flag without dashes, e.g. `local-dirs`; the env name is `SHUFFLE_AGENT_LOCAL_DIRS`. */
@@ -24,6 +16,10 @@ export interface OptionSpec<T> {
   secret?: boolean;
   /** A flag that takes no value (`--flag` means true). */
   boolean?: boolean;
+  /** A one-letter alias (`-o`). */
+  short?: string;
+  /** Shown in help as the value's name (`--store URL`); `VALUE` when unset. */
+  metavar?: string;
   /** Short category used to group the README reference. */
   group: string;
 }
@@ -100,34 +96,64 @@ export const parsers = {
   },
 };
 
-/** Split `--flag value`, `--flag=value` and boolean `--flag` into a map; positional args apart. */
+/**
+ * Split `--flag value`, `--flag=value`, boolean `--flag` (or `--flag=false`) and short aliases into
+ * a map; positional args apart. Tokenised by `node:util.parseArgs`; an unknown flag is refused
+ * with the closest known one as a suggestion.
+ */
 export function splitArgs(
   argv: readonly string[],
   specs: Readonly<Record<string, OptionSpec<unknown>>>,
 ): { values: Map<string, string>; positional: string[] } {
   const byFlag = new Map(Object.entries(specs).map(([key, s]) => [s.flag, { key, spec: s }]));
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {};
+  for (const s of Object.values(specs)) options[s.flag] = { type: s.boolean ? 'boolean' : 'string', ...(s.short ? { short: s.short } : {}) };
+  // Not strict: unknown flags and missing values come back as tokens, to be refused with our
+  // own messages (a suggestion, the flag's name) instead of parseArgs' generic ones.
+  const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
   const values = new Map<string, string>();
   const positional: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string;
-    if (!arg.startsWith('--')) {
-      positional.push(arg);
+  for (const token of tokens) {
+    if (token.kind === 'positional') {
+      positional.push(token.value);
       continue;
     }
-    const eq = arg.indexOf('=');
-    const flag = arg.slice(2, eq >= 0 ? eq : undefined);
-    const found = byFlag.get(flag);
-    if (!found) throw new ConfigError(flag, `unknown flag --${flag}`);
-    if (eq >= 0) values.set(found.key, arg.slice(eq + 1));
-    else if (found.spec.boolean) values.set(found.key, 'true');
+    if (token.kind === 'option-terminator') continue;
+    const found = byFlag.get(token.name);
+    if (!found) {
+      const near = closest(token.name, [...byFlag.keys()]);
+      throw new ConfigError(token.name, `unknown flag ${token.rawName}${near ? ` (did you mean --${near}?)` : ''}`);
+    }
+    if (found.spec.boolean) values.set(found.key, token.value ?? 'true');
     else {
-      const next = argv[i + 1];
-      if (next === undefined || next.startsWith('--')) throw new ConfigError(found.key, `--${flag} needs a value`);
-      values.set(found.key, next);
-      i++;
+      if (token.value === undefined) throw new ConfigError(found.key, `--${found.spec.flag} needs a value`);
+      values.set(found.key, token.value);
     }
   }
   return { values, positional };
+}
+
+/** The candidate nearest to `word` by edit distance, when it is near enough to be a typo. */
+export function closest(word: string, candidates: readonly string[]): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const c of candidates) {
+    const d = editDistance(word, c);
+    if (!best || d < best.distance) best = { name: c, distance: d };
+  }
+  const limit = Math.max(2, Math.floor(word.length / 3));
+  return best && best.distance <= limit ? best.name : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min((prev[j] as number) + 1, (row[j - 1] as number) + 1, (prev[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = row;
+  }
+  return prev[b.length] as number;
 }
 
 export type ValuesOf<S extends Record<string, OptionSpec<unknown>>> = {
@@ -178,4 +204,41 @@ export function markdownReference(specs: Record<string, OptionSpec<unknown>>): s
     (s) => `| \`--${s.flag}\` | \`${envName(s.flag)}\` | ${s.default === undefined ? '—' : `\`${s.default}\``} | ${s.doc} |`,
   );
   return ['| flag | environment | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}
+
+/** Plain-text flag list for `--help`: one entry per flag, its env name and default, the doc wrapped. */
+export function textReference(specs: Record<string, OptionSpec<unknown>>, options: { env: boolean; width?: number } = { env: true }): string {
+  const width = options.width ?? 80;
+  const lines: string[] = [];
+  let group: string | undefined;
+  const groups = new Set(Object.values(specs).map((s) => s.group));
+  for (const s of Object.values(specs)) {
+    if (groups.size > 1 && s.group !== group) {
+      group = s.group;
+      lines.push('', `${group}:`);
+    }
+    const name = `${s.short ? `-${s.short}, ` : ''}--${s.flag}${s.boolean ? '' : ` ${s.metavar ?? 'VALUE'}`}`;
+    const facts = [options.env ? `env ${envName(s.flag)}` : undefined, s.default !== undefined && s.default !== '' ? `default ${s.default}` : undefined].filter((f) => f !== undefined);
+    lines.push(`  ${name}${facts.length > 0 ? `  (${facts.join(', ')})` : ''}`);
+    lines.push(...wrap(plain(s.doc), width - 6).map((l) => `      ${l}`));
+  }
+  return lines.join('\n').replace(/^\n/, '');
+}
+
+/** Markdown to plain text: code spans and emphasis lose their marks. */
+function plain(doc: string): string {
+  return doc.replace(/`([^`]*)`/g, '$1').replace(/\*\*([^*]*)\*\*/g, '$1');
+}
+
+function wrap(text: string, width: number): string[] {
+  const out: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') out.push(line);
+  return out;
 }

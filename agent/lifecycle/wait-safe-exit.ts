@@ -4,40 +4,9 @@
  * exit or the timeout passes. No busy polling: one request waits on the agent's state-change
  * events; a refused connection (agent restarting) is retried after a short pause.
  */
-import { option, parsers } from '../config/option-table.js';
 import { sleep } from '../util/backoff.js';
 import { describeError } from '../util/errors.js';
 import { timeoutSignal } from '../util/abort.js';
-
-export const WAIT_SAFE_EXIT_OPTIONS = {
-  http: option({
-    group: 'wait-safe-exit',
-    flag: 'http',
-    default: 'http://127.0.0.1:9464',
-    doc: "Base URL of the agent's HTTP server.",
-    parse: (raw) => {
-      const url = new URL(raw);
-      if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`expected an http:// URL, got ${JSON.stringify(raw)}`);
-      return raw.replace(/\/+$/, '');
-    },
-  }),
-  timeout: option({
-    group: 'wait-safe-exit',
-    flag: 'timeout',
-    default: '25',
-    doc: 'Seconds to wait for safe_to_exit before giving up (exit code 1).',
-    parse: parsers.number(0, 86_400),
-  }),
-  drain: option({
-    group: 'wait-safe-exit',
-    flag: 'drain',
-    default: 'true',
-    boolean: true,
-    doc: 'Request a drain first (`--drain=false` only waits).',
-    parse: parsers.bool,
-  }),
-};
-
 export interface WaitSafeExitOptions {
   url: string;
   timeoutMs: number;

@@ -4,15 +4,9 @@
  * The HTTP/2 flow-control window is raised to 16 MiB: with the default 64 KiB a grpc-js client
  * takes about 245 MiB/s from a local server, with 16 MiB about 450 MiB/s.
  */
-import { createWriteStream } from 'node:fs';
-import { readFile, rename, unlink } from 'node:fs/promises';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
-import { ConfigError, option, parsers, resolveOptions } from '../config/option-table.js';
-import { isSafeAppId } from '../spark/fallback-key.js';
-import { isValidMapId, isValidShuffleId } from '../spark/file-names.js';
-import { describeError } from '../util/errors.js';
 import {
   loadProto,
   type AgentStatus,
@@ -152,140 +146,5 @@ export class ShuffleAgentClient {
       }
     }
     return call;
-  }
-}
-
-// ---- `shuffle-agent fetch` ----
-
-export const FETCH_OPTIONS = {
-  target: option({ group: 'fetch', flag: 'target', doc: 'Agent address, HOST:PORT.', parse: parsers.string }),
-  appId: option({
-    group: 'fetch',
-    flag: 'app-id',
-    doc: 'Spark application id.',
-    parse: (raw) => {
-      if (!isSafeAppId(raw)) throw new Error(`${JSON.stringify(raw)} is not a Spark application id`);
-      return raw;
-    },
-  }),
-  shuffle: option({
-    group: 'fetch',
-    flag: 'shuffle',
-    doc: 'Shuffle id.',
-    parse: (raw) => {
-      const n = parsers.int(0, 2147483647)(raw);
-      if (!isValidShuffleId(n)) throw new Error('not a shuffle id');
-      return n;
-    },
-  }),
-  map: option({
-    group: 'fetch',
-    flag: 'map',
-    doc: 'Map id (the map task attempt id).',
-    parse: (raw) => {
-      if (!isValidMapId(raw.trim())) throw new Error(`expected a non-negative int64, got ${JSON.stringify(raw)}`);
-      return raw.trim();
-    },
-  }),
-  reduce: option({
-    group: 'fetch',
-    flag: 'reduce',
-    doc: 'Reduce partition R, or R-E for partitions R to E-1 (end exclusive, as Spark ranges are).',
-    parse: parseReduce,
-  }),
-  output: option({ group: 'fetch', flag: 'output', doc: 'Write to FILE (atomically); stdout by default. Also `-o FILE`.', parse: parsers.string }),
-  tokenFile: option({ group: 'fetch', flag: 'token-file', doc: 'File with the bearer token.', parse: parsers.string, secret: true }),
-  tlsCa: option({ group: 'fetch', flag: 'tls-ca', doc: 'PEM CA that signed the server certificate: turns TLS on.', parse: parsers.string }),
-  tlsCert: option({ group: 'fetch', flag: 'tls-cert', doc: 'PEM client certificate (mTLS).', parse: parsers.string }),
-  tlsKey: option({ group: 'fetch', flag: 'tls-key', doc: 'PEM client key (mTLS).', parse: parsers.string }),
-  tls: option({ group: 'fetch', flag: 'tls', boolean: true, doc: 'Use TLS with the system roots.', parse: parsers.bool }),
-  timeout: option({ group: 'fetch', flag: 'timeout', default: '300', doc: 'Seconds before the fetch is abandoned.', parse: parsers.number(0.001, 86_400) }),
-};
-
-export function parseReduce(raw: string): { start: number; end: number } {
-  const m = /^(\d+)(?:-(\d+))?$/.exec(raw.trim());
-  if (!m) throw new Error(`expected R or R-E, got ${JSON.stringify(raw)}`);
-  const start = Number(m[1]);
-  const end = m[2] === undefined ? start + 1 : Number(m[2]);
-  if (start > 2147483647 || end > 2147483647) throw new Error('reduce ids are Java ints');
-  if (end <= start) throw new Error(`R-E needs E > R (E is exclusive), got ${raw}`);
-  return { start, end };
-}
-
-export interface FetchIo {
-  stdout: Writable;
-  stderr: Writable;
-  env: NodeJS.ProcessEnv;
-}
-
-/** Exit codes of `shuffle-agent fetch`. */
-export const FETCH_EXIT = { ok: 0, failed: 1, usage: 2 } as const;
-
-/**
- * `shuffle-agent fetch --target HOST:PORT --app-id ID --shuffle S --map M --reduce R[-E] [-o FILE]`.
- * Returns the exit code: 0 done, 1 the fetch failed (the gRPC status is printed), 2 bad usage.
- */
-export async function runFetch(argv: readonly string[], io: FetchIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
-  const args = argv.map((a) => (a === '-o' ? '--output' : a));
-  let config;
-  let required;
-  try {
-    config = resolveOptions(FETCH_OPTIONS, args, {}).config;
-    const need = <T>(key: keyof typeof FETCH_OPTIONS, value: T | undefined): T => {
-      if (value === undefined) throw new ConfigError(key, `--${FETCH_OPTIONS[key].flag} is required`);
-      return value;
-    };
-    required = {
-      target: need('target', config.target),
-      appId: need('appId', config.appId),
-      shuffle: need('shuffle', config.shuffle),
-      map: need('map', config.map),
-      reduce: need('reduce', config.reduce),
-      timeout: need('timeout', config.timeout),
-    };
-  } catch (err) {
-    io.stderr.write(`shuffle-agent fetch: ${(err as Error).message}\nusage: shuffle-agent fetch --target HOST:PORT --app-id ID --shuffle S --map M --reduce R[-E] [-o FILE] [--token-file F] [--tls-ca F [--tls-cert F --tls-key F]]\n`);
-    return FETCH_EXIT.usage;
-  }
-  const { target, appId, shuffle, map, reduce, timeout } = required;
-  let client: ShuffleAgentClient | undefined;
-  let temp: string | undefined;
-  try {
-    const token = config.tokenFile !== undefined ? (await readFile(config.tokenFile, 'utf8')).trim() : undefined;
-    let tls: ClientTls | undefined;
-    if (config.tlsCa !== undefined || config.tls === true || config.tlsCert !== undefined) {
-      tls = {};
-      if (config.tlsCa !== undefined) tls.ca = await readFile(config.tlsCa);
-      if (config.tlsCert !== undefined) tls.cert = await readFile(config.tlsCert);
-      if (config.tlsKey !== undefined) tls.key = await readFile(config.tlsKey);
-    }
-    client = new ShuffleAgentClient({ target, ...(token !== undefined ? { token } : {}), ...(tls ? { tls } : {}) });
-    const req = { app_id: appId, shuffle_id: shuffle, map_id: map, start_reduce_id: reduce.start, end_reduce_id: reduce.end };
-    const deadline = Date.now() + timeout * 1000;
-    let bytes: number;
-    if (config.output !== undefined) {
-      temp = `${config.output}.partial-${process.pid}`;
-      const sink = createWriteStream(temp, { flags: 'wx' });
-      try {
-        bytes = await client.fetchBlockTo(req, sink, { deadline });
-      } finally {
-        sink.end();
-        await once(sink, 'close');
-      }
-      await rename(temp, config.output);
-      temp = undefined;
-    } else {
-      bytes = await client.fetchBlockTo(req, io.stdout, { deadline });
-    }
-    io.stderr.write(`fetched ${bytes} bytes of ${appId}/${shuffle}/${map} partitions [${reduce.start}, ${reduce.end})\n`);
-    return FETCH_EXIT.ok;
-  } catch (err) {
-    const e = err as Partial<grpc.ServiceError>;
-    const what = typeof e.code === 'number' ? `${grpc.status[e.code]}: ${e.details ?? ''}` : describeError(err);
-    io.stderr.write(`shuffle-agent fetch: ${what}\n`);
-    return FETCH_EXIT.failed;
-  } finally {
-    if (temp !== undefined) await unlink(temp).catch(() => undefined);
-    client?.close();
   }
 }

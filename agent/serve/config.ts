@@ -1,6 +1,6 @@
 /** From the `--grpc-*` settings of `shuffle-agent run` to the server's options (files read here). */
 import { readFile } from 'node:fs/promises';
-import { ConfigError } from '../config/option-table.js';
+import { ConfigError } from '../util/errors.js';
 import { tokenFromFile, type TlsFiles } from './auth.js';
 import type { GrpcServerOptions } from './server.js';
 

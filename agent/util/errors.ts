@@ -14,3 +14,17 @@ export function describeError(err: unknown): string {
   }
   return parts.join(': ');
 }
+
+/**
+ * A setting that is wrong: a bad flag or value, or a file a setting names that cannot be read.
+ * `key` names the setting (its option-table key). The CLI turns it into exit code 2 and one line.
+ */
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}

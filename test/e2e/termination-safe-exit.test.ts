@@ -54,13 +54,13 @@ describe.each(STORE_FIXTURES)('safe exit with the $name store', ({ make }) => {
 
   const allStored = async (outputs: Committed[]): Promise<boolean> => (await Promise.all(outputs.map((o) => storedIntact(store, APP, o)))).every(Boolean);
 
-  it('wait-safe-exit exits 1 on timeout while outputs are pending, and 0 only once everything is stored', async () => {
+  it('wait-safe-exit exits 6 on timeout while outputs are pending, and 0 only once everything is stored', async () => {
     await store.down();
     const committed = await commitOutputs(executor, APP, { count: 12, bytes: 2 * MiB, shuffles: 2 });
     const agent = await agentWith(['--safe-exit-file', join(dir, 'safe.json')]);
 
     const short = cli(['wait-safe-exit', '--http', agent.url, '--timeout', '0.5']);
-    expect((await short.exited).code).toBe(1);
+    expect((await short.exited).code).toBe(6);
     expect((await agent.status()).state).toBe('draining'); // it requested the drain
 
     // The httpGet preStop form: 503 on timeout, while not safe.

@@ -3,7 +3,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runFetch, ShuffleAgentClient } from '../../agent/serve/client.js';
+import { ShuffleAgentClient } from '../../agent/serve/client.js';
+import { runFetch } from '../../agent/commands/fetch.js';
 import type { AgentStatus, Chunk, DrainProgressMessage, MapOutputInfo } from '../../agent/serve/proto.js';
 import { startGrpcServer, type RunningGrpcServer } from '../../agent/serve/server.js';
 import { FileStore } from '../../agent/store/file-store.js';
@@ -156,7 +157,7 @@ describe('gRPC listing, status, drain and close', () => {
     stdout.on('data', (b: Buffer) => pieces.push(b));
     expect(await runFetch(['--target', target, '--app-id', APP, '--shuffle', '0', '--map', '1', '--reduce', '1'], { ...io, stdout })).toBe(0);
     expect(Buffer.concat(pieces).equals((o.data as Buffer).subarray(1, 11))).toBe(true);
-    expect(await runFetch(['--target', target, '--app-id', APP, '--shuffle', '0', '--map', '77', '--reduce', '0', '-o', join(dir.path, 'none.bin')], io)).toBe(1);
+    expect(await runFetch(['--target', target, '--app-id', APP, '--shuffle', '0', '--map', '77', '--reduce', '0', '-o', join(dir.path, 'none.bin')], io)).toBe(7);
     expect(String(stderr.read())).toContain('NOT_FOUND');
     await expect(readFile(join(dir.path, 'none.bin'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(await runFetch(['--target', target, '--app-id', APP, '--shuffle', '0', '--map', '1'], io)).toBe(2);

@@ -7,7 +7,7 @@ import { grpcServerOptions } from '../../agent/serve/config.js';
 import { startGrpcServer, type GrpcServerOptions, type RunningGrpcServer } from '../../agent/serve/server.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { TokenFile } from '../../agent/serve/token-file.js';
-import { ConfigError } from '../../agent/config/option-table.js';
+import { ConfigError } from '../../agent/util/errors.js';
 import { statusOf } from '../support/grpc-client-helpers.js';
 import { makePki, type TestPki } from '../support/grpc-certs.js';
 import { FakeLifecycle, MapLookup, RecordingMetrics, tempDir, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';

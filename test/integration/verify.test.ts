@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FileStore } from '../../agent/store/file-store.js';
-import { runVerify, verifyStore } from '../../agent/store/verify.js';
+import { verifyStore } from '../../agent/store/verify.js';
+import { runVerify } from '../../agent/commands/verify.js';
 import type { S3Store } from '../../agent/store/s3/s3-store.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
@@ -123,7 +124,7 @@ describe('verify on a file store, and the command entry point', () => {
     await rm(join(broken, indexKey(0, '3')));
     await cp(join(broken, indexKey(0, '4')), join(broken, APP, '0', '1', shuffleFileName(0, '4', 'index')));
     lines.length = 0;
-    expect(await runVerify(['--store', `file://${broken}`, '--app-id', APP, '--json'], io)).toBe(1);
+    expect(await runVerify(['--store', `file://${broken}`, '--app-id', APP, '--json'], io)).toBe(5);
     const report = JSON.parse(lines.join('\n')) as { problems: Array<{ kind: string; key: string }>; withoutDigest: number };
     expect(report.problems.map((p) => `${p.kind} ${p.key}`).sort()).toEqual(
       [
@@ -138,7 +139,7 @@ describe('verify on a file store, and the command entry point', () => {
   });
 
   it('exits 1 when the app has nothing stored, 2 on usage errors', async () => {
-    expect(await runVerify(['--store', `file://${root}`, '--app-id', 'app-none'], io)).toBe(1);
+    expect(await runVerify(['--store', `file://${root}`, '--app-id', 'app-none'], io)).toBe(5);
     expect(await runVerify(['--store', `file://${root}`], io)).toBe(2);
     expect(await runVerify(['--store', `file://${root}`, '--app-id', APP, '--bogus'], io)).toBe(2);
   });

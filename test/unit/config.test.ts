@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, envName, markdownReference, parsers, printable, resolveOptions } from '../../agent/config/option-table.js';
+import { ConfigError } from '../../agent/util/errors.js';
+import { envName, markdownReference, parsers, printable, resolveOptions } from '../../agent/config/option-table.js';
 import { RUN_OPTIONS } from '../../agent/config/run-options.js';
 import { matchLayout, parseLayout } from '../../agent/watch/layout.js';
 

@@ -9,7 +9,7 @@ import { ByteBudget } from '../../agent/util/byte-budget.js';
 import { allocChunk, ChunkPool, encodeChunkFrame } from '../../agent/serve/chunk-codec.js';
 import { HandleCache } from '../../agent/serve/handle-cache.js';
 import { encodeGrpcMessage, frameMessage, parseGrpcTimeout, RequestBody } from '../../agent/serve/grpc-wire.js';
-import { parseReduce } from '../../agent/serve/client.js';
+import { parseReduce } from '../../agent/commands/fetch.js';
 import { loadProto, type Chunk } from '../../agent/serve/proto.js';
 
 describe('encodeChunkFrame', () => {
