@@ -20,6 +20,8 @@ import { Lifecycle } from './lifecycle/lifecycle.js';
 import { hasBandwidthControl, type ExitOutcome } from './lifecycle/drain-handler.js';
 import { registerLifecycleRoutes } from './lifecycle/http-routes.js';
 import { lifecycleView } from './lifecycle/status-view.js';
+import { statusDocuments } from './lifecycle/status-document.js';
+import { StoreHealth } from './lifecycle/store-health.js';
 import { openSources } from './lifecycle/sources/open-sources.js';
 import type { TerminationSource } from './lifecycle/notice.js';
 
@@ -37,10 +39,6 @@ export interface Agent {
   /** Stop everything, in reverse order of start. Idempotent. */
   close(): Promise<void>;
 }
-
-/** Apps and failures listed in the status document at most (the counts are exact). */
-const MAX_STATUS_APPS = 100;
-const MAX_STATUS_FAILED = 50;
 
 export interface StartOptions {
   /** Replace the sources `--termination-sources` names (tests, embedding). */
@@ -67,7 +65,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     // The gauges read the queue's status when scraped, after it exists.
     // The gRPC server starts later; the gauge reads it once it runs.
     let grpcBufferedBytes = (): number => 0;
-    const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES, grpcBufferedBytes: () => grpcBufferedBytes() });
+    const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES, grpcBufferedBytes: () => grpcBufferedBytes(), version: VERSION });
     const store = await openStore(config.store, {
       s3Endpoint: config.s3Endpoint,
       s3Region: config.s3Region,
@@ -84,6 +82,10 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       s3Metrics: metrics,
     });
     started.push({ name: 'store', close: () => store.close() });
+    const health = new StoreHealth({ store, intervalMs: config.storeProbeInterval * 1000, timeoutMs: config.storeProbeTimeout * 1000, logger, metrics });
+    // Not awaited: a store that does not answer keeps the agent unready, not unstarted.
+    void health.start();
+    started.push({ name: 'store-health', close: () => health.close() });
 
     const writeback = new WritebackQueue({
       store,
@@ -92,7 +94,21 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       order: config.writeOrder,
       maxHeldOutputs: config.maxHeldOutputs,
       logger,
-      metrics,
+      // Writes tell the store's health what they saw: a success stands in for a probe, a failure
+      // asks for one at once.
+      metrics: {
+        filePersisted: (bytes) => {
+          metrics.filePersisted(bytes);
+          health.writeSucceeded();
+        },
+        outputPersisted: (lag) => metrics.outputPersisted(lag),
+        writeError: (kind) => {
+          metrics.writeError(kind);
+          if (kind === 'transient' || kind === 'permanent') health.writeFailed();
+        },
+        dropped: (reason) => metrics.dropped(reason),
+        skippedAlreadyStored: (files) => metrics.skippedAlreadyStored(files),
+      },
     });
     started.push({ name: 'writeback', close: () => writeback.close() });
 
@@ -150,63 +166,25 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     await lifecycle.start();
 
     const localDirs = config.localDirs.map((d) => resolve(d));
-    /** What any peer may see: the node's state and counts, nothing per app (no ids, paths, errors). */
-    const openStatus = (wb = writeback.status(), life = lifecycle.snapshot(), problems = watcher.problems().length): Record<string, unknown> => {
-      return {
-        state: life.state,
-        stateSince: life.stateSince,
-        ...(life.drainStartedAt ? { drainStartedAt: life.drainStartedAt } : {}),
-        ...(life.deadline ? { deadline: life.deadline } : {}),
-        ...(life.exitBy ? { exitBy: life.exitBy } : {}),
-        version: VERSION,
-        pendingOutputs: wb.pendingOutputs,
-        pendingBytes: wb.pendingBytes,
-        persistedOutputs: wb.persistedOutputs,
-        persistedBytes: wb.persistedBytes,
-        failedFiles: wb.failedFiles + problems,
-        detail: 'open',
-      };
-    };
-    const status = (): Record<string, unknown> => {
-      const wb = writeback.status();
-      const problems = watcher.problems();
-      const life = lifecycle.snapshot();
-      const apps = writeback.apps();
-      // Only what is listed is built: a node with 20,000 problems answers in constant work and size.
-      const failed = [...wb.failed.slice(0, MAX_STATUS_FAILED), ...wb.rejected.slice(0, MAX_STATUS_FAILED), ...problems.slice(0, MAX_STATUS_FAILED).map((p) => ({ file: p.path, kind: p.kind, error: p.message }))];
-      return {
-        ...openStatus(wb, life, problems.length),
-        notices: life.notices,
-        appId: config.appId,
-        // Bounded: a node with thousands of apps or failures answers in constant size.
-        apps: apps.slice(0, MAX_STATUS_APPS),
-        appCount: apps.length,
-        localDirs,
-        localDirsLayout: config.localDirsLayout,
-        store: store.url,
-        pendingFiles: wb.pendingFiles,
-        uploadingOutputs: wb.uploadingOutputs,
-        heldOutputs: wb.heldOutputs,
-        persistedFiles: wb.persistedFiles,
-        droppedOutputs: wb.droppedOutputs,
-        failed: failed.slice(0, MAX_STATUS_FAILED).map((f) => ({ ...f, error: String(f.error).slice(0, 300) })),
-        detail: 'full',
-      };
-    };
+    const documents = statusDocuments({
+      version: VERSION,
+      writeback: () => writeback.status(),
+      apps: () => writeback.apps(),
+      problems: () => watcher.problems(),
+      lifecycle: () => lifecycle.snapshot(),
+      store: () => health.snapshot(),
+      facts: { appId: config.appId, localDirs, localDirsLayout: config.localDirsLayout, store: store.url },
+    });
 
     const http = new HttpServer(logger);
     http
       .route('GET', '/healthz', () => ({ status: 200, body: 'ok\n' }))
       .route('GET', '/readyz', () => {
-        if (state.state === 'starting' || state.state === 'stopping') return { status: 503, body: `not ready: ${state.state}\n` };
-        // A store that refuses us (credentials, permissions, missing bucket) needs a human.
-        // The error code only: the message names keys (app ids), and probes are open to any peer.
-        const permanent = writeback.status().failed.find((f) => f.kind === 'permanent');
-        if (permanent) return { status: 503, body: `not ready: store refuses writes (${String(permanent.code).slice(0, 64)})\n` };
-        return { status: 200, body: 'ready\n' };
+        const ready = documents.readiness();
+        return ready.ready ? { status: 200, body: 'ready\n' } : { status: 503, body: `not ready: ${ready.reason ?? 'unknown'}\n` };
       })
       .route('GET', '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
-    registerLifecycleRoutes(http, lifecycle, { full: status, open: openStatus });
+    registerLifecycleRoutes(http, lifecycle, { full: documents.full, open: documents.open });
     // Read the gRPC settings (token and key files) before anything listens: a bad file fails fast.
     const grpcOptions = await grpcServerOptions(config);
     let appKey = grpcOptions.appKey;
@@ -277,7 +255,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     state.transition('serving', 'initial scan done');
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
-    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status, close };
+    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status: documents.full, close };
   } catch (err) {
     await close();
     throw err;

@@ -2,7 +2,8 @@
 import type { ValuesOf } from '../config/option-table.js';
 import { printable } from '../config/option-table.js';
 import { RUN_OPTIONS, type RunConfig } from '../config/run-options.js';
-import { createLogger } from '../observability/logger.js';
+import { writeFileSync } from 'node:fs';
+import { createLogger, logProcessWarnings, type Logger } from '../observability/logger.js';
 import { startAgent } from '../main.js';
 import { VERSION } from '../version.js';
 import { command, EXIT, type CommandIo, type ExitCode } from './command.js';
@@ -14,7 +15,9 @@ const CLOSE_AFTER_DEADLINE_MS = 3_000;
 async function run(raw: ValuesOf<typeof RUN_OPTIONS>, io: CommandIo): Promise<ExitCode> {
   const envAppId = io.env.SPARK_APPLICATION_ID;
   const config: RunConfig = { ...raw, appId: raw.appId ?? (envAppId && envAppId !== '' ? RUN_OPTIONS.appId.parse(envAppId) : 'local-app') };
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, undefined, { env: io.env });
+  // Nothing outside JSON: Node's warnings (the AWS SDK's Node-version notice) become log lines.
+  logProcessWarnings(logger);
   logger.info({ version: VERSION, config: printable(RUN_OPTIONS, config) }, 'starting');
   if (!config.terminationSources.includes('sigterm')) logger.warn('sigterm is not a termination source: SIGTERM stops the agent at once, without a drain');
   const agent = await startAgent(config, logger);
@@ -32,6 +35,7 @@ async function run(raw: ValuesOf<typeof RUN_OPTIONS>, io: CommandIo): Promise<Ex
       const { notStored, code } = account();
       if (code === EXIT.ok) logger.info({ reason: why, exitCode: code }, 'everything committed is stored; exiting');
       else logger.error({ reason: why, exitCode: code, notStoredCount: notStored.length, notStored }, 'exiting with outputs not stored');
+      if (config.terminationMessagePath !== '') writeTerminationMessage(config.terminationMessagePath, { exitCode: code, reason: why, notStoredCount: notStored.length, notStored: notStored.slice(0, 20) }, logger);
       return code;
     };
     const onLateSignal = (signal: NodeJS.Signals): void => resolveExit(report(`${signal} while closing`));
@@ -57,6 +61,18 @@ async function run(raw: ValuesOf<typeof RUN_OPTIONS>, io: CommandIo): Promise<Ex
   });
   await new Promise<void>((resolveFlush) => logger.flush(() => resolveFlush()));
   return code;
+}
+
+/**
+ * The exit, where Kubernetes shows it (`kubectl describe pod`: Last State, Message): one JSON line,
+ * under the kubelet's 4 KiB limit. Written synchronously: the process exits right after.
+ */
+function writeTerminationMessage(path: string, exit: Record<string, unknown>, logger: Logger): void {
+  try {
+    writeFileSync(path, `${JSON.stringify({ ...exit, at: new Date().toISOString() }).slice(0, 4000)}\n`);
+  } catch (err) {
+    logger.warn({ err, path }, 'could not write the termination message');
+  }
 }
 
 export const runAgentCommand = command({

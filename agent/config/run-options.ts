@@ -169,6 +169,20 @@ export const RUN_OPTIONS = {
     doc: 'Seconds a request may go without any traffic before it fails and is retried.',
     parse: parsers.number(0.1, 3600),
   }),
+  storeProbeInterval: option({
+    group: 'store',
+    flag: 'store-probe-interval',
+    default: '5',
+    doc: 'Seconds between probes of the store (S3 HeadBucket; the file store root), skipped while writes succeed; a failed write probes at once. `/readyz` answers 503 while the store does not answer. 0 probes only at start and after failed writes.',
+    parse: parsers.number(0, 3600),
+  }),
+  storeProbeTimeout: option({
+    group: 'store',
+    flag: 'store-probe-timeout',
+    default: '4',
+    doc: 'Seconds a store probe may take before the store counts as not answering.',
+    parse: parsers.number(0.1, 600),
+  }),
   s3StaleUploadAge: option({
     group: 'store',
     flag: 's3-stale-upload-age',
@@ -412,6 +426,13 @@ export const RUN_OPTIONS = {
       if (raw.trim() === '') throw new Error('needs a path');
       return raw;
     },
+  }),
+  terminationMessagePath: option({
+    group: 'observability',
+    flag: 'termination-message-path',
+    default: '',
+    doc: "File the exit is written to as one JSON line (exit code, reason, outputs not stored), for Kubernetes to show in the pod's status (`/dev/termination-log`, the container's `terminationMessagePath`). Empty: none.",
+    parse: parsers.string,
   }),
   logLevel: option({
     group: 'observability',

@@ -31,6 +31,7 @@ export type HttpHandler = (req: HttpRequest) => Promise<HttpResponse> | HttpResp
 export class HttpServer {
   private readonly routes = new Map<string, HttpHandler>();
   private server?: Server;
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly logger?: Logger) {}
 
@@ -54,14 +55,15 @@ export class HttpServer {
     return { host: addr.address, port: addr.port };
   }
 
-  async close(): Promise<void> {
-    const server = this.server;
-    if (!server) return;
-    this.server = undefined;
-    await new Promise<void>((resolve) => {
+  /** Stop listening and cut open connections. Memoised: every caller waits for the one close. */
+  close(): Promise<void> {
+    this.closing ??= new Promise<void>((resolve) => {
+      const server = this.server;
+      if (!server) return resolve();
       server.close(() => resolve());
       server.closeAllConnections();
     });
+    return this.closing;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -8,10 +8,29 @@ import type { S3StoreMetrics } from '../store/s3/s3-store.js';
 import type { ServeMetrics } from '../serve/types.js';
 import type { LifecycleMetrics } from '../lifecycle/lifecycle.js';
 import type { SourceMetrics } from '../lifecycle/notice.js';
+import type { StoreHealthMetrics } from '../lifecycle/store-health.js';
 
 export const METRIC_PREFIX = 'shuffle_agent_';
 
-export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetrics, LifecycleMetrics, SourceMetrics {
+/**
+ * Label values every labelled counter starts with at zero, so that `increase()` and `rate()` see
+ * the first event (a series that appears with value 1 has no increase to Prometheus). Other
+ * values still appear when they first happen.
+ */
+export const INITIAL_LABELS = {
+  writeErrorKinds: ['transient', 'permanent', 'source-gone', 'source-changed', 'bad-input'],
+  dropReasons: ['cleaned-up', 'source-gone', 'bad-input'],
+  storeOps: ['PutObject', 'UploadPart', 'CreateMultipartUpload', 'CompleteMultipartUpload', 'HeadObject', 'GetObject', 'ListObjectsV2', 'HeadBucket'],
+  storeOutcomes: ['ok', 'transient', 'permanent', 'not-found'],
+  probeOutcomes: ['ok', 'transient', 'permanent'],
+  fetchSources: ['local', 'store'],
+  grpcCodes: ['UNAUTHENTICATED', 'PERMISSION_DENIED', 'NOT_FOUND', 'INVALID_ARGUMENT', 'RESOURCE_EXHAUSTED', 'UNAVAILABLE', 'INTERNAL', 'CANCELLED', 'DEADLINE_EXCEEDED'],
+  watchProblems: ['incomplete', 'symlink', 'unreadable', 'watch-error', 'watch-limit'],
+  noticeSources: ['signal', 'aws', 'gcp', 'azure', 'http', 'grpc'],
+  noticeKinds: ['exit', 'terminate', 'rebalance', 'drain'],
+} as const;
+
+export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetrics, LifecycleMetrics, SourceMetrics, StoreHealthMetrics {
   readonly registry = new Registry();
   private readonly persistedFilesTotal: Counter;
   private readonly persistedBytesTotal: Counter;
@@ -34,6 +53,8 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
   private readonly grpcBytes: Counter<'source'>;
   private readonly grpcErrors: Counter<'code'>;
   private readonly grpcActive: Gauge;
+  private readonly storeUpGauge: Gauge;
+  private readonly storeProbes: Counter<'outcome'>;
 
   constructor(
     source: {
@@ -42,6 +63,8 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
       states: readonly string[];
       /** Bytes the gRPC service has read and not yet sent (0 until it runs). */
       grpcBufferedBytes?: () => number;
+      /** For `shuffle_agent_build_info`. */
+      version?: string;
     },
     options: { processMetrics?: boolean } = {},
   ) {
@@ -143,7 +166,36 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
       buckets: [0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300],
       registers,
     });
-    this.notStored = new Gauge({ name: `${p}outputs_not_stored_at_exit`, help: 'Committed map outputs not stored when the agent exited (set just before exit).', registers });
+    this.notStored = new Gauge({
+      name: `${p}outputs_not_stored_at_exit`,
+      help: 'Committed map outputs not stored when the drain ended (set when the exit is requested, before closing; the termination message file has the final count).',
+      registers,
+    });
+    this.storeUpGauge = new Gauge({ name: `${p}store_up`, help: 'Whether the store answered its last probe (1) or not (0).', registers });
+    this.storeProbes = new Counter({ name: `${p}store_probes_total`, help: 'Store probes (HeadBucket, or the file store root), by outcome (ok, transient, permanent).', labelNames: ['outcome'], registers });
+    const buildInfo = new Gauge({ name: `${p}build_info`, help: 'Always 1; the labels say which agent runs on which Node.', labelNames: ['version', 'node'], registers });
+    buildInfo.set({ version: source.version ?? 'unknown', node: process.version }, 1);
+
+    const L = INITIAL_LABELS;
+    for (const kind of L.writeErrorKinds) this.errors.inc({ kind }, 0);
+    for (const reason of L.dropReasons) this.droppedTotal.inc({ reason }, 0);
+    for (const op of L.storeOps) for (const outcome of L.storeOutcomes) this.storeRequests.inc({ op, outcome }, 0);
+    for (const outcome of L.probeOutcomes) this.storeProbes.inc({ outcome }, 0);
+    for (const src of L.fetchSources) {
+      this.grpcFetches.inc({ source: src }, 0);
+      this.grpcBytes.inc({ source: src }, 0);
+    }
+    for (const code of L.grpcCodes) this.grpcErrors.inc({ code }, 0);
+    for (const kind of L.watchProblems) this.watchProblems.inc({ kind }, 0);
+    for (const src of L.noticeSources) for (const kind of L.noticeKinds) this.notices.inc({ source: src, kind }, 0);
+  }
+
+  storeUp(up: boolean): void {
+    this.storeUpGauge.set(up ? 1 : 0);
+  }
+
+  storeProbe(outcome: string): void {
+    this.storeProbes.inc({ outcome });
   }
 
   noticeReceived(source: string, kind: string): void {

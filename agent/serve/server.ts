@@ -316,7 +316,7 @@ class BlockService {
       const e = toServeError(err);
       this.metrics.error(call.signal.aborted ? (call.abortReason ?? 'CANCELLED') : statusName(e.code));
       if (e.code === status.UNAVAILABLE || e.code === status.INTERNAL) {
-        this.deps.logger?.warn({ method: call.path, err: describeError(e) }, 'gRPC call failed');
+        this.deps.logger?.warn({ method: call.path, err: e }, 'gRPC call failed');
       }
       call.fail(e.code, e.message);
     } finally {

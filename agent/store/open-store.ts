@@ -106,7 +106,7 @@ export async function openStore(url: string, opts: OpenStoreOptions = {}): Promi
       } catch (err) {
         // Missing s3:ListBucketMultipartUploads permission or an unreachable server must not stop
         // the agent: writes report their own errors, and a lifecycle rule can clean up instead.
-        opts.logger?.warn({ err: (err as Error).message }, 'could not list stale multipart uploads');
+        opts.logger?.warn({ err }, 'could not list stale multipart uploads');
       }
     }
     return store;

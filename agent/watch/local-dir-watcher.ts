@@ -120,6 +120,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   private tree?: TreeWatch;
   private rescanTimer?: NodeJS.Timeout;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private initialScanDone = false;
   private readonly inflight = new Set<Promise<void>>();
 
@@ -234,8 +235,13 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     }
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /** Stop watching and wait for work under way. Memoised: every caller waits for the one close. */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closed = true;
     clearTimeout(this.rescanTimer);
     for (const s of this.states.values()) clearTimeout(s.graceTimer);

@@ -132,6 +132,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   /** Outputs whose descriptors are being opened: they count against the cap too. */
   private holding = 0;
   private closed = false;
+  private closing: Promise<void> | undefined;
   private paused = false;
   private persistedOutputs = 0;
   private persistedFiles = 0;
@@ -334,9 +335,14 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   }
 
   /** Stop starting new writes, abort the running ones and wait for them, release every held
-   * descriptor. Outputs not stored stay in `pending()`, for the exit accounting. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+   * descriptor. Outputs not stored stay in `pending()`, for the exit accounting. Memoised: every
+   * caller waits for the one close to finish. */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closed = true;
     for (const e of this.entries.values()) clearTimeout(e.retryTimer);
     this.queue.clear();
@@ -554,13 +560,13 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       this.rejected.push({ id: entry.output.id, file, kind, code, error: describeError(err), attempts: entry.attempts, since: new Date(this.opts.now()).toISOString() });
       if (this.rejected.length > MAX_REJECTED) this.rejected.shift();
       this.rejectedOutputs++;
-      this.opts.logger?.warn({ output: entry.output.id, file, code, err: describeError(err) }, 'local file refused; output dropped');
+      this.opts.logger?.warn({ output: entry.output.id, file, code, err }, 'local file refused; output dropped');
       this.drop(entry, 'bad-input');
       return;
     }
     if (kind === 'source-gone' && !entry.handles) {
       // Spark removed the files before we could copy them and nothing held them open.
-      this.opts.logger?.warn({ output: entry.output.id, file, local: entry.local, err: describeError(err) }, 'local files vanished before write-back; dropped');
+      this.opts.logger?.warn({ output: entry.output.id, file, local: entry.local, err }, 'local files vanished before write-back; dropped');
       this.drop(entry, 'source-gone');
       return;
     }
@@ -575,7 +581,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       since: entry.lastError?.since ?? new Date(this.opts.now()).toISOString(),
     };
     const delay = backoffDelay(entry.attempts, this.opts.retry);
-    this.opts.logger?.warn({ output: entry.output.id, file, kind, code, attempts: entry.attempts, retryInMs: delay, err: message }, 'write-back failed; will retry');
+    this.opts.logger?.warn({ output: entry.output.id, file, kind, code, attempts: entry.attempts, retryInMs: delay, err }, 'write-back failed; will retry');
     if (this.closed) return;
     entry.phase = 'retrying';
     entry.retryTimer = setTimeout(() => {

@@ -55,7 +55,6 @@ import { ByteBudget } from '../../util/byte-budget.js';
 import { Limiter } from '../../util/limiter.js';
 import { TokenBucket } from '../../util/token-bucket.js';
 import { backoffDelay, sleep } from '../../util/backoff.js';
-import { describeError } from '../../util/errors.js';
 import type { S3ChecksumMode } from './s3-checksums.js';
 import { classify, etagComparable, etagError, etagMatches, isNotFound } from './s3-errors.js';
 
@@ -412,7 +411,7 @@ export class S3Store implements BlockStore, StoreProbe {
   private async removeOwnVersion(key: string, objectKey: string, versionId: string | undefined): Promise<void> {
     if (versionId === undefined || versionId === '' || versionId === 'null') return;
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey, VersionId: versionId })).catch((err: unknown) => {
-      this.logger?.warn({ key, versionId, err: describeError(err) }, 'could not remove the damaged version this upload created');
+      this.logger?.warn({ key, versionId, err }, 'could not remove the damaged version this upload created');
     });
   }
 
@@ -441,7 +440,7 @@ export class S3Store implements BlockStore, StoreProbe {
       );
     } catch (err) {
       // Left for abortStaleUploads (or a bucket lifecycle rule); the upload itself already failed.
-      this.logger?.warn({ key, uploadId, err: describeError(err) }, 'could not abort multipart upload');
+      this.logger?.warn({ key, uploadId, err }, 'could not abort multipart upload');
     }
   }
 
