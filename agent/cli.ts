@@ -68,6 +68,11 @@ export async function main(argv: readonly string[], io: CommandIo = processIo): 
   }
 }
 
+// Node's warnings (the AWS SDK's Node-version notice is seven lines) as one line each; `run`
+// replaces this with JSON log lines.
+process.removeAllListeners('warning');
+process.on('warning', (w) => process.stderr.write(`shuffle-agent: ${w.name}: ${w.message.split('\n')[0] ?? ''}\n`));
+
 main(process.argv.slice(2)).then(
   (code) => {
     // Let pino flush its buffered lines before exiting.

@@ -87,10 +87,10 @@ export function helpText<S extends Record<string, OptionSpec<unknown>>>(cmd: Com
     '',
     'Flags:',
     '  -h, --help  print this help',
-    textReference(cmd.options, { env: cmd.env }),
+    textReference(cmd.options, { env: cmd.env }).replace(/^(?=\S)/, '\n'),
     '',
     'Exit codes:',
-    ...cmd.exitCodes.map((code) => `  ${code}  ${EXIT_MEANINGS[code]}`),
+    ...[...cmd.exitCodes].sort((a, b) => a - b).map((code) => `  ${code}  ${EXIT_MEANINGS[code]}`),
   ].join('\n');
 }
 
