@@ -82,7 +82,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       s3Metrics: metrics,
     });
     started.push({ name: 'store', close: () => store.close() });
-    const health = new StoreHealth({ store, intervalMs: config.storeProbeInterval * 1000, timeoutMs: config.storeProbeTimeout * 1000, logger, metrics });
+    const health = new StoreHealth({ store, intervalMs: config.storeProbeInterval * 1000, timeoutMs: config.storeProbeTimeout * 1000, logger, metrics, onRecovered: () => writeback.retryNow() });
     // Not awaited: a store that does not answer keeps the agent unready, not unstarted.
     void health.start();
     started.push({ name: 'store-health', close: () => health.close() });

@@ -50,6 +50,30 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# --- promtool (Debian's prometheus package), for the alert rules test ---------------------------
+# Installed with a policy-rc.d that keeps the package from starting a Prometheus server.
+if ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "promtool missing (the rules test skips its check): apt-get install prometheus"
+  else
+    log "installing prometheus (for promtool)"
+    policy=/usr/sbin/policy-rc.d created=0
+    if [ ! -e "$policy" ]; then printf '#!/bin/sh\nexit 101\n' >"$policy"; chmod 755 "$policy"; created=1; fi
+    rc=0
+    export DEBIAN_FRONTEND=noninteractive
+    # A fresh machine has no package lists until they are fetched.
+    { apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 prometheus \
+      || { apt-get update -qq -o DPkg::Lock::Timeout=600 && apt-get install -y -qq --no-install-recommends -o DPkg::Lock::Timeout=600 prometheus; }; } \
+      >/tmp/setup-test-env-prometheus.log 2>&1 || rc=$?
+    [ "$created" -eq 1 ] && rm -f "$policy"
+    if [ "$rc" -ne 0 ]; then
+      tail -n 20 /tmp/setup-test-env-prometheus.log >&2
+      log "apt-get install prometheus failed; the rules test cannot run promtool"
+      exit 1
+    fi
+  fi
+fi
+
 # --- Java toolchain ----------------------------------------------------------------------------
 java_major="$(javac -version 2>&1 | sed -E 's/^javac ([0-9]+).*/\1/')"
 if ! [ "$java_major" -ge 17 ] 2>/dev/null; then

@@ -32,6 +32,8 @@ export interface StoreHealthOptions {
   timeoutMs: number;
   logger?: Logger;
   metrics?: StoreHealthMetrics;
+  /** Called when the store answers again after it did not: writes waiting on a backoff can go now. */
+  onRecovered?: () => void;
 }
 
 export class StoreHealth {
@@ -122,7 +124,10 @@ export class StoreHealth {
     if (!changed) return;
     this.state = { ...next, since: new Date().toISOString() };
     const store = this.opts.store.url;
-    if (next.ok) this.opts.logger?.info({ store, probeMs: ms }, first ? 'store answered' : 'store answers again');
+    if (next.ok) {
+      this.opts.logger?.info({ store, probeMs: ms }, first ? 'store answered' : 'store answers again');
+      if (!first) this.opts.onRecovered?.();
+    }
     else this.opts.logger?.warn({ store, code: next.code, kind: next.kind, err }, first ? 'store did not answer the start-up probe' : 'store stopped answering');
   }
 }
