@@ -13,4 +13,28 @@ export default tseslint.config(
       'no-constant-condition': ['error', { checkLoops: false }],
     },
   },
+  {
+    // The house: domain folders hold the logic and are wired by main.ts and the commands; they
+    // never import a command, the option table, or the wiring (arrows point down only).
+    files: ['agent/{spark,watch,store,writeback,serve,lifecycle,observability,util}/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/commands/*'], message: 'Domain folders import no command code: move what both need into the domain folder.' },
+            { group: ['**/config/*'], message: 'Domain folders import no config/: take the values as options (config/ imports the domain, not the other way).' },
+            { group: ['**/main.js', '**/cli.js'], message: 'Only the commands import the wiring.' },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // util/ is the floor: it imports no other folder of the agent.
+    files: ['agent/util/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['../*', '!../util/*'], message: 'util/ imports no other folder of the agent.' }] }],
+    },
+  },
 );
