@@ -99,7 +99,7 @@ export const RUN_OPTIONS = {
   s3Endpoint: option({
     group: 'store',
     flag: 's3-endpoint',
-    doc: 'S3 endpoint URL for MinIO, Ceph, Swift or tests (e.g. `http://127.0.0.1:9000`); AWS S3 when unset.',
+    doc: 'S3 endpoint URL for MinIO, Ceph, Swift or tests (e.g. `http://127.0.0.1:9000`). Unset: the AWS SDK resolves it for every request, uploads included (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, FIPS and dual-stack settings, else AWS S3).',
     parse: (raw) => {
       if (!/^https?:\/\/[^/]+/.test(raw)) throw new Error(`expected http(s)://host[:port], got ${JSON.stringify(raw)}`);
       return raw.replace(/\/+$/, '');
