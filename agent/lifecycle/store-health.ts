@@ -104,7 +104,9 @@ export class StoreHealth {
     const started = Date.now();
     const signal = AbortSignal.any([this.stopped.signal, AbortSignal.timeout(this.opts.timeoutMs)]);
     try {
-      await this.opts.store.probe({ write: true, signal });
+      // Raced with the signal: a probe that ignores it (a file store on a hung NFS mount) still
+      // counts as not answering once the time is up.
+      await Promise.race([this.opts.store.probe({ write: true, signal }), rejectOnAbort(signal)]);
       this.opts.metrics?.storeProbe('ok');
       this.set({ ok: true }, undefined, Date.now() - started);
     } catch (err) {
@@ -130,4 +132,12 @@ export class StoreHealth {
     }
     else this.opts.logger?.warn({ store, code: next.code, kind: next.kind, err }, first ? 'store did not answer the start-up probe' : 'store stopped answering');
   }
+}
+
+function rejectOnAbort(signal: AbortSignal): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    const fail = (): void => reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
 }
