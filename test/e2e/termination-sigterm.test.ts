@@ -3,7 +3,7 @@
  * The store is taken down while outputs are committed, so that exactly the intended backlog is
  * pending when the signal arrives; it comes back just before the signal.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -65,7 +65,8 @@ describe.each(STORE_FIXTURES)('SIGTERM with the $name store', ({ make }) => {
   });
 
   it('a drain timeout too short: exit code 3, and the log lists exactly the outputs not stored', async () => {
-    const { committed, agent: a } = await startWithBacklog({ count: 24, bytes: 2 * MiB }, ['--drain-timeout', '0.1']);
+    const message = join(dir, 'termination-log');
+    const { committed, agent: a } = await startWithBacklog({ count: 24, bytes: 2 * MiB }, ['--drain-timeout', '0.1', '--termination-message-path', message]);
     // One output can never be written (a directory where its data object goes), whatever the speed.
     const blocked = committed[7] as Committed;
     await store.up();
@@ -81,6 +82,13 @@ describe.each(STORE_FIXTURES)('SIGTERM with the $name store', ({ make }) => {
     expect(notStored.has(blocked.id)).toBe(true);
     // Exact: listed <=> not completely in the store.
     for (const o of committed) expect(notStored.has(o.id), o.id).toBe(!(await storedIntact(store, APP, o)));
+    // The same exit where Kubernetes shows it (the container's terminationMessagePath).
+    const written = JSON.parse(await readFile(message, 'utf8')) as { exitCode: number; notStoredCount: number; notStored: string[] };
+    expect(written.exitCode).toBe(3);
+    expect(written.notStoredCount).toBe(notStored.size);
+    // The first 20 ids (the kubelet keeps 4 KiB of the message).
+    expect(written.notStored).toHaveLength(Math.min(20, notStored.size));
+    for (const id of written.notStored) expect(notStored.has(id), id).toBe(true);
   });
 
   it('a second signal exits at once with the same accounting', async () => {
