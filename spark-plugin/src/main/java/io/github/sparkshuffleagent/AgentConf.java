@@ -38,7 +38,8 @@ public final class AgentConf {
   public final boolean cleanupShuffles;
   public final long heartbeatIntervalMs;
 
-  private AgentConf(boolean enabled, Optional<String> fallbackPath, int verifyThreads, long verifyTimeoutMs,
+  // Package-private: tests build one without SparkConf (which needs Spark's logging at hand).
+  AgentConf(boolean enabled, Optional<String> fallbackPath, int verifyThreads, long verifyTimeoutMs,
       long maxIndexBytes, boolean cleanupShuffles, long heartbeatIntervalMs) {
     this.enabled = enabled;
     this.fallbackPath = fallbackPath;
