@@ -13,6 +13,7 @@ export const RUN_OPTIONS = {
   localDirs: option({
     group: 'watch',
     flag: 'local-dirs',
+    metavar: 'DIRS',
     default: './var/spark-local',
     doc: "Comma-separated local roots where executors create `blockmgr-*` (the mount path of `spark-local-dir-N`).",
     parse: (raw) => {
@@ -24,6 +25,7 @@ export const RUN_OPTIONS = {
   localDirsLayout: option({
     group: 'watch',
     flag: 'local-dirs-layout',
+    metavar: 'LAYOUT',
     default: '',
     doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{appId}/{executorId}` for the DaemonSet mode, `spark-*/executor-*` for Spark standalone and local-cluster workers (`*` matches any part of a name).',
     parse: (raw) => parseLayout(raw).template,
@@ -31,6 +33,7 @@ export const RUN_OPTIONS = {
   appId: option({
     group: 'watch',
     flag: 'app-id',
+    metavar: 'ID',
     doc: 'Spark application id of the outputs (store keys). Default: env `SPARK_APPLICATION_ID`, else `local-app`. Ignored for paths whose layout names the app.',
     parse: (raw) => {
       if (!isSafeAppId(raw)) throw new Error(`${JSON.stringify(raw)} is not a usable app id (letters, digits, . _ -)`);
@@ -82,6 +85,7 @@ export const RUN_OPTIONS = {
   store: option({
     group: 'store',
     flag: 'store',
+    metavar: 'URL',
     default: 'file:./var/fallback',
     doc: 'Where copies go: `file:///abs/path`, `file:./relative`, or `s3://bucket/prefix`. Point `spark.storage.decommission.fallbackStorage.path` at the same place.',
     parse: (raw) => {
@@ -92,6 +96,7 @@ export const RUN_OPTIONS = {
   fallbackLayout: option({
     group: 'store',
     flag: 'fallback-layout',
+    metavar: 'LAYOUT',
     default: 'spark-3.3',
     doc: 'Key layout: `spark-3.3` (`<app>/<shuffle>/<hash>/<file>`, Spark 3.3+) or `spark-3.1` (`<app>/<shuffle>/<file>`).',
     parse: parsers.oneOf(FALLBACK_LAYOUTS),
@@ -99,6 +104,7 @@ export const RUN_OPTIONS = {
   s3Endpoint: option({
     group: 'store',
     flag: 's3-endpoint',
+    metavar: 'URL',
     doc: 'S3 endpoint URL for MinIO, Ceph, Swift or tests (e.g. `http://127.0.0.1:9000`). Unset: the AWS SDK resolves it for every request, uploads included (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, FIPS and dual-stack settings, else AWS S3).',
     parse: (raw) => {
       if (!/^https?:\/\/[^/]+/.test(raw)) throw new Error(`expected http(s)://host[:port], got ${JSON.stringify(raw)}`);
@@ -108,6 +114,7 @@ export const RUN_OPTIONS = {
   s3Region: option({
     group: 'store',
     flag: 's3-region',
+    metavar: 'REGION',
     doc: 'S3 region. Default: env `AWS_REGION`, else `us-east-1`.',
     parse: parsers.string,
   }),
@@ -122,6 +129,7 @@ export const RUN_OPTIONS = {
   s3Checksums: option({
     group: 'store',
     flag: 's3-checksums',
+    metavar: 'MODE',
     default: 'when_supported',
     doc: 'SDK flexible checksums: `when_supported` (AWS S3, recent MinIO) or `when_required` (Swift s3api, Ceph RGW before Squid, s3rver, older MinIO). Content-MD5 is always sent.',
     parse: parsers.oneOf(S3_CHECKSUM_MODES),
@@ -207,6 +215,7 @@ export const RUN_OPTIONS = {
   writeOrder: option({
     group: 'writeback',
     flag: 'write-order',
+    metavar: 'ORDER',
     default: 'fifo',
     doc: `Order of pending outputs: ${WRITE_ORDERS.join(', ')}.`,
     parse: parsers.oneOf(WRITE_ORDERS),
@@ -221,6 +230,7 @@ export const RUN_OPTIONS = {
   httpListen: option({
     group: 'serve',
     flag: 'http-listen',
+    metavar: 'HOST:PORT',
     default: '127.0.0.1:9464',
     doc: 'Address of the HTTP server. Open to every peer: `/healthz`, `/readyz`, `/metrics`, the redacted `/v1/status` (no app ids, paths or errors; `?wait=` long-polls) and `/v1/app-token`. Only for loopback peers (the agent\'s own pod): `/v1/drain`, `drain=true` and the full `/v1/status` (app ids, paths, errors).',
     parse: parsers.listen,
@@ -228,6 +238,7 @@ export const RUN_OPTIONS = {
   grpcListen: option({
     group: 'serve',
     flag: 'grpc-listen',
+    metavar: 'HOST:PORT',
     default: '127.0.0.1:7337',
     doc: 'Address of the gRPC block service.',
     parse: parsers.listen,
@@ -235,30 +246,35 @@ export const RUN_OPTIONS = {
   grpcTlsCert: option({
     group: 'serve',
     flag: 'grpc-tls-cert',
+    metavar: 'FILE',
     doc: 'PEM certificate chain of the gRPC server; with `--grpc-tls-key` turns TLS on.',
     parse: parsers.string,
   }),
   grpcTlsKey: option({
     group: 'serve',
     flag: 'grpc-tls-key',
+    metavar: 'FILE',
     doc: 'PEM private key of the gRPC server.',
     parse: parsers.string,
   }),
   grpcTlsClientCa: option({
     group: 'serve',
     flag: 'grpc-tls-client-ca',
+    metavar: 'FILE',
     doc: 'PEM CA bundle: clients must present a certificate it signed (mTLS). Needs `--grpc-tls-cert`.',
     parse: parsers.string,
   }),
   grpcTokenFile: option({
     group: 'serve',
     flag: 'grpc-token-file',
+    metavar: 'FILE',
     doc: 'File holding a shared token; clients then must send `authorization: Bearer <token>` (UNAUTHENTICATED otherwise). Re-read every `--grpc-token-reload-interval`: a changed token takes effect without a restart, and the previous one is still accepted for 5 minutes.',
     parse: parsers.string,
   }),
   grpcAppKeyFile: option({
     group: 'serve',
     flag: 'grpc-app-key-file',
+    metavar: 'FILE',
     doc: 'File holding the cluster key of per-app tokens (at least 32 bytes; the same Secret on every node). A client then may send `authorization: Bearer <app token>` (`shuffle-agent app-token`, or `POST /v1/app-token` from the app\'s own executor directory): it reads that app\'s outputs only, and cannot drain. Re-read with the token file.',
     parse: parsers.string,
   }),
@@ -330,6 +346,7 @@ export const RUN_OPTIONS = {
   terminationSources: option({
     group: 'lifecycle',
     flag: 'termination-sources',
+    metavar: 'LIST',
     default: 'sigterm',
     doc: `What tells the agent it will be stopped, comma-separated: ${TERMINATION_SOURCES.join(', ')}. \`sigterm\` handles SIGTERM and SIGINT (drain, then exit); the cloud sources poll their metadata service and drain without exiting.`,
     parse: (raw) => {
@@ -398,6 +415,7 @@ export const RUN_OPTIONS = {
   drainOrder: option({
     group: 'lifecycle',
     flag: 'drain-order',
+    metavar: 'ORDER',
     default: 'smallest-first',
     doc: `Write order while draining: ${WRITE_ORDERS.join(', ')}. The default saved the most complete map outputs before a deadline in \`npm run bench:drain-order\` (bench/RESULTS.md).`,
     parse: parsers.oneOf(WRITE_ORDERS),
@@ -421,6 +439,7 @@ export const RUN_OPTIONS = {
   safeExitFile: option({
     group: 'lifecycle',
     flag: 'safe-exit-file',
+    metavar: 'FILE',
     doc: 'Marker file present (JSON summary, written atomically) exactly while the agent is `safe_to_exit`; removed when new outputs are committed.',
     parse: (raw) => {
       if (raw.trim() === '') throw new Error('needs a path');
@@ -430,6 +449,7 @@ export const RUN_OPTIONS = {
   terminationMessagePath: option({
     group: 'observability',
     flag: 'termination-message-path',
+    metavar: 'FILE',
     default: '',
     doc: "File the exit is written to as one JSON line (exit code, reason, outputs not stored), for Kubernetes to show in the pod's status (`/dev/termination-log`, the container's `terminationMessagePath`). Empty: none.",
     parse: parsers.string,
@@ -437,6 +457,7 @@ export const RUN_OPTIONS = {
   logLevel: option({
     group: 'observability',
     flag: 'log-level',
+    metavar: 'LEVEL',
     default: 'info',
     doc: `Log level: ${LOG_LEVELS.join(', ')}.`,
     parse: parsers.oneOf(LOG_LEVELS),
