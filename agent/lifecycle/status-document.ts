@@ -36,7 +36,7 @@ export interface Readiness {
 export function readiness(state: AgentStateName, store: StoreHealthSnapshot, wb: Pick<WritebackStatus, 'failed'>): Readiness {
   if (state === 'starting' || state === 'stopping') return { ready: false, reason: state };
   if (store.ok === undefined) return { ready: false, reason: 'store not probed yet' };
-  if (!store.ok) return { ready: false, reason: `store ${store.kind === 'permanent' ? 'refuses us' : 'does not answer'} (${String(store.code).slice(0, 64)})` };
+  if (!store.ok) return { ready: false, reason: `store ${store.kind === 'permanent' ? 'refuses writes' : 'does not answer'} (${String(store.code).slice(0, 64)})` };
   const permanent = wb.failed.find((f) => f.kind === 'permanent');
   if (permanent) return { ready: false, reason: `store refuses writes (${String(permanent.code).slice(0, 64)})` };
   return { ready: true };

@@ -67,7 +67,7 @@ describe('readiness policy', () => {
     expect(readiness('starting', ok, { failed: [] })).toEqual({ ready: false, reason: 'starting' });
     expect(readiness('serving', { ok: undefined, since: '' }, { failed: [] })).toEqual({ ready: false, reason: 'store not probed yet' });
     expect(readiness('serving', { ok: false, since: '', code: 'ECONNREFUSED', kind: 'transient' }, { failed: [] })).toEqual({ ready: false, reason: 'store does not answer (ECONNREFUSED)' });
-    expect(readiness('serving', { ok: false, since: '', code: 'NoSuchBucket', kind: 'permanent' }, { failed: [] })).toEqual({ ready: false, reason: 'store refuses us (NoSuchBucket)' });
+    expect(readiness('serving', { ok: false, since: '', code: 'NoSuchBucket', kind: 'permanent' }, { failed: [] })).toEqual({ ready: false, reason: 'store refuses writes (NoSuchBucket)' });
     expect(readiness('draining', ok, { failed: [{ id: 'a/0/1', file: 'x', kind: 'permanent', code: 'AccessDenied', error: 'key a/0/1', attempts: 1, since: '' }] })).toEqual({
       ready: false,
       reason: 'store refuses writes (AccessDenied)',
