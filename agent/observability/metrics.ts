@@ -6,9 +6,6 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
 import type { S3StoreMetrics } from '../store/s3/s3-store.js';
 import type { ServeMetrics } from '../serve/types.js';
-import type { LifecycleMetrics } from '../lifecycle/lifecycle.js';
-import type { SourceMetrics } from '../lifecycle/notice.js';
-import type { StoreHealthMetrics } from '../lifecycle/store-health.js';
 
 export const METRIC_PREFIX = 'shuffle_agent_';
 
@@ -30,7 +27,12 @@ export const INITIAL_LABELS = {
   noticeKinds: ['exit', 'terminate', 'rebalance', 'drain'],
 } as const;
 
-export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetrics, LifecycleMetrics, SourceMetrics, StoreHealthMetrics {
+/**
+ * Implements the metrics interfaces of writeback/, store/ and serve/ (checked here), and those of
+ * lifecycle/ structurally (checked where main.ts passes it): lifecycle/ uses the HTTP server of
+ * observability/, so observability/ imports nothing from lifecycle/ (no import cycle).
+ */
+export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetrics {
   readonly registry = new Registry();
   private readonly persistedFilesTotal: Counter;
   private readonly persistedBytesTotal: Counter;
