@@ -12,6 +12,10 @@ import { grpcServerOptions, startGrpcServer, TokenFile } from './serve/index.js'
 import { AppTokenIssuer } from './serve/app-token-proof.js';
 import { MIN_APP_KEY_BYTES } from './serve/config.js';
 import { parseLayout } from './watch/layout.js';
+import type { MapOutput } from './watch/map-output.js';
+import { AppOwners } from './tenancy/app-owners.js';
+import { backoffDelay, sleep } from './util/backoff.js';
+import { describeError } from './util/errors.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
@@ -30,6 +34,7 @@ export interface Agent {
   readonly http: { host: string; port: number };
   /** Termination sources, drain, safe-exit: what the gRPC status and drain RPCs call. */
   readonly lifecycle: Lifecycle;
+  readonly metrics: AgentMetrics;
   /** Status document served at `/v1/status` to loopback peers (bounded). */
   status(): Record<string, unknown>;
   /** Resolves when the process should exit (SIGTERM drained or timed out, or a second signal). */
@@ -113,15 +118,52 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     const layout = parseLayout(config.localDirsLayout);
     const sidecar = !layout.segments.some((seg) => seg.kind === 'appId');
     const servesApp = (appId: string): boolean => (sidecar ? appId === config.appId : config.grpcServeUnseenApps || seenApps.has(appId));
+    // An app id names no tenant (users choose spark.app.id): each output is written and served
+    // only when its namespace owns the app id, on this node and in the store (tenancy/app-owners).
+    const refusedOnce = new Set<string>();
+    const owners = new AppOwners(store, (r) => {
+      const key = `${r.namespace}|${r.appId}`;
+      if (refusedOnce.has(key) || refusedOnce.size > 10_000) return;
+      refusedOnce.add(key);
+      logger.warn({ app: r.appId, namespace: r.namespace, reason: r.reason }, 'app id refused for this namespace: nothing of it is stored, served or given a token');
+    });
+    const ownerOf = (o: { namespace?: string }): string => o.namespace ?? config.podNamespace ?? '';
+    const gateStop = new AbortController();
+    started.push({ name: 'owner-gate', close: async () => gateStop.abort() });
+    /** The claim, asked again (with backoff) while the store cannot answer. */
+    const claimUntilAnswered = async (o: MapOutput): Promise<boolean> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await owners.claim(o.appId, ownerOf(o));
+        } catch (err) {
+          if (gateStop.signal.aborted) return false;
+          logger.warn({ app: o.appId, error: describeError(err), attempt }, 'cannot check who owns the app id in the store; asking again');
+          await sleep(backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }), gateStop.signal);
+        }
+      }
+    };
+    // Events of one (namespace, app) pass the gate in the order the watcher emitted them.
+    const gates = new Map<string, Promise<void>>();
+    const throughGate = (o: MapOutput, act: () => void): void => {
+      const key = `${ownerOf(o)}|${o.appId}`;
+      const next = (gates.get(key) ?? Promise.resolve()).then(async () => {
+        if (await claimUntilAnswered(o)) act();
+        else metrics.outputRefused();
+      });
+      gates.set(key, next.catch((err: unknown) => logger.error({ err }, 'owner gate failed')));
+    };
     watcher.on('committed', (output) => {
-      seenApps.add(output.appId);
       metrics.outputCommitted();
       logger.debug({ output: output.id, dataLength: output.dataLength, foundAtStart: output.foundAtStart }, 'output committed');
-      writeback.add(output);
+      throughGate(output, () => {
+        seenApps.add(output.appId);
+        writeback.add(output);
+      });
     });
     watcher.on('removed', (event) => {
       logger.debug({ output: event.output.id, blockManagerDirGone: event.blockManagerDirGone }, 'output removed locally');
-      writeback.removed(event);
+      // Through the gate too: another namespace's output of the same id must not remove this one.
+      throughGate(event.output, () => writeback.removed(event));
     });
     watcher.on('problem', (problem) => {
       metrics.watchProblem(problem.kind);
@@ -210,9 +252,16 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     // Read the gRPC settings (token and key files) before anything listens: a bad file fails fast.
     const grpcOptions = await grpcServerOptions(config);
     let appKey = grpcOptions.appKey;
-    const issuer = new AppTokenIssuer({ roots: localDirs, layout, defaultAppId: config.appId, key: () => appKey });
+    const issuer = new AppTokenIssuer({
+      roots: localDirs,
+      layout,
+      defaultAppId: config.appId,
+      key: () => appKey,
+      owns: (appId, namespace) => owners.claim(appId, namespace ?? config.podNamespace ?? ''),
+    });
     http.route('POST', '/v1/app-token', async (req) => {
-      const result = await issuer.issue(req.query.get('app'), req.query.get('executor'), req.query.get('proof'));
+      const q = req.query;
+      const result = await issuer.issue({ app: q.get('app'), namespace: q.get('namespace'), executor: q.get('executor'), proof: q.get('proof'), peer: req.raw.socket.remoteAddress ?? '' });
       return result.ok ? { status: 200, body: { token: result.token } } : { status: result.status, body: { error: result.error } };
     });
     const httpAddress = await http.listen(config.httpListen.host, config.httpListen.port);
@@ -277,7 +326,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     state.transition('serving', 'initial scan done');
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
-    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status, close };
+    return { state, writeback, watcher, http: httpAddress, lifecycle, metrics, exitRequested: lifecycle.exitRequested, status, close };
   } catch (err) {
     await close();
     throw err;

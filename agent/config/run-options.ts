@@ -1,7 +1,7 @@
 /** The settings of `shuffle-agent run`. Add new ones here; the README reference is generated from this table. */
 import { FALLBACK_LAYOUTS } from '../spark/fallback-key.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
-import { parseLayout } from '../watch/layout.js';
+import { NAMESPACE, parseLayout } from '../watch/layout.js';
 import { S3_CHECKSUM_MODES } from '../store/s3-checksums.js';
 import { WRITE_ORDERS } from '../writeback/writeback-queue.js';
 import { option, parsers, type ValuesOf } from './option-table.js';
@@ -25,7 +25,7 @@ export const RUN_OPTIONS = {
     group: 'watch',
     flag: 'local-dirs-layout',
     default: '',
-    doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{appId}/{executorId}` for the DaemonSet mode, `spark-*/executor-*` for Spark standalone and local-cluster workers (`*` matches any part of a name).',
+    doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{namespace}/{appId}/{executorId}` for the DaemonSet mode (the namespace is the tenant that owns the app id; `{appId}/{executorId}` still works, with every app in one tenant), `spark-*/executor-*` for Spark standalone and local-cluster workers (`*` matches any part of a name).',
     parse: (raw) => parseLayout(raw).template,
   }),
   appId: option({
@@ -34,6 +34,15 @@ export const RUN_OPTIONS = {
     doc: 'Spark application id of the outputs (store keys). Default: env `SPARK_APPLICATION_ID`, else `local-app`. Ignored for paths whose layout names the app.',
     parse: (raw) => {
       if (!isSafeAppId(raw)) throw new Error(`${JSON.stringify(raw)} is not a usable app id (letters, digits, . _ -)`);
+      return raw;
+    },
+  }),
+  podNamespace: option({
+    group: 'watch',
+    flag: 'pod-namespace',
+    doc: 'The tenant (Kubernetes namespace) of the outputs when `--local-dirs-layout` has no `{namespace}` (sidecar modes: the pod\'s own, from the downward API). It owns the app id in the store: an agent of another namespace never writes over it. Default: empty (one tenant).',
+    parse: (raw) => {
+      if (!NAMESPACE.test(raw)) throw new Error(`${JSON.stringify(raw)} is not a Kubernetes namespace name (a DNS label)`);
       return raw;
     },
   }),

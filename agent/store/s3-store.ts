@@ -43,6 +43,7 @@ import {
   HeadObjectCommand,
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
+  PutObjectCommand,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -545,6 +546,24 @@ export class S3Store implements BlockStore {
     await this.send('DeleteObject', key, undefined, (s) =>
       this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: s }),
     );
+  }
+
+  async createIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    // Looked up first: a server that ignores If-None-Match (s3rver, older S3 implementations)
+    // then still never overwrites an object that was there before.
+    if (await this.stat(key)) return false;
+    const objectKey = this.objectKey(key);
+    try {
+      await this.send('PutObject', key, undefined, (s) =>
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, IfNoneMatch: '*', ContentType: 'text/plain' }), { abortSignal: s }),
+      );
+      return true;
+    } catch (err) {
+      // 412: the object exists; 409: a concurrent conditional write to the same key won.
+      const status = ((err as StoreError).cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+      if (status === 412 || status === 409) return false;
+      throw err;
+    }
   }
 
   /** Delete many keys, 1000 per request (an app's copies at cleanup). Returns how many were deleted. */
