@@ -150,6 +150,8 @@ export class S3Store implements BlockStore {
   private readonly ownUploads = new Set<string>();
   private closed: Promise<void> | undefined;
   private cannotListUploads = false;
+  /** The server answered 501 to `If-None-Match: *` (Swift's s3api): create after a lookup only. */
+  private noConditionalPuts = false;
   private readonly listPageSize: number | undefined;
 
   constructor(options: S3StoreOptions) {
@@ -549,20 +551,28 @@ export class S3Store implements BlockStore {
   }
 
   async createIfAbsent(key: string, body: Buffer): Promise<boolean> {
-    // Looked up first: a server that ignores If-None-Match (s3rver, older S3 implementations)
-    // then still never overwrites an object that was there before.
+    // Looked up first: a server that ignores If-None-Match (s3rver) or refuses it (Swift's s3api,
+    // 501) then still never overwrites an object that was there before; only creators racing
+    // between the lookup and the write can both succeed there.
     if (await this.stat(key)) return false;
     const objectKey = this.objectKey(key);
-    try {
-      await this.send('PutObject', key, undefined, (s) =>
-        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, IfNoneMatch: '*', ContentType: 'text/plain' }), { abortSignal: s }),
+    const put = (conditional: boolean): Promise<unknown> =>
+      this.send('PutObject', key, undefined, (s) =>
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentType: 'text/plain', ...(conditional ? { IfNoneMatch: '*' } : {}) }), { abortSignal: s }),
       );
+    try {
+      await put(!this.noConditionalPuts);
       return true;
     } catch (err) {
-      // 412: the object exists; 409: a concurrent conditional write to the same key won.
       const status = ((err as StoreError).cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+      // 412: the object exists; 409: a concurrent conditional write to the same key won.
       if (status === 412 || status === 409) return false;
-      throw err;
+      if (status !== 501 || this.noConditionalPuts) throw err;
+      this.noConditionalPuts = true;
+      this.logger?.warn({ store: this.url }, 'the S3 server does not support conditional PUTs (If-None-Match): owner markers are created after a lookup instead, which racing creators can both pass');
+      if (await this.stat(key)) return false;
+      await put(false);
+      return true;
     }
   }
 

@@ -92,7 +92,9 @@ export class AppOwners {
 
   private async askStore(appId: string, namespace: string): Promise<boolean> {
     const key = `${appId}/${OWNER_OBJECT}`;
-    if (await this.store.createIfAbsent(key, ownerMarker(namespace))) return true;
+    // Created or not, the marker is read back: on a server without conditional writes a racing
+    // creator may have written after us, and whoever the stored marker names owns the app id.
+    await this.store.createIfAbsent(key, ownerMarker(namespace));
     let body: string;
     try {
       body = await text(await this.store.read(key));
