@@ -272,6 +272,20 @@ export const RUN_OPTIONS = {
     doc: 'HTTP/2 streams one gRPC connection may have open at once (the SETTINGS value); the service-wide limits still apply.',
     parse: parsers.int(1, 1000),
   }),
+  grpcMaxConnections: option({
+    group: 'serve',
+    flag: 'grpc-max-connections',
+    default: '1024',
+    doc: 'gRPC connections open at once (each costs about 15 KB even idle); a connection beyond it is closed as it arrives.',
+    parse: parsers.int(1, 1_000_000),
+  }),
+  grpcIdleTimeout: option({
+    group: 'serve',
+    flag: 'grpc-idle-timeout',
+    default: '300',
+    doc: 'Seconds a gRPC connection may stay open without a stream before it is closed (GOAWAY; clients reconnect when they need to); 0: never (fractions allowed).',
+    parse: parsers.number(0, 86_400),
+  }),
   grpcRequestBodyTimeout: option({
     group: 'serve',
     flag: 'grpc-request-body-timeout',

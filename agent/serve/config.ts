@@ -13,6 +13,9 @@ export interface GrpcSettings {
   grpcAppKeyFile?: string | undefined;
   grpcMaxStreams: number;
   grpcMaxStreamsPerConnection?: number | undefined;
+  grpcMaxConnections?: number | undefined;
+  /** Seconds; 0: never. */
+  grpcIdleTimeout?: number | undefined;
   /** Seconds. */
   grpcRequestBodyTimeout?: number | undefined;
   grpcChunkSize: number;
@@ -49,6 +52,8 @@ export async function grpcServerOptions(settings: GrpcSettings): Promise<GrpcSer
     ...(token !== undefined ? { token } : {}),
     ...(appKey !== undefined ? { appKey } : {}),
     ...(settings.grpcMaxStreamsPerConnection !== undefined ? { maxStreamsPerConnection: settings.grpcMaxStreamsPerConnection } : {}),
+    ...(settings.grpcMaxConnections !== undefined ? { maxConnections: settings.grpcMaxConnections } : {}),
+    ...(settings.grpcIdleTimeout !== undefined ? { idleTimeoutMs: settings.grpcIdleTimeout * 1000 } : {}),
     ...(settings.grpcRequestBodyTimeout !== undefined ? { requestBodyTimeoutMs: settings.grpcRequestBodyTimeout * 1000 } : {}),
   };
 }

@@ -44,6 +44,10 @@ export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
 const MIN_CHUNK = 64 * 1024;
 /** HTTP/2 streams one connection may have open at once, unless configured. */
 export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 128;
+/** Connections at once: about 15 KB each when idle, so the default bounds them near 15 MB. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** gRPC's own servers close idle connections too (MAX_CONNECTION_IDLE); clients reconnect at once. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 /** A request message must arrive whole within this of its headers, unless configured. */
 export const DEFAULT_REQUEST_BODY_TIMEOUT_MS = 10_000;
 /**
@@ -84,6 +88,10 @@ export interface GrpcServerOptions {
   appKey?: Buffer;
   /** HTTP/2 streams one connection may have open (128 by default). */
   maxStreamsPerConnection?: number;
+  /** Connections open at once (1024 by default); more are closed as they arrive. */
+  maxConnections?: number;
+  /** A connection with no open stream for this long is closed (300 s by default; 0: never). */
+  idleTimeoutMs?: number;
   /** A request message not received whole within this of its headers is cancelled (10 s by default). */
   requestBodyTimeoutMs?: number;
   /** Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED. */
@@ -233,6 +241,8 @@ class BlockService {
       // cancelled and give back their share of the byte budget.
       keepaliveMs: 60_000,
       keepaliveTimeoutMs: 20_000,
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
     });
   }
