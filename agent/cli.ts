@@ -6,8 +6,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { ConfigError, markdownReference, option, parsers, printable, resolveOptions } from './config/option-table.js';
-import { appToken } from './serve/auth.js';
-import { appKeyFromFile, MIN_APP_KEY_BYTES } from './serve/config.js';
+import { appToken, DEFAULT_APP_TOKEN_TTL_MS } from './serve/auth.js';
+import { appKeysFromFile } from './serve/config.js';
 import { RUN_OPTIONS, type RunConfig } from './config/run-options.js';
 import { createLogger } from './observability/logger.js';
 import { startAgent } from './main.js';
@@ -26,7 +26,8 @@ Commands:
                   exit 0 once safe_to_exit, 1 on timeout
   fetch           fetch shuffle partitions from an agent over gRPC
   app-token       print the per-app gRPC token of --app-id ID under --key-file FILE (the
-                  cluster key of --grpc-app-key-file), for tools that issue tokens themselves
+                  cluster key of --grpc-app-key-file), valid for --ttl (12h), for tools that
+                  issue tokens themselves
   verify          check every map output an app has in a store (--store URL --app-id ID)
   gc              delete the copies of apps that are gone (--store URL --older-than DURATION
                   [--dry-run]): app prefixes whose newest object, the plugin's heartbeat
@@ -125,14 +126,16 @@ async function waitSafeExitCommand(argv: string[]): Promise<number> {
 const APP_TOKEN_OPTIONS = {
   keyFile: option({ group: 'app-token', flag: 'key-file', doc: 'The cluster key file (the Secret behind --grpc-app-key-file).', parse: parsers.string }),
   appId: RUN_OPTIONS.appId,
+  ttl: option({ group: 'app-token', flag: 'ttl', default: `${DEFAULT_APP_TOKEN_TTL_MS / 3_600_000}h`, doc: 'How long the token is valid (e.g. `12h`, `7d`).', parse: parsers.duration }),
 };
 
 async function appTokenCommand(argv: string[]): Promise<number> {
   const { config } = resolveOptions(APP_TOKEN_OPTIONS, argv, {});
   if (config.keyFile === undefined || config.appId === undefined) throw new ConfigError('app-token', 'usage: shuffle-agent app-token --key-file FILE --app-id ID');
-  const key = appKeyFromFile(await readFile(config.keyFile));
-  if (key.length < MIN_APP_KEY_BYTES) throw new ConfigError('keyFile', `${config.keyFile} holds ${key.length} bytes; at least ${MIN_APP_KEY_BYTES}`);
-  process.stdout.write(`${appToken(key, config.appId)}\n`);
+  const keys = appKeysFromFile(await readFile(config.keyFile));
+  if (typeof keys === 'string') throw new ConfigError('keyFile', `${config.keyFile} ${keys}`);
+  // Signed with the first key, as the agents sign.
+  process.stdout.write(`${appToken(keys[0] as Buffer, config.appId, Math.floor((Date.now() + config.ttl) / 1000))}\n`);
   return EXIT.ok;
 }
 

@@ -10,7 +10,7 @@ import { AGENT_STATES, AgentState } from './lifecycle/agent-state.js';
 import { openStore } from './store/open-store.js';
 import { grpcServerOptions, startGrpcServer, TokenFile } from './serve/index.js';
 import { AppTokenIssuer } from './serve/app-token-proof.js';
-import { MIN_APP_KEY_BYTES } from './serve/config.js';
+import { appKeysFromFile } from './serve/config.js';
 import { parseLayout } from './watch/layout.js';
 import type { MapOutput } from './watch/map-output.js';
 import { AppOwners } from './tenancy/app-owners.js';
@@ -251,18 +251,19 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     registerLifecycleRoutes(http, lifecycle, { full: status, open: openStatus });
     // Read the gRPC settings (token and key files) before anything listens: a bad file fails fast.
     const grpcOptions = await grpcServerOptions(config);
-    let appKey = grpcOptions.appKey;
+    let appKeys = grpcOptions.appKeys;
     const issuer = new AppTokenIssuer({
       roots: localDirs,
       layout,
       defaultAppId: config.appId,
-      key: () => appKey,
+      key: () => appKeys?.[0],
+      ttlMs: config.grpcAppTokenTtl,
       owns: (appId, namespace) => owners.claim(appId, namespace ?? config.podNamespace ?? ''),
     });
     http.route('POST', '/v1/app-token', async (req) => {
       const q = req.query;
       const result = await issuer.issue({ app: q.get('app'), namespace: q.get('namespace'), executor: q.get('executor'), proof: q.get('proof'), peer: req.raw.socket.remoteAddress ?? '' });
-      return result.ok ? { status: 200, body: { token: result.token } } : { status: result.status, body: { error: result.error } };
+      return result.ok ? { status: 200, body: { token: result.token, expiresAt: result.expiresAt } } : { status: result.status, body: { error: result.error } };
     });
     const httpAddress = await http.listen(config.httpListen.host, config.httpListen.port);
     started.push({ name: 'http', close: () => http.close() });
@@ -294,22 +295,22 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       tokenFile.start();
       started.push({ name: 'grpc-token-file', close: async () => tokenFile.close() });
     }
-    if (config.grpcAppKeyFile !== undefined && appKey !== undefined) {
+    if (config.grpcAppKeyFile !== undefined && appKeys !== undefined) {
       const keyFile = new TokenFile({
         path: config.grpcAppKeyFile,
-        initial: appKey.toString('utf8'),
-        onChange: (key) => {
-          const next = Buffer.from(key, 'utf8');
-          if (next.length < MIN_APP_KEY_BYTES) {
-            logger.warn({ file: config.grpcAppKeyFile, bytes: next.length }, 'new per-app key is too short; keeping the current one');
+        initial: appKeys.map((k) => k.toString('utf8')).join('\n'),
+        onChange: (content) => {
+          const next = appKeysFromFile(Buffer.from(content, 'utf8'));
+          if (typeof next === 'string') {
+            logger.warn({ file: config.grpcAppKeyFile, problem: next }, 'per-app key file unusable; keeping the current keys');
             return;
           }
-          appKey = next;
-          grpcServer.rotateAppKey(next);
+          appKeys = next;
+          grpcServer.rotateAppKeys(next);
         },
         intervalMs: config.grpcTokenReloadInterval * 1000,
         logger: logger.child({ component: 'grpc-app-key' }),
-        changedMessage: 'per-app key file changed: tokens are checked against the new key from now on',
+        changedMessage: 'per-app key file changed: new tokens are signed with its first key, tokens under any of its keys are accepted',
       });
       keyFile.start();
       started.push({ name: 'grpc-app-key-file', close: async () => keyFile.close() });

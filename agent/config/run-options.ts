@@ -272,6 +272,17 @@ export const RUN_OPTIONS = {
     doc: 'HTTP/2 streams one gRPC connection may have open at once (the SETTINGS value); the service-wide limits still apply.',
     parse: parsers.int(1, 1000),
   }),
+  grpcAppTokenTtl: option({
+    group: 'serve',
+    flag: 'grpc-app-token-ttl',
+    default: '12h',
+    doc: 'How long a per-app token issued by `POST /v1/app-token` is valid (e.g. `12h`, `7d`); clients ask again before it expires (the answer says when).',
+    parse: (raw) => {
+      const ms = parsers.duration(raw);
+      if (ms < 60_000 || ms > 30 * 86_400_000) throw new Error(`must be between 1m and 30d, got ${raw}`);
+      return ms;
+    },
+  }),
   grpcMaxConnections: option({
     group: 'serve',
     flag: 'grpc-max-connections',

@@ -11,7 +11,8 @@
  *   3. the agent reads `<root>/<ns>/<appId>/<podName>/.shuffle-agent-proof` (regular file, no
  *      symlink, small), compares it in constant time, checks that the namespace owns the app id
  *      (tenancy/app-owners: a user may set `spark.app.id` to another app's id), and answers the
- *      token `appToken(key, appId)`;
+ *      token `appToken(key, appId, expiresAt)` (valid for `--grpc-app-token-ttl`; the executor asks
+ *      again before it expires);
  *   4. the executor deletes the file.
  *
  * The token is an HMAC under the cluster key, so it works with every node's agent, for that app
@@ -39,8 +40,12 @@ export interface AppTokenIssuerOptions {
   layout: LocalDirsLayout;
   /** The app of outputs whose path names none (sidecar mode: the pod's own). */
   defaultAppId: string;
-  /** The current cluster key; undefined when per-app tokens are off. */
+  /** The current signing key (the key file's first); undefined when per-app tokens are off. */
   key: () => Buffer | undefined;
+  /** How long an issued token is valid (ms). */
+  ttlMs: number;
+  /** Clock (ms since the epoch); for tests. */
+  now?: () => number;
   /** Whether the namespace (undefined when the layout names none) owns the app id: only its
    * pods get the app's token (tenancy/app-owners). Rejects when that cannot be decided now. */
   owns: (appId: string, namespace: string | undefined) => Promise<boolean>;
@@ -59,7 +64,7 @@ export interface TokenRequest {
   peer: string;
 }
 
-export type IssueResult = { ok: true; token: string } | { ok: false; status: number; error: string };
+export type IssueResult = { ok: true; token: string; expiresAt: string } | { ok: false; status: number; error: string };
 
 const USAGE = 'needs app=<Spark app id>, executor=<the executor directory (pod name)>, namespace=<pod namespace> when the layout names one, and proof=<32-128 url-safe characters>';
 
@@ -103,7 +108,8 @@ export class AppTokenIssuer {
       }
       // Another namespace owns this app id (a user may set spark.app.id to anything): no token.
       if (!owned) return { ok: false, status: 403, error: 'proof not accepted' };
-      return { ok: true, token: appToken(key, appId) };
+      const expiresAt = Math.floor(((this.options.now ?? Date.now)() + this.options.ttlMs) / 1000);
+      return { ok: true, token: appToken(key, appId, expiresAt), expiresAt: new Date(expiresAt * 1000).toISOString() };
     } finally {
       this.running--;
       const left = (this.perPeer.get(req.peer) ?? 1) - 1;

@@ -82,10 +82,10 @@ export interface GrpcServerOptions {
   /** Node-wide secret clients send as `authorization: Bearer <token>`: every app, and Drain. */
   token?: string;
   /**
-   * Cluster key of per-app tokens (`appToken(key, appId)`): a caller with one gets that app's
+   * Cluster keys of per-app tokens (`appToken(key, appId, expiresAt)`; any of them verifies): a caller with one gets that app's
    * outputs, status, and nothing else (no Drain, no other app).
    */
-  appKey?: Buffer;
+  appKeys?: readonly Buffer[];
   /** HTTP/2 streams one connection may have open (128 by default). */
   maxStreamsPerConnection?: number;
   /** Connections open at once (1024 by default); more are closed as they arrive. */
@@ -125,8 +125,8 @@ export interface RunningGrpcServer {
    * started with a token: turning authentication on at run time is not supported.
    */
   rotateToken(token: string): void;
-  /** Use this per-app key from now on (tokens under the old key stop working). Only for a server started with one. */
-  rotateAppKey(key: Buffer): void;
+  /** Use these per-app keys from now on (tokens under a key no longer listed stop working). Only for a server started with one. */
+  rotateAppKeys(keys: readonly Buffer[]): void;
   /**
    * Stop accepting calls, end status streams, let running fetches finish for `graceMs`, then
    * cut what is left. Idempotent: every call returns the same promise.
@@ -189,8 +189,8 @@ class BlockService {
   ) {
     this.metrics = deps.metrics ?? NO_METRICS;
     this.token = options.token !== undefined ? new TokenCheck(options.token) : undefined;
-    this.access = new GrpcAccess(this.token, options.appKey);
-    this.hasAppKey = options.appKey !== undefined;
+    this.access = new GrpcAccess(this.token, options.appKeys);
+    this.hasAppKey = options.appKeys !== undefined && options.appKeys.length > 0;
     this.layout = deps.layout ?? 'spark-3.3';
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     if (!Number.isInteger(this.chunkSize) || this.chunkSize < 1 || this.chunkSize > MAX_CHUNK_SIZE) {
@@ -258,9 +258,9 @@ class BlockService {
         if (!this.token) throw new Error('this gRPC server was started without a token');
         this.token.rotate(token);
       },
-      rotateAppKey: (key) => {
+      rotateAppKeys: (keys) => {
         if (!this.hasAppKey) throw new Error('this gRPC server was started without a per-app key');
-        this.access.rotateAppKey(key);
+        this.access.rotateAppKeys(keys);
       },
       close: (graceMs = 5000) => (this.closing ??= this.close(graceMs)),
     };

@@ -146,7 +146,7 @@ async function malformedGrpc(rnd: () => number, port: number): Promise<void> {
       // Node's client refuses any other TE value; leaving it out is the malformed case.
       if (rnd() < 0.7) headers.te = 'trailers';
       if (rnd() < 0.5) headers['grpc-timeout'] = pick(['1S', '0n', '99999999999H', 'abc', '-1m', '10m']);
-      if (rnd() < 0.5) headers.authorization = pick(['Bearer ', 'Bearer sat1:', `Bearer sat1:${APP}:xx`, 'Bearer sat1::', 'Basic Zm9vOmJhcg==', `Bearer ${'x'.repeat(5000)}`, 'Bearer sat2:a:b:c']);
+      if (rnd() < 0.5) headers.authorization = pick(['Bearer ', 'Bearer sat1:', `Bearer sat2:${APP}:xx`, `Bearer sat2:${APP}:99999999999:abc`, 'Bearer sat2::', 'Basic Zm9vOmJhcg==', `Bearer ${'x'.repeat(5000)}`, 'Bearer sat2:a:b:c']);
       if (rnd() < 0.2) headers['grpc-encoding'] = pick(['gzip', 'identity', 'x']);
       const stream = session.request(headers, { endStream: false });
       stream.on('error', finish);

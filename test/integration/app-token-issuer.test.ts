@@ -15,6 +15,10 @@ import { tempDir } from '../support/temp-dir.js';
 const KEY = Buffer.from('k'.repeat(48));
 const APP = 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9';
 const PROOF = 'p'.repeat(40);
+const NOW = Date.UTC(2026, 11, 6, 5, 0, 0);
+const TTL_MS = 12 * 3_600_000;
+/** The token the issuer answers at NOW. */
+const TOKEN = appToken(KEY, APP, (NOW + TTL_MS) / 1000);
 
 describe('app-token issuance', () => {
   let dir: Awaited<ReturnType<typeof tempDir>>;
@@ -36,7 +40,7 @@ describe('app-token issuance', () => {
 
   const request = (r: Partial<TokenRequest>): TokenRequest => ({ app: APP, namespace: null, executor: null, proof: PROOF, peer: '10.0.0.1', ...r });
   const issuer = (layout: string, owns: AppTokenIssuerOptions['owns'] = async () => true, defaultAppId = APP): AppTokenIssuer =>
-    new AppTokenIssuer({ roots: [root], layout: parseLayout(layout), defaultAppId, key: () => KEY, owns });
+    new AppTokenIssuer({ roots: [root], layout: parseLayout(layout), defaultAppId, key: () => KEY, owns, ttlMs: TTL_MS, now: () => NOW });
 
   it('glob layouts: every segment is checked, `..` never climbs out, a missing executor is a 400', async () => {
     const climb = join('..', '..', 'elsewhere');
@@ -53,7 +57,7 @@ describe('app-token issuance', () => {
     }
     // The legitimate request of such a layout still works.
     await writeFile(join(root, 'spark-w1', 'executor-1', PROOF_FILE), PROOF);
-    expect(await issuer('spark-*/executor-*').issue(request({ executor: 'spark-w1/executor-1' }))).toEqual({ ok: true, token: appToken(KEY, APP) });
+    expect(await issuer('spark-*/executor-*').issue(request({ executor: 'spark-w1/executor-1' }))).toEqual({ ok: true, token: TOKEN, expiresAt: '2026-12-06T17:00:00.000Z' });
   });
 
   it('{namespace}: the namespace is validated, and only the owning namespace gets the token', async () => {
@@ -63,7 +67,7 @@ describe('app-token issuance', () => {
       await writeFile(join(root, ns, APP, `${ns}-exec`, PROOF_FILE), PROOF);
     }
     const i = issuer(layout, async (_app, ns) => ns === 'team-a');
-    expect(await i.issue(request({ namespace: 'team-a', executor: 'team-a-exec' }))).toEqual({ ok: true, token: appToken(KEY, APP) });
+    expect(await i.issue(request({ namespace: 'team-a', executor: 'team-a-exec' }))).toEqual({ ok: true, token: TOKEN, expiresAt: '2026-12-06T17:00:00.000Z' });
     expect(await i.issue(request({ namespace: 'team-b', executor: 'team-b-exec' }))).toMatchObject({ ok: false, status: 403 });
     for (const namespace of [null, '..', 'Team-A', '../team-a', 'a/b']) {
       expect(await i.issue(request({ namespace, executor: 'team-a-exec' })), `namespace=${namespace}`).toMatchObject({ ok: false, status: 400 });
