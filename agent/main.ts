@@ -182,7 +182,11 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       ...(config.safeExitFile !== undefined ? { safeExitFile: config.safeExitFile } : {}),
       acknowledge: config.azureAck,
       rescan: () => watcher.rescan(),
-      settle: () => watcher.settled(),
+      // Outputs waiting at the owner gate are not in the queue yet: a drain waits for them too.
+      settle: async () => {
+        await watcher.settled();
+        await Promise.all(gates.values());
+      },
       logger,
       metrics,
     });
