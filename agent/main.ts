@@ -10,8 +10,12 @@ import { AGENT_STATES, AgentState } from './lifecycle/agent-state.js';
 import { openStore } from './store/open-store.js';
 import { grpcServerOptions, startGrpcServer, TokenFile } from './serve/index.js';
 import { AppTokenIssuer } from './serve/app-token-proof.js';
-import { MIN_APP_KEY_BYTES } from './serve/config.js';
+import { appKeysFromFile } from './serve/config.js';
 import { parseLayout } from './watch/layout.js';
+import type { MapOutput } from './watch/map-output.js';
+import { AppOwners } from './tenancy/app-owners.js';
+import { backoffDelay, sleep } from './util/backoff.js';
+import { describeError } from './util/errors.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
@@ -32,6 +36,7 @@ export interface Agent {
   readonly http: { host: string; port: number };
   /** Termination sources, drain, safe-exit: what the gRPC status and drain RPCs call. */
   readonly lifecycle: Lifecycle;
+  readonly metrics: AgentMetrics;
   /** Status document served at `/v1/status` to loopback peers (bounded). */
   status(): Record<string, unknown>;
   /** Resolves when the process should exit (SIGTERM drained or timed out, or a second signal). */
@@ -129,15 +134,52 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     const layout = parseLayout(config.localDirsLayout);
     const sidecar = !layout.segments.some((seg) => seg.kind === 'appId');
     const servesApp = (appId: string): boolean => (sidecar ? appId === config.appId : config.grpcServeUnseenApps || seenApps.has(appId));
+    // An app id names no tenant (users choose spark.app.id): each output is written and served
+    // only when its namespace owns the app id, on this node and in the store (tenancy/app-owners).
+    const refusedOnce = new Set<string>();
+    const owners = new AppOwners(store, (r) => {
+      const key = `${r.namespace}|${r.appId}`;
+      if (refusedOnce.has(key) || refusedOnce.size > 10_000) return;
+      refusedOnce.add(key);
+      logger.warn({ app: r.appId, namespace: r.namespace, reason: r.reason }, 'app id refused for this namespace: nothing of it is stored, served or given a token');
+    });
+    const ownerOf = (o: { namespace?: string }): string => o.namespace ?? config.podNamespace ?? '';
+    const gateStop = new AbortController();
+    started.push({ name: 'owner-gate', close: async () => gateStop.abort() });
+    /** The claim, asked again (with backoff) while the store cannot answer. */
+    const claimUntilAnswered = async (o: MapOutput): Promise<boolean> => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await owners.claim(o.appId, ownerOf(o));
+        } catch (err) {
+          if (gateStop.signal.aborted) return false;
+          logger.warn({ app: o.appId, error: describeError(err), attempt }, 'cannot check who owns the app id in the store; asking again');
+          await sleep(backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }), gateStop.signal);
+        }
+      }
+    };
+    // Events of one (namespace, app) pass the gate in the order the watcher emitted them.
+    const gates = new Map<string, Promise<void>>();
+    const throughGate = (o: MapOutput, act: () => void): void => {
+      const key = `${ownerOf(o)}|${o.appId}`;
+      const next = (gates.get(key) ?? Promise.resolve()).then(async () => {
+        if (await claimUntilAnswered(o)) act();
+        else metrics.outputRefused();
+      });
+      gates.set(key, next.catch((err: unknown) => logger.error({ err }, 'owner gate failed')));
+    };
     watcher.on('committed', (output) => {
-      seenApps.add(output.appId);
       metrics.outputCommitted();
       logger.debug({ output: output.id, dataLength: output.dataLength, foundAtStart: output.foundAtStart }, 'output committed');
-      writeback.add(output);
+      throughGate(output, () => {
+        seenApps.add(output.appId);
+        writeback.add(output);
+      });
     });
     watcher.on('removed', (event) => {
       logger.debug({ output: event.output.id, blockManagerDirGone: event.blockManagerDirGone }, 'output removed locally');
-      writeback.removed(event);
+      // Through the gate too: another namespace's output of the same id must not remove this one.
+      throughGate(event.output, () => writeback.removed(event));
     });
     watcher.on('problem', (problem) => {
       metrics.watchProblem(problem.kind);
@@ -156,7 +198,11 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       ...(config.safeExitFile !== undefined ? { safeExitFile: config.safeExitFile } : {}),
       acknowledge: config.azureAck,
       rescan: () => watcher.rescan(),
-      settle: () => watcher.settled(),
+      // Outputs waiting at the owner gate are not in the queue yet: a drain waits for them too.
+      settle: async () => {
+        await watcher.settled();
+        await Promise.all(gates.values());
+      },
       logger,
       metrics,
     });
@@ -187,11 +233,19 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     registerLifecycleRoutes(http, lifecycle, { full: documents.full, open: documents.open });
     // Read the gRPC settings (token and key files) before anything listens: a bad file fails fast.
     const grpcOptions = await grpcServerOptions(config);
-    let appKey = grpcOptions.appKey;
-    const issuer = new AppTokenIssuer({ roots: localDirs, layout, defaultAppId: config.appId, key: () => appKey });
+    let appKeys = grpcOptions.appKeys;
+    const issuer = new AppTokenIssuer({
+      roots: localDirs,
+      layout,
+      defaultAppId: config.appId,
+      key: () => appKeys?.[0],
+      ttlMs: config.grpcAppTokenTtl,
+      owns: (appId, namespace) => owners.claim(appId, namespace ?? config.podNamespace ?? ''),
+    });
     http.route('POST', '/v1/app-token', async (req) => {
-      const result = await issuer.issue(req.query.get('app'), req.query.get('executor'), req.query.get('proof'));
-      return result.ok ? { status: 200, body: { token: result.token } } : { status: result.status, body: { error: result.error } };
+      const q = req.query;
+      const result = await issuer.issue({ app: q.get('app'), namespace: q.get('namespace'), executor: q.get('executor'), proof: q.get('proof'), peer: req.raw.socket.remoteAddress ?? '' });
+      return result.ok ? { status: 200, body: { token: result.token, expiresAt: result.expiresAt } } : { status: result.status, body: { error: result.error } };
     });
     const httpAddress = await http.listen(config.httpListen.host, config.httpListen.port);
     started.push({ name: 'http', close: () => http.close() });
@@ -223,22 +277,22 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       tokenFile.start();
       started.push({ name: 'grpc-token-file', close: async () => tokenFile.close() });
     }
-    if (config.grpcAppKeyFile !== undefined && appKey !== undefined) {
+    if (config.grpcAppKeyFile !== undefined && appKeys !== undefined) {
       const keyFile = new TokenFile({
         path: config.grpcAppKeyFile,
-        initial: appKey.toString('utf8'),
-        onChange: (key) => {
-          const next = Buffer.from(key, 'utf8');
-          if (next.length < MIN_APP_KEY_BYTES) {
-            logger.warn({ file: config.grpcAppKeyFile, bytes: next.length }, 'new per-app key is too short; keeping the current one');
+        initial: appKeys.map((k) => k.toString('utf8')).join('\n'),
+        onChange: (content) => {
+          const next = appKeysFromFile(Buffer.from(content, 'utf8'));
+          if (typeof next === 'string') {
+            logger.warn({ file: config.grpcAppKeyFile, problem: next }, 'per-app key file unusable; keeping the current keys');
             return;
           }
-          appKey = next;
-          grpcServer.rotateAppKey(next);
+          appKeys = next;
+          grpcServer.rotateAppKeys(next);
         },
         intervalMs: config.grpcTokenReloadInterval * 1000,
         logger: logger.child({ component: 'grpc-app-key' }),
-        changedMessage: 'per-app key file changed: tokens are checked against the new key from now on',
+        changedMessage: 'per-app key file changed: new tokens are signed with its first key, tokens under any of its keys are accepted',
       });
       keyFile.start();
       started.push({ name: 'grpc-app-key-file', close: async () => keyFile.close() });
@@ -255,7 +309,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     state.transition('serving', 'initial scan done');
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
-    return { state, writeback, watcher, http: httpAddress, lifecycle, exitRequested: lifecycle.exitRequested, status: documents.full, close };
+    return { state, writeback, watcher, http: httpAddress, lifecycle, metrics, exitRequested: lifecycle.exitRequested, status: documents.full, close };
   } catch (err) {
     await close();
     throw err;

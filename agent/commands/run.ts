@@ -20,7 +20,19 @@ async function run(raw: ValuesOf<typeof RUN_OPTIONS>, io: CommandIo): Promise<Ex
   logProcessWarnings(logger);
   logger.info({ version: VERSION, config: printable(RUN_OPTIONS, config) }, 'starting');
   if (!config.terminationSources.includes('sigterm')) logger.warn('sigterm is not a termination source: SIGTERM stops the agent at once, without a drain');
+  // The backstop for a promise rejection nothing handled (a bug: every request path handles its
+  // own errors). Log and count, and keep serving: the rejection belongs to one request or one
+  // background step, the state every tenant depends on (queue, watches, open files) is not left
+  // half-changed by it, and exiting would turn any such bug reachable from the network into a
+  // node-wide outage (issue 17: one malformed HTTP request stopped every tenant's write-back).
+  // Synchronous exceptions (uncaughtException) still end the process: there the state is unknown.
+  const counted: { metrics?: { unhandledRejection(): void } } = {};
+  process.on('unhandledRejection', (reason) => {
+    counted.metrics?.unhandledRejection();
+    logger.error({ err: reason }, 'unhandled promise rejection (a bug): logged, counted in shuffle_agent_unhandled_rejections_total, still serving');
+  });
   const agent = await startAgent(config, logger);
+  counted.metrics = agent.metrics;
 
   // SIGTERM/SIGINT reach the lifecycle through its signal source; the first one drains until
   // --drain-timeout, a second one resolves `exitRequested` at once.

@@ -1,7 +1,7 @@
 /** The settings of `shuffle-agent run`. Add new ones here; the README reference is generated from this table. */
 import { FALLBACK_LAYOUTS } from '../spark/fallback-key.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
-import { parseLayout } from '../watch/layout.js';
+import { NAMESPACE, parseLayout } from '../watch/layout.js';
 import { S3_CHECKSUM_MODES } from '../store/s3/s3-checksums.js';
 import { WRITE_ORDERS } from '../writeback/writeback-queue.js';
 import { option, parsers, type ValuesOf } from './option-table.js';
@@ -27,7 +27,7 @@ export const RUN_OPTIONS = {
     flag: 'local-dirs-layout',
     metavar: 'LAYOUT',
     default: '',
-    doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{appId}/{executorId}` for the DaemonSet mode, `spark-*/executor-*` for Spark standalone and local-cluster workers (`*` matches any part of a name).',
+    doc: 'Directories between a root and `blockmgr-*`: empty for one executor per root, `{namespace}/{appId}/{executorId}` for the DaemonSet mode (the namespace is the tenant that owns the app id; `{appId}/{executorId}` still works, with every app in one tenant), `spark-*/executor-*` for Spark standalone and local-cluster workers (`*` matches any part of a name).',
     parse: (raw) => parseLayout(raw).template,
   }),
   appId: option({
@@ -37,6 +37,15 @@ export const RUN_OPTIONS = {
     doc: 'Spark application id of the outputs (store keys). Default: env `SPARK_APPLICATION_ID`, else `local-app`. Ignored for paths whose layout names the app.',
     parse: (raw) => {
       if (!isSafeAppId(raw)) throw new Error(`${JSON.stringify(raw)} is not a usable app id (letters, digits, . _ -)`);
+      return raw;
+    },
+  }),
+  podNamespace: option({
+    group: 'watch',
+    flag: 'pod-namespace',
+    doc: 'The tenant (Kubernetes namespace) of the outputs when `--local-dirs-layout` has no `{namespace}` (sidecar modes: the pod\'s own, from the downward API). It owns the app id in the store: an agent of another namespace never writes over it. Default: empty (one tenant).',
+    parse: (raw) => {
+      if (!NAMESPACE.test(raw)) throw new Error(`${JSON.stringify(raw)} is not a Kubernetes namespace name (a DNS label)`);
       return raw;
     },
   }),
@@ -292,6 +301,31 @@ export const RUN_OPTIONS = {
     default: '128',
     doc: 'HTTP/2 streams one gRPC connection may have open at once (the SETTINGS value); the service-wide limits still apply.',
     parse: parsers.int(1, 1000),
+  }),
+  grpcAppTokenTtl: option({
+    group: 'serve',
+    flag: 'grpc-app-token-ttl',
+    default: '12h',
+    doc: 'How long a per-app token issued by `POST /v1/app-token` is valid (e.g. `12h`, `7d`); clients ask again before it expires (the answer says when).',
+    parse: (raw) => {
+      const ms = parsers.duration(raw);
+      if (ms < 60_000 || ms > 30 * 86_400_000) throw new Error(`must be between 1m and 30d, got ${raw}`);
+      return ms;
+    },
+  }),
+  grpcMaxConnections: option({
+    group: 'serve',
+    flag: 'grpc-max-connections',
+    default: '1024',
+    doc: 'gRPC connections open at once (each costs about 15 KB even idle); a connection beyond it is closed as it arrives.',
+    parse: parsers.int(1, 1_000_000),
+  }),
+  grpcIdleTimeout: option({
+    group: 'serve',
+    flag: 'grpc-idle-timeout',
+    default: '300',
+    doc: 'Seconds a gRPC connection may stay open without a stream before it is closed (GOAWAY; clients reconnect when they need to); 0: never (fractions allowed).',
+    parse: parsers.number(0, 86_400),
   }),
   grpcRequestBodyTimeout: option({
     group: 'serve',

@@ -67,30 +67,63 @@ export class HttpServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://agent');
-    const method = req.method ?? 'GET';
-    const handler = this.routes.get(`${method === 'HEAD' ? 'GET' : method} ${url.pathname}`);
-    const controller = new AbortController();
-    res.on('close', () => controller.abort());
+    // Nothing of a request may escape this function: it runs as a detached promise (one per
+    // request), and a rejection there used to stop the whole agent for every tenant.
     let response: HttpResponse;
+    let method = 'GET';
+    try {
+      method = req.method ?? 'GET';
+      response = await this.respond(req, res, method);
+    } catch (err) {
+      this.logger?.error({ err }, 'http request failed');
+      response = { status: 500, body: { error: 'internal error' } };
+    }
+    try {
+      if (res.destroyed || res.headersSent) return;
+      const text = typeof response.body === 'string' ? response.body : JSON.stringify(response.body, null, 2) + '\n';
+      res.writeHead(response.status, {
+        'content-type': response.contentType ?? (typeof response.body === 'string' ? 'text/plain; charset=utf-8' : 'application/json'),
+        'cache-control': 'no-store',
+      });
+      res.end(method === 'HEAD' ? undefined : text);
+    } catch (err) {
+      this.logger?.warn({ err }, 'http response could not be written');
+      res.destroy();
+    }
+  }
+
+  private async respond(req: IncomingMessage, res: ServerResponse, method: string): Promise<HttpResponse> {
+    const url = requestUrl(req.url);
+    if (url === undefined) return { status: 400, body: { error: 'malformed request target' } };
+    const handler = this.routes.get(`${method === 'HEAD' ? 'GET' : method} ${url.pathname}`);
     if (!handler) {
       const allowed = [...this.routes.keys()].filter((k) => k.endsWith(` ${url.pathname}`));
-      response = allowed.length > 0 ? { status: 405, body: { error: `method ${method} not allowed` } } : { status: 404, body: { error: `no route ${url.pathname}` } };
-    } else {
-      try {
-        response = await handler({ method, path: url.pathname, query: url.searchParams, raw: req, signal: controller.signal, local: isLoopback(req.socket.remoteAddress) });
-      } catch (err) {
-        this.logger?.error({ err, path: url.pathname }, 'http handler failed');
-        response = { status: 500, body: { error: 'internal error' } };
-      }
+      return allowed.length > 0 ? { status: 405, body: { error: `method ${method.slice(0, 16)} not allowed` } } : { status: 404, body: { error: 'no such route' } };
     }
-    if (res.destroyed) return;
-    const text = typeof response.body === 'string' ? response.body : JSON.stringify(response.body, null, 2) + '\n';
-    res.writeHead(response.status, {
-      'content-type': response.contentType ?? (typeof response.body === 'string' ? 'text/plain; charset=utf-8' : 'application/json'),
-      'cache-control': 'no-store',
-    });
-    res.end(method === 'HEAD' ? undefined : text);
+    const controller = new AbortController();
+    res.on('close', () => controller.abort());
+    try {
+      return await handler({ method, path: url.pathname, query: url.searchParams, raw: req, signal: controller.signal, local: isLoopback(req.socket.remoteAddress) });
+    } catch (err) {
+      this.logger?.error({ err, path: url.pathname }, 'http handler failed');
+      return { status: 500, body: { error: 'internal error' } };
+    }
+  }
+}
+
+/**
+ * The path and query of a request target, or undefined when it is not one this server answers.
+ * Only origin-form (`/path?query`, RFC 9112 3.2.1) is accepted: the target is appended to a fixed
+ * origin, so `//host`, `//[` and the like are paths, never an authority that could fail to parse.
+ * Absolute-form (`http://host/path`, meant for proxies), `*` and anything else are refused.
+ */
+export function requestUrl(target: string | undefined): URL | undefined {
+  if (target === undefined || !target.startsWith('/')) return undefined;
+  try {
+    const url = new URL(`http://agent${target}`);
+    return url.host === 'agent' ? url : undefined;
+  } catch {
+    return undefined;
   }
 }
 

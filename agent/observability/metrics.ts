@@ -49,6 +49,8 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
   private readonly notices: Counter<'source' | 'kind'>;
   private readonly metadataErrors: Counter<'source' | 'kind'>;
   private readonly drains: Counter;
+  private readonly unhandledRejections: Counter;
+  private readonly refusedOutputs: Counter;
   private readonly drainDuration: Histogram;
   private readonly notStored: Gauge;
   private readonly grpcFetches: Counter<'source'>;
@@ -162,6 +164,16 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
       registers,
     });
     this.drains = new Counter({ name: `${p}drains_total`, help: 'Drains started.', registers });
+    this.unhandledRejections = new Counter({
+      name: `${p}unhandled_rejections_total`,
+      help: 'Promise rejections nothing handled (a bug): logged and counted, the agent keeps serving. Alert on any increase.',
+      registers,
+    });
+    this.refusedOutputs = new Counter({
+      name: `${p}refused_outputs_total`,
+      help: 'Map outputs (and their removals) neither stored nor served: their app id belongs to another namespace, on this node or in the store.',
+      registers,
+    });
     this.drainDuration = new Histogram({
       name: `${p}drain_duration_seconds`,
       help: 'Time from the start of a drain to safe_to_exit (observed on every entry into safe_to_exit).',
@@ -206,6 +218,14 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
 
   metadataError(source: string, kind: string): void {
     this.metadataErrors.inc({ source, kind });
+  }
+
+  outputRefused(): void {
+    this.refusedOutputs.inc();
+  }
+
+  unhandledRejection(): void {
+    this.unhandledRejections.inc();
   }
 
   drainStarted(): void {

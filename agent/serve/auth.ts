@@ -73,41 +73,54 @@ export function tokenFromFile(content: string): string {
  */
 export type Grant = { kind: 'open' } | { kind: 'admin' } | { kind: 'app'; appId: string };
 
-/** Prefix of per-app tokens: `sat1:<appId>:<mac>`. The app id in it lets the headers be checked before any body is read. */
-export const APP_TOKEN_PREFIX = 'sat1:';
-const APP_TOKEN_CONTEXT = 'spark-shuffle-agent app token v1\0';
+/**
+ * Prefix of per-app tokens: `sat2:<appId>:<expiry>:<mac>`. The app id in it lets the headers be
+ * checked before any body is read. (`sat1:` tokens, which never expired, are no longer accepted.)
+ */
+export const APP_TOKEN_PREFIX = 'sat2:';
+const APP_TOKEN_CONTEXT = 'spark-shuffle-agent app token v2\0';
+/** How long an issued per-app token is valid by default: a running executor asks again before. */
+export const DEFAULT_APP_TOKEN_TTL_MS = 12 * 3_600_000;
 
 /**
- * The per-app token of `appId` under the cluster key: `sat1:<appId>:<base64url HMAC-SHA256(key,
- * context || appId)>`. Every agent holding the same key accepts it, so an executor's token works
+ * The per-app token of `appId` under the cluster key, valid until `expiresAt` (seconds since the
+ * epoch): `sat2:<appId>:<expiresAt>:<base64url HMAC-SHA256(key, context || appId || NUL ||
+ * expiresAt)>`. Every agent holding the key accepts it until then, so an executor's token works
  * with the agents of other nodes too; it grants that app's outputs and nothing else.
  */
-export function appToken(key: Buffer, appId: string): string {
-  return `${APP_TOKEN_PREFIX}${appId}:${appMac(key, appId).toString('base64url')}`;
+export function appToken(key: Buffer, appId: string, expiresAt: number): string {
+  return `${APP_TOKEN_PREFIX}${appId}:${expiresAt}:${appMac(key, appId, expiresAt).toString('base64url')}`;
 }
 
-function appMac(key: Buffer, appId: string): Buffer {
-  return createHmac('sha256', key).update(APP_TOKEN_CONTEXT + appId, 'utf8').digest();
+function appMac(key: Buffer, appId: string, expiresAt: number): Buffer {
+  return createHmac('sha256', key).update(`${APP_TOKEN_CONTEXT}${appId}\0${expiresAt}`, 'utf8').digest();
 }
 
 /**
- * Checks the `authorization` header of a call against the node-wide token and the per-app key,
+ * Checks the `authorization` header of a call against the node-wide token and the per-app keys,
  * whichever are configured. With neither, every caller is `open` (the server then must listen
- * where only trusted callers reach it).
+ * where only trusted callers reach it). Several per-app keys: a token signed by any of them is
+ * accepted (the overlap of a key rotation); issuers sign with the first.
  */
 export class GrpcAccess {
+  private appKeys: readonly Buffer[] | undefined;
+
   constructor(
     private readonly token: TokenCheck | undefined,
-    private appKey: Buffer | undefined,
-  ) {}
-
-  get enabled(): boolean {
-    return this.token !== undefined || this.appKey !== undefined;
+    appKeys: readonly Buffer[] | undefined,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.appKeys = appKeys !== undefined && appKeys.length > 0 ? [...appKeys] : undefined;
   }
 
-  /** Swap the per-app key (re-read from its file). */
-  rotateAppKey(key: Buffer): void {
-    this.appKey = key;
+  get enabled(): boolean {
+    return this.token !== undefined || this.appKeys !== undefined;
+  }
+
+  /** Swap the per-app keys (re-read from their file). */
+  rotateAppKeys(keys: readonly Buffer[]): void {
+    if (keys.length === 0) throw new Error('no per-app key');
+    this.appKeys = [...keys];
   }
 
   /** The grant of a call's `authorization` header; UNAUTHENTICATED when it proves nothing. */
@@ -115,14 +128,19 @@ export class GrpcAccess {
     if (!this.enabled) return { kind: 'open' };
     const value = typeof authorization === 'string' ? authorization : '';
     const bearer = /^Bearer\s+(.+)$/i.exec(value)?.[1] ?? '';
-    if (this.appKey !== undefined && bearer.startsWith(APP_TOKEN_PREFIX)) {
-      const rest = bearer.slice(APP_TOKEN_PREFIX.length);
-      const colon = rest.lastIndexOf(':');
-      const appId = colon > 0 ? rest.slice(0, colon) : '';
-      const given = Buffer.from(colon > 0 ? rest.slice(colon + 1) : '', 'base64url');
-      const expected = appMac(this.appKey, appId);
-      if (appId !== '' && given.length === expected.length && timingSafeEqual(given, expected)) return { kind: 'app', appId };
-      throw new ServeError(status.UNAUTHENTICATED, 'missing or wrong bearer token');
+    if (this.appKeys !== undefined && bearer.startsWith(APP_TOKEN_PREFIX)) {
+      const m = /^([^:]+):(\d{1,12}):([A-Za-z0-9_-]+)$/.exec(bearer.slice(APP_TOKEN_PREFIX.length));
+      const appId = m?.[1] ?? '';
+      const expiresAt = Number(m?.[2] ?? '0');
+      const given = Buffer.from(m?.[3] ?? '', 'base64url');
+      // Every key is tried (constant work per key), so timing does not tell which one matched.
+      let valid = false;
+      for (const key of this.appKeys) {
+        const expected = appMac(key, appId, expiresAt);
+        if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true;
+      }
+      if (m !== null && valid && expiresAt * 1000 > this.now()) return { kind: 'app', appId };
+      throw new ServeError(status.UNAUTHENTICATED, m !== null && valid ? 'the per-app token expired: ask for a new one' : 'missing or wrong bearer token');
     }
     if (this.token === undefined) throw new ServeError(status.UNAUTHENTICATED, 'missing or wrong bearer token');
     this.token.verify(authorization);

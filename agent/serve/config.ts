@@ -13,6 +13,9 @@ export interface GrpcSettings {
   grpcAppKeyFile?: string | undefined;
   grpcMaxStreams: number;
   grpcMaxStreamsPerConnection?: number | undefined;
+  grpcMaxConnections?: number | undefined;
+  /** Seconds; 0: never. */
+  grpcIdleTimeout?: number | undefined;
   /** Seconds. */
   grpcRequestBodyTimeout?: number | undefined;
   grpcChunkSize: number;
@@ -34,10 +37,11 @@ export async function grpcServerOptions(settings: GrpcSettings): Promise<GrpcSer
     token = tokenFromFile((await readSetting('grpcTokenFile', tokenFile)).toString('utf8'));
     if (token === '') throw new ConfigError('grpcTokenFile', `--grpc-token-file ${tokenFile} is empty`);
   }
-  let appKey: Buffer | undefined;
+  let appKeys: Buffer[] | undefined;
   if (settings.grpcAppKeyFile !== undefined) {
-    appKey = appKeyFromFile(await readSetting('grpcAppKeyFile', settings.grpcAppKeyFile));
-    if (appKey.length < MIN_APP_KEY_BYTES) throw new ConfigError('grpcAppKeyFile', `--grpc-app-key-file ${settings.grpcAppKeyFile} holds ${appKey.length} bytes; at least ${MIN_APP_KEY_BYTES} (openssl rand -hex 32)`);
+    const parsed = appKeysFromFile(await readSetting('grpcAppKeyFile', settings.grpcAppKeyFile));
+    if (typeof parsed === 'string') throw new ConfigError('grpcAppKeyFile', `--grpc-app-key-file ${settings.grpcAppKeyFile}: ${parsed}`);
+    appKeys = parsed;
   }
   return {
     host: settings.grpcListen.host,
@@ -47,8 +51,10 @@ export async function grpcServerOptions(settings: GrpcSettings): Promise<GrpcSer
     ...(settings.grpcMaxBuffered !== undefined ? { maxBufferedBytes: settings.grpcMaxBuffered } : {}),
     ...(tls ? { tls } : {}),
     ...(token !== undefined ? { token } : {}),
-    ...(appKey !== undefined ? { appKey } : {}),
+    ...(appKeys !== undefined ? { appKeys } : {}),
     ...(settings.grpcMaxStreamsPerConnection !== undefined ? { maxStreamsPerConnection: settings.grpcMaxStreamsPerConnection } : {}),
+    ...(settings.grpcMaxConnections !== undefined ? { maxConnections: settings.grpcMaxConnections } : {}),
+    ...(settings.grpcIdleTimeout !== undefined ? { idleTimeoutMs: settings.grpcIdleTimeout * 1000 } : {}),
     ...(settings.grpcRequestBodyTimeout !== undefined ? { requestBodyTimeoutMs: settings.grpcRequestBodyTimeout * 1000 } : {}),
   };
 }
@@ -56,9 +62,19 @@ export async function grpcServerOptions(settings: GrpcSettings): Promise<GrpcSer
 /** A per-app token key shorter than this is refused: HMAC-SHA256 wants 32 bytes of secret. */
 export const MIN_APP_KEY_BYTES = 32;
 
-/** The key in a key file: its bytes, surrounding whitespace (a trailing newline) not included. */
-export function appKeyFromFile(content: Buffer): Buffer {
-  return Buffer.from(content.toString('utf8').trim(), 'utf8');
+/**
+ * The keys in a key file, one per line (surrounding whitespace and empty lines ignored): the first
+ * signs new tokens, every one verifies (a rotation's overlap: README, "Rotating the cluster key").
+ * A string says what is wrong (no key, a key shorter than MIN_APP_KEY_BYTES, more than 4 keys).
+ */
+export function appKeysFromFile(content: Buffer): Buffer[] | string {
+  const lines = content.toString('utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  if (lines.length === 0) return 'holds no key';
+  if (lines.length > 4) return `holds ${lines.length} keys; at most 4 (the signing key first, then the ones still accepted)`;
+  const keys = lines.map((l) => Buffer.from(l, 'utf8'));
+  const short = keys.findIndex((k) => k.length < MIN_APP_KEY_BYTES);
+  if (short >= 0) return `key ${short + 1} holds ${(keys[short] as Buffer).length} bytes; at least ${MIN_APP_KEY_BYTES} (openssl rand -hex 32)`;
+  return keys;
 }
 
 async function readSetting(key: string, path: string): Promise<Buffer> {

@@ -30,6 +30,10 @@ export interface H2ServerOptions {
   keepaliveMs: number;
   /** A connection whose ping is not answered within this is closed. */
   keepaliveTimeoutMs: number;
+  /** Connections open at once; a connection beyond it is closed as it arrives. */
+  maxConnections: number;
+  /** A connection without an open stream for this long is closed (GOAWAY); 0: never. */
+  idleTimeoutMs: number;
   /** A stream whose pending messages make no progress for this long is reset (a client that stopped reading). */
   stallTimeoutMs: number;
   /**
@@ -236,6 +240,8 @@ export class H2GrpcServer {
           ALPNProtocols: ['h2'],
         })
       : http2.createServer(common);
+    // Each connection costs about 15 KB even idle: bound how many peers may hold one.
+    this.server.maxConnections = options.maxConnections;
     // Small answers (one partition, a status) go out at once instead of waiting for Nagle's
     // algorithm to hear the ACK of the last segment (Node's HTTP/2 server leaves it on).
     this.server.on('connection', (socket: Socket) => socket.setNoDelay(true));
@@ -293,8 +299,25 @@ export class H2GrpcServer {
       interval = setInterval(() => this.ping(session), this.options.keepaliveMs);
       interval.unref();
     }
+    // Idle: no stream open. Our own pings keep the socket busy, so activity is counted in streams.
+    let open = 0;
+    let idle: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      if (this.options.idleTimeoutMs <= 0) return;
+      idle = setTimeout(() => session.close(), this.options.idleTimeoutMs);
+      idle.unref();
+    };
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      open++;
+      clearTimeout(idle);
+      stream.once('close', () => {
+        if (--open === 0 && !session.closed) arm();
+      });
+    });
+    arm();
     session.once('close', () => {
       clearInterval(interval);
+      clearTimeout(idle);
       this.sessions.delete(session);
     });
   }

@@ -44,6 +44,10 @@ export const DEFAULT_STALL_TIMEOUT_MS = 120_000;
 const MIN_CHUNK = 64 * 1024;
 /** HTTP/2 streams one connection may have open at once, unless configured. */
 export const DEFAULT_MAX_STREAMS_PER_CONNECTION = 128;
+/** Connections at once: about 15 KB each when idle, so the default bounds them near 15 MB. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** gRPC's own servers close idle connections too (MAX_CONNECTION_IDLE); clients reconnect at once. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 300_000;
 /** A request message must arrive whole within this of its headers, unless configured. */
 export const DEFAULT_REQUEST_BODY_TIMEOUT_MS = 10_000;
 /**
@@ -78,12 +82,16 @@ export interface GrpcServerOptions {
   /** Node-wide secret clients send as `authorization: Bearer <token>`: every app, and Drain. */
   token?: string;
   /**
-   * Cluster key of per-app tokens (`appToken(key, appId)`): a caller with one gets that app's
+   * Cluster keys of per-app tokens (`appToken(key, appId, expiresAt)`; any of them verifies): a caller with one gets that app's
    * outputs, status, and nothing else (no Drain, no other app).
    */
-  appKey?: Buffer;
+  appKeys?: readonly Buffer[];
   /** HTTP/2 streams one connection may have open (128 by default). */
   maxStreamsPerConnection?: number;
+  /** Connections open at once (1024 by default); more are closed as they arrive. */
+  maxConnections?: number;
+  /** A connection with no open stream for this long is closed (300 s by default; 0: never). */
+  idleTimeoutMs?: number;
   /** A request message not received whole within this of its headers is cancelled (10 s by default). */
   requestBodyTimeoutMs?: number;
   /** Concurrent fetch and list streams; more are refused with RESOURCE_EXHAUSTED. */
@@ -117,8 +125,8 @@ export interface RunningGrpcServer {
    * started with a token: turning authentication on at run time is not supported.
    */
   rotateToken(token: string): void;
-  /** Use this per-app key from now on (tokens under the old key stop working). Only for a server started with one. */
-  rotateAppKey(key: Buffer): void;
+  /** Use these per-app keys from now on (tokens under a key no longer listed stop working). Only for a server started with one. */
+  rotateAppKeys(keys: readonly Buffer[]): void;
   /**
    * Stop accepting calls, end status streams, let running fetches finish for `graceMs`, then
    * cut what is left. Idempotent: every call returns the same promise.
@@ -181,8 +189,8 @@ class BlockService {
   ) {
     this.metrics = deps.metrics ?? NO_METRICS;
     this.token = options.token !== undefined ? new TokenCheck(options.token) : undefined;
-    this.access = new GrpcAccess(this.token, options.appKey);
-    this.hasAppKey = options.appKey !== undefined;
+    this.access = new GrpcAccess(this.token, options.appKeys);
+    this.hasAppKey = options.appKeys !== undefined && options.appKeys.length > 0;
     this.layout = deps.layout ?? 'spark-3.3';
     this.chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     if (!Number.isInteger(this.chunkSize) || this.chunkSize < 1 || this.chunkSize > MAX_CHUNK_SIZE) {
@@ -233,6 +241,8 @@ class BlockService {
       // cancelled and give back their share of the byte budget.
       keepaliveMs: 60_000,
       keepaliveTimeoutMs: 20_000,
+      maxConnections: options.maxConnections ?? DEFAULT_MAX_CONNECTIONS,
+      idleTimeoutMs: options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       stallTimeoutMs: options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
     });
   }
@@ -248,9 +258,9 @@ class BlockService {
         if (!this.token) throw new Error('this gRPC server was started without a token');
         this.token.rotate(token);
       },
-      rotateAppKey: (key) => {
+      rotateAppKeys: (keys) => {
         if (!this.hasAppKey) throw new Error('this gRPC server was started without a per-app key');
-        this.access.rotateAppKey(key);
+        this.access.rotateAppKeys(keys);
       },
       close: (graceMs = 5000) => (this.closing ??= this.close(graceMs)),
     };

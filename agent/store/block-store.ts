@@ -42,6 +42,14 @@ export interface BlockStore {
   /** Every object whose key starts with `prefix`, with its `modified` time. */
   list(prefix: string): AsyncIterable<StoredObject>;
   delete(key: string): Promise<void>;
+  /**
+   * Write a small object only if no object is at `key`: true when this call created it, false when
+   * one was there. Atomic on the file store (link(2)) and on S3 servers with conditional writes
+   * (`If-None-Match: *`: AWS S3 since 2024); a server that ignores the condition still never
+   * overwrites an object that existed before the call (it is looked up first), only a concurrent
+   * creator can win there.
+   */
+  createIfAbsent(key: string, body: Buffer): Promise<boolean>;
   close(): Promise<void>;
 }
 

@@ -6,7 +6,7 @@
  * double the cost of small outputs. After a kernel crash an object is therefore whole or absent.
  */
 import { constants } from 'node:fs';
-import { access, copyFile, mkdir, open, readdir, rename, rm, rmdir, stat, unlink } from 'node:fs/promises';
+import { access, copyFile, link, mkdir, open, readdir, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { errorCode } from '../util/errors.js';
@@ -185,6 +185,24 @@ export class FileStore implements BlockStore, StoreProbe {
         if (code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT') return;
         throw err;
       }
+    }
+  }
+
+  async createIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    const target = this.pathOf(key);
+    const dir = dirname(target);
+    await this.makeDir(dir);
+    const temp = join(dir, `.${key.slice(key.lastIndexOf('/') + 1)}${PARTIAL}${randomBytes(6).toString('hex')}`);
+    try {
+      await writeFile(temp, body, { flush: true });
+      // link(2) fails with EEXIST when the name exists: the object appears whole, and only once.
+      await link(temp, target);
+      return true;
+    } catch (err) {
+      if (errorCode(err) === 'EEXIST') return false;
+      throw storeWriteError(`create ${target}`, err);
+    } finally {
+      await unlink(temp).catch(() => undefined);
     }
   }
 

@@ -7,6 +7,11 @@
  * least three times the longest interval, which also dwarfs clock skew between this host and the
  * store. An app without the plugin has no heartbeat and is judged by its newest copy alone.
  *
+ * Only prefixes this project wrote are touched: an app id's shape is not enough (a bucket shared
+ * with other data has `warehouse/`, `spark-events/`...), so a prefix must also hold a marker the
+ * agent (`_owner`, written before its first copy) or the plugin (`_heartbeat`) leaves. A prefix
+ * without one is reported as kept, whatever its age.
+ *
  * Safe against a concurrent writer: right before deleting, the app's prefix is listed again and
  * left alone if anything changed since the scan; only the keys of that second listing are
  * deleted, so an object written after it survives (and is reported as left).
@@ -15,6 +20,7 @@ import type { BlockStore, StoredObject } from './block-store.js';
 import { isSafeAppId } from '../spark/fallback-key.js';
 import { Limiter } from '../util/limiter.js';
 import { describeError } from '../util/errors.js';
+import { OWNER_OBJECT } from '../tenancy/app-owners.js';
 
 /** The plugin's heartbeat object under each app prefix (AppHeartbeat.NAME in the plugin). */
 export const HEARTBEAT_OBJECT = '_heartbeat';
@@ -59,6 +65,13 @@ interface Summary {
   bytes: number;
   newest: number;
   heartbeat: number | undefined;
+  /** The prefix holds `_owner` or `_heartbeat`: the project wrote it. */
+  marked: boolean;
+}
+
+/** Whether `key` is a marker this project leaves under an app prefix (`<app>/_owner`, `<app>/_heartbeat`). */
+export function isProjectMarker(app: string, key: string): boolean {
+  return key === `${app}/${OWNER_OBJECT}` || key === `${app}/${HEARTBEAT_OBJECT}`;
 }
 
 /** Decides and acts on every app prefix of the store, one decision per app as it is made. */
@@ -72,7 +85,7 @@ export async function* collectGarbage(store: GcStore, opts: GcOptions): AsyncGen
     const app = o.key.slice(0, slash);
     // Objects at the root or under names no app id can have are not an app's: never touched.
     if (slash <= 0 || !isSafeAppId(app)) continue;
-    const s = apps.get(app) ?? { objects: 0, bytes: 0, newest: 0, heartbeat: undefined };
+    const s = apps.get(app) ?? { objects: 0, bytes: 0, newest: 0, heartbeat: undefined, marked: false };
     add(s, o, app);
     apps.set(app, s);
   }
@@ -85,6 +98,10 @@ export async function* collectGarbage(store: GcStore, opts: GcOptions): AsyncGen
       newest: new Date(s.newest).toISOString(),
       heartbeat: s.heartbeat === undefined ? null : new Date(s.heartbeat).toISOString(),
     };
+    if (!s.marked) {
+      yield { ...base, action: 'kept', reason: `no ${OWNER_OBJECT} or ${HEARTBEAT_OBJECT} marker: not an app prefix this project wrote` };
+      continue;
+    }
     if (s.newest > cutoff) {
       const running = s.heartbeat !== undefined && s.heartbeat === s.newest;
       yield { ...base, action: 'kept', reason: `${running ? 'heartbeat' : 'newest object'} ${age(now() - s.newest)} old, younger than --older-than` };
@@ -101,7 +118,7 @@ export async function* collectGarbage(store: GcStore, opts: GcOptions): AsyncGen
 async function deleteApp(store: GcStore, app: string, scanned: Summary, base: Omit<GcDecision, 'action' | 'reason'>, concurrency: number): Promise<GcDecision> {
   let keys: string[] = [];
   try {
-    const again: Summary = { objects: 0, bytes: 0, newest: 0, heartbeat: undefined };
+    const again: Summary = { objects: 0, bytes: 0, newest: 0, heartbeat: undefined, marked: false };
     for await (const o of store.list(`${app}/`)) {
       add(again, o, app);
       keys.push(o.key);
@@ -109,8 +126,9 @@ async function deleteApp(store: GcStore, app: string, scanned: Summary, base: Om
     if (again.objects !== scanned.objects || again.newest !== scanned.newest) {
       return { ...base, action: 'kept', reason: `changed during the run (${again.objects} objects, newest ${new Date(again.newest).toISOString()})` };
     }
-    // The heartbeat goes last: a prefix gc could not finish still shows when its app last ran.
-    keys = [...keys.filter((k) => k !== `${app}/${HEARTBEAT_OBJECT}`), ...keys.filter((k) => k === `${app}/${HEARTBEAT_OBJECT}`)];
+    // The markers go last: a prefix gc could not finish still shows when its app last ran, and
+    // that the project wrote it (a later run may finish it).
+    keys = [...keys.filter((k) => !isProjectMarker(app, k)), ...keys.filter((k) => isProjectMarker(app, k))];
     let deleted = 0;
     if (store.deleteMany) deleted = await store.deleteMany(keys);
     else {
@@ -137,6 +155,7 @@ function add(s: Summary, o: StoredObject, app: string): void {
   s.bytes += o.size;
   s.newest = Math.max(s.newest, t);
   if (o.key === `${app}/${HEARTBEAT_OBJECT}`) s.heartbeat = t;
+  if (isProjectMarker(app, o.key)) s.marked = true;
 }
 
 function age(ms: number): string {

@@ -8,8 +8,14 @@
  */
 import { isSafeAppId } from '../spark/fallback-key.js';
 
+/** A Kubernetes namespace name (an RFC 1123 DNS label). */
+export const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Executor ids are pod names (DNS subdomains) or Spark's numeric ids; never `.` or `..`. */
+export const EXECUTOR_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,252}$/;
+
 export type LayoutSegment =
   | { kind: 'appId' }
+  | { kind: 'namespace' }
   | { kind: 'executorId' }
   | { kind: 'literal'; value: string }
   | { kind: 'glob'; value: string; pattern: RegExp };
@@ -25,8 +31,9 @@ export function parseLayout(template: string): LocalDirsLayout {
   const segments = trimmed.split('/').map((part): LayoutSegment => {
     if (part === '{appId}') return { kind: 'appId' };
     if (part === '{executorId}') return { kind: 'executorId' };
+    if (part === '{namespace}') return { kind: 'namespace' };
     if (part.includes('{') || part.includes('}') || part === '..' || part === '.' || part === '') {
-      throw new RangeError(`layout segment ${JSON.stringify(part)} must be {appId}, {executorId}, a plain directory name or a pattern with *`);
+      throw new RangeError(`layout segment ${JSON.stringify(part)} must be {namespace}, {appId}, {executorId}, a plain directory name or a pattern with *`);
     }
     if (part.includes('*')) {
       const body = part.split('*').map((lit) => lit.replace(/[.+?^$()|[\]\\]/g, '\\$&')).join('[^/]*');
@@ -34,13 +41,18 @@ export function parseLayout(template: string): LocalDirsLayout {
     }
     return { kind: 'literal', value: part };
   });
-  if (segments.filter((s) => s.kind === 'appId').length > 1 || segments.filter((s) => s.kind === 'executorId').length > 1) {
-    throw new RangeError(`layout ${JSON.stringify(template)} names {appId} or {executorId} twice`);
+  for (const kind of ['appId', 'executorId', 'namespace'] as const) {
+    if (segments.filter((s) => s.kind === kind).length > 1) throw new RangeError(`layout ${JSON.stringify(template)} names {${kind}} twice`);
+  }
+  if (segments.some((s) => s.kind === 'namespace') && !segments.some((s) => s.kind === 'appId')) {
+    throw new RangeError(`layout ${JSON.stringify(template)} names {namespace} without {appId}`);
   }
   return { template: trimmed, segments };
 }
 
 export interface LayoutMatch {
+  /** The Kubernetes namespace of the executor's pod (DaemonSet mode): the tenant the app belongs to. */
+  namespace?: string;
   appId?: string;
   executorId?: string;
 }
@@ -59,7 +71,11 @@ export function matchLayout(layout: LocalDirsLayout, parts: readonly string[]): 
     } else if (seg.kind === 'appId') {
       if (!isSafeAppId(part)) return undefined;
       match.appId = part;
+    } else if (seg.kind === 'namespace') {
+      if (!NAMESPACE.test(part)) return undefined;
+      match.namespace = part;
     } else {
+      if (!EXECUTOR_ID.test(part)) return undefined;
       match.executorId = part;
     }
   }

@@ -87,8 +87,11 @@ export interface LocalDirWatcherOptions {
 }
 
 interface OutputState {
-  /** The output id: `<appId>/<shuffleId>/<mapId>` (a map id is a task attempt id, unique per app). */
+  /** The output id `<appId>/<shuffleId>/<mapId>` (a map id is a task attempt id, unique per app),
+   * after `<namespace>|` when the layout names one: another namespace's app of the same id is
+   * another output, never merged with this one. */
   key: string;
+  namespace: string | undefined;
   appId: string;
   executorId: string | undefined;
   shuffleId: number;
@@ -291,7 +294,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   }
 
   /** Which output a file belongs to, or undefined for files that are not shuffle index/data. */
-  private identify(path: string): { key: string; appId: string; executorId?: string; shuffleId: number; mapId: string; type: 'index' | 'data' } | undefined {
+  private identify(path: string): { key: string; namespace?: string; appId: string; executorId?: string; shuffleId: number; mapId: string; type: 'index' | 'data' } | undefined {
     const name = parseSparkFileName(basename(path));
     if (name.kind !== 'shuffle' || name.type === 'checksum') return undefined;
     const root = this.rootOf(path);
@@ -299,7 +302,8 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     const parts = relative(root, path).split(sep);
     const match = matchLayout(this.layout, parts.slice(0, this.layout.segments.length)) ?? {};
     const appId = match.appId ?? this.options.defaultAppId;
-    return { key: mapOutputId(appId, name.shuffleId, name.mapId), appId, ...match, shuffleId: name.shuffleId, mapId: name.mapId, type: name.type };
+    const id = mapOutputId(appId, name.shuffleId, name.mapId);
+    return { key: match.namespace === undefined ? id : `${match.namespace}|${id}`, appId, ...match, shuffleId: name.shuffleId, mapId: name.mapId, type: name.type };
   }
 
   /** Schedule a check of the output a file belongs to; returns its state key. */
@@ -308,7 +312,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     if (!id) return undefined;
     let state = this.states.get(id.key);
     if (!state) {
-      state = { key: id.key, appId: id.appId, executorId: id.executorId, shuffleId: id.shuffleId, mapId: id.mapId, running: false, again: false };
+      state = { key: id.key, namespace: id.namespace, appId: id.appId, executorId: id.executorId, shuffleId: id.shuffleId, mapId: id.mapId, running: false, again: false };
       this.states.set(id.key, state);
     }
     if (id.type === 'index') state.indexPath = path;
@@ -449,8 +453,9 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     const identity = `${createHash('sha1').update(indexBytes).digest('base64')}|${indexFile.dev}:${indexFile.ino}|${dataIdentity}`;
     if (state.identity === identity) return;
     const output: MapOutput = {
-      id: state.key,
+      id: mapOutputId(state.appId, state.shuffleId, state.mapId),
       appId: state.appId,
+      ...(state.namespace === undefined ? {} : { namespace: state.namespace }),
       ...(state.executorId === undefined ? {} : { executorId: state.executorId }),
       shuffleId: state.shuffleId,
       mapId: state.mapId,

@@ -5,6 +5,9 @@ export interface MapOutput {
   /** `<appId>/<shuffleId>/<mapId>`: unique per app. */
   id: string;
   appId: string;
+  /** The Kubernetes namespace of the executor's pod, when the layout names it (`{namespace}`):
+   * the tenant that owns `appId` on this node. */
+  namespace?: string;
   /** Executor id when the local-dir layout names it (DaemonSet mode), else undefined. */
   executorId?: string;
   shuffleId: number;

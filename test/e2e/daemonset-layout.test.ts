@@ -12,6 +12,11 @@
  * to /dev/zero, a sparse 400 MiB index, a directory named like a data file, 20,000 sub-directories.
  * The other apps' outputs must all be stored and served, nothing of the tenant's reach the store
  * or a client, the agent must stay healthy, keep its watches bounded and reach `safe_to_exit`.
+ *
+ * Then an attacker pod in another namespace that sets the victim's `spark.app.id` (the layout
+ * `{namespace}/{appId}/{executorId}` of the manifests), on the victim's node and alone on a second
+ * node sharing the store: it gets no token, nothing of it is stored or served, and the victim's
+ * reducers read the victim's bytes, from local disk and, once those are gone, from the store.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -20,6 +25,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { AgentProcess, CLI } from '../support/agent-process.js';
 import { tempDir } from '../support/temp-dir.js';
+import { until } from '../support/events.js';
 import { readPartitionsLikeSpark } from '../support/fallback-reader.js';
 import { SparkLikeExecutor, type CommittedFiles } from '../../scripts/spark-writer.js';
 import { FileStore } from '../../agent/store/file-store.js';
@@ -27,6 +33,8 @@ import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import { HOSTILE_SHUFFLES, inotifyWatches, plantHostileFiles } from '../support/hostile-tenant.js';
+import { rm } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const APP_A = 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9';
@@ -244,6 +252,77 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
     const safe = await running.statusResponse('?wait=safe_to_exit&timeout=20&drain=true');
     expect(safe.status).toBe(200);
     expect(safe.body.state).toBe('safe_to_exit');
+    expect((await running.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it("an attacker pod in another namespace with the victim's app id gets no token, overwrites nothing, and the victim reads its own bytes", async () => {
+    const t = await tempDir('ssa-daemonset-attacker-');
+    cleanups.push(t.cleanup);
+    const storeDir = join(t.path, 'store');
+    const keyFile = join(t.path, 'app-key');
+    await writeFile(keyFile, randomBytes(32).toString('hex'));
+    const node1 = join(t.path, 'node-1');
+    const node2 = join(t.path, 'node-2');
+    const layoutArgs = (root: string): string[] => ['--local-dirs', root, '--local-dirs-layout', '{namespace}/{appId}/{executorId}', '--store', `file:${storeDir}`, '--rescan-interval', '0', '--grpc-app-key-file', keyFile];
+    // What the kubelet makes of subPathExpr $(POD_NAMESPACE)/$(SPARK_APP_ID)/$(POD_NAME).
+    const victimDir = join(node1, 'team-a', APP_A, 'victim-exec-1');
+    const attackerDir = join(node1, 'team-b', APP_A, 'attacker-exec-1');
+    const attackerElsewhereDir = join(node2, 'team-b', APP_A, 'attacker-exec-2');
+    const victim = new SparkLikeExecutor([victimDir]);
+    const attacker = new SparkLikeExecutor([attackerDir]);
+    const attackerElsewhere = new SparkLikeExecutor([attackerElsewhereDir]);
+
+    agent = await AgentProcess.start(layoutArgs(node1));
+    const running = agent;
+    const expected: CommittedFiles[] = [];
+    for (let m = 0; m < 5; m++) expected.push(await victim.commit({ shuffleId: 0, mapId: m, partitions: [1_000 + m, 2_000, 0, 300] }));
+    await running.waitForStatus((s) => s.persistedOutputs === 5 && s.pendingOutputs === 0);
+    // The attacker's map outputs: the same shuffle and map ids, the same partition sizes, other bytes.
+    for (let m = 0; m < 5; m++) await attacker.commit({ shuffleId: 0, mapId: m, partitions: [1_000 + m, 2_000, 0, 300] });
+    const metric = async (url: string): Promise<number> => Number(/^shuffle_agent_refused_outputs_total (\d+)/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
+    await until(async () => (await metric(running.url)) >= 5, 'the attacker outputs refused on node 1');
+
+    // A second node where only the attacker runs: its agent finds the app id owned by team-a in the store.
+    const other = await AgentProcess.start(layoutArgs(node2));
+    cleanups.push(async () => void (await other.stop('SIGKILL')));
+    for (let m = 0; m < 5; m++) await attackerElsewhere.commit({ shuffleId: 0, mapId: m, partitions: [1_000 + m, 2_000, 0, 300] });
+    await until(async () => (await metric(other.url)) >= 5, 'the attacker outputs refused on node 2');
+    expect((await other.status()).persistedOutputs).toBe(0);
+
+    // Tokens: the victim's executor gets its app's token; the attacker's, on either node, does not.
+    const ask = async (url: string, namespace: string, dir: string, executor: string): Promise<Response> => {
+      const proof = randomBytes(24).toString('base64url');
+      await writeFile(join(dir, '.shuffle-agent-proof'), proof);
+      return fetch(`${url}/v1/app-token?namespace=${namespace}&app=${APP_A}&executor=${executor}&proof=${proof}`, { method: 'POST' });
+    };
+    expect((await ask(running.url, 'team-b', attackerDir, 'attacker-exec-1')).status).toBe(403);
+    expect((await ask(other.url, 'team-b', attackerElsewhereDir, 'attacker-exec-2')).status).toBe(403);
+    const issued = await ask(running.url, 'team-a', victimDir, 'victim-exec-1');
+    expect(issued.status).toBe(200);
+    const { token } = (await issued.json()) as { token: string };
+
+    // The store holds the victim's bytes, as Spark's FallbackStorage reads them.
+    const store = new FileStore(storeDir);
+    cleanups.push(() => store.close());
+    for (const files of expected) {
+      const got = await readPartitionsLikeSpark(store, APP_A, 0, files.mapId, 0, 4);
+      expect(got.equals(files.data), `stored map ${files.mapId}`).toBe(true);
+    }
+    // gRPC with the victim's token: the victim's bytes from local disk, then (its executor gone,
+    // Spark deleted blockmgr-*) from the store, while the attacker's files are still on the node.
+    const client = new ShuffleAgentClient({ target: `127.0.0.1:${running.grpcPort}`, token });
+    cleanups.push(async () => client.close());
+    const fetchAll = async (): Promise<boolean[]> =>
+      Promise.all(expected.map(async (f) => (await client.fetchBlock({ app_id: APP_A, shuffle_id: 0, map_id: f.mapId, start_reduce_id: 0, end_reduce_id: 4 })).equals(f.data)));
+    expect(await fetchAll()).toEqual([true, true, true, true, true]);
+    await rm(victim.blockManagerDirs[0] as string, { recursive: true });
+    const locations = async (): Promise<string[]> => {
+      const out: string[] = [];
+      for await (const o of client.listMapOutputs(APP_A)) out.push(String(o.location));
+      return out;
+    };
+    await until(async () => (await locations()).every((l) => l === 'OUTPUT_LOCATION_STORED'), 'the victim outputs served from the store only', 20_000);
+    expect(await fetchAll()).toEqual([true, true, true, true, true]);
     expect((await running.stop('SIGTERM')).code).toBe(0);
   });
 });

@@ -16,11 +16,13 @@ blockStoreConformance('FileStore', async () => {
 blockStoreConformance('S3Store on s3rver', async () => {
   const server = await startS3rver();
   const bucket = await createBucket(server, 'conf');
-  return { store: storeOn(server, bucket, multipart), largeFileSize: 11 * MiB, cleanup: () => server.close() };
+  // s3rver ignores If-None-Match.
+  return { store: storeOn(server, bucket, multipart), largeFileSize: 11 * MiB, atomicCreate: false, cleanup: () => server.close() };
 });
 
 blockStoreConformance('S3Store on Swift s3api', async () => {
   const server = await swiftS3();
   const bucket = await createBucket(server, 'conf');
-  return { store: storeOn(server, bucket, multipart), largeFileSize: 11 * MiB, cleanup: () => server.close() };
+  // Swift's s3api answers 501 to If-None-Match on PUT (2.30).
+  return { store: storeOn(server, bucket, multipart), largeFileSize: 11 * MiB, atomicCreate: false, cleanup: () => server.close() };
 });

@@ -23,6 +23,7 @@ import { verifyStore } from '../../agent/store/verify.js';
 import { writeMapOutput } from '../support/local-files.js';
 import { createBucket, startS3rver, storeOn, swiftS3, type S3Server } from '../support/s3-servers.js';
 import { tempDir } from '../support/temp-dir.js';
+import { ownerMarker } from '../../agent/tenancy/app-owners.js';
 
 const HOUR = 3_600_000;
 const CLI = fileURLToPath(new URL('../../dist/agent/cli.js', import.meta.url));
@@ -157,6 +158,37 @@ describe.each([
   });
 });
 
+describe.each([
+  { name: 'file', make: fileFixture },
+  { name: 's3rver', make: s3rverFixture },
+])('gc on a $name store shared with other data (issue 17, item 6)', ({ make }) => {
+  it('deletes only old app prefixes with a marker of this project, never folders of other data', async () => {
+    const f = await make();
+    for (const [k, v] of Object.entries(f.env)) vi.stubEnv(k, v);
+    const t = await tempDir('ssa-gc-shared-');
+    try {
+      // Other data beside the copies, old, with names an app id could have.
+      const foreign = ['warehouse/sales/part-00000.parquet', 'spark-events/app-20260101000000-0000', 'checkpoints/0/offsets', 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9/0/12/shuffle_0_1_0.data'];
+      for (const k of foreign) await put(f.store, t.path, k, 'not a copy of this project');
+      // Two apps this project wrote: the agent's owner marker, the plugin's heartbeat.
+      await put(f.store, t.path, 'app-agent/_owner', ownerMarker('team-a').toString());
+      await put(f.store, t.path, out('app-agent', 0, 0), 'copy');
+      await put(f.store, t.path, 'app-plugin/_heartbeat', '{}');
+      await put(f.store, t.path, out('app-plugin', 0, 0), 'copy');
+      for (const top of ['warehouse', 'spark-events', 'checkpoints', 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9', 'app-agent', 'app-plugin']) await age(f, top, 48 * HOUR);
+      const got: GcDecision[] = [];
+      for await (const d of collectGarbage(f.store as GcStore, { olderThanMs: HOUR, dryRun: false })) got.push(d);
+      expect(got.filter((d) => d.action === 'deleted').map((d) => d.app).sort()).toEqual(['app-agent', 'app-plugin']);
+      for (const d of got.filter((x) => x.action !== 'deleted')) expect(d.reason, d.app).toMatch(/no _owner or _heartbeat marker/);
+      expect(await keys(f.store)).toEqual([...foreign].sort());
+    } finally {
+      vi.unstubAllEnvs();
+      await f.close();
+      await t.cleanup();
+    }
+  });
+});
+
 describe("gc on Swift's s3api (real Last-Modified times, DeleteObjects with Content-MD5)", () => {
   it('keeps a young app, then, two hours later by its clock, names it in a dry run and deletes it', async () => {
     const server = await swiftS3();
@@ -223,21 +255,23 @@ describe('gc against a concurrent writer (file store)', () => {
   };
 
   it('leaves an app alone when an object arrives between the scan and the delete', async () => {
+    await put(f.store, t.path, 'app-late/_owner', ownerMarker('team-a').toString());
     for (let m = 0; m < 2; m++) await put(f.store, t.path, out('app-late', 0, m), `late ${m}`);
     await age(f, 'app-late', 2 * HOUR);
     // The re-check is the first listing of the app's own prefix.
     const store = racing('app-late/', 0, () => put(f.store, t.path, out('app-late', 1, 0), 'written during gc'));
     expect(await decisions(store)).toMatchObject([{ app: 'app-late', action: 'kept' }]);
-    expect(await keys(f.store, 'app-late/')).toHaveLength(3);
+    expect(await keys(f.store, 'app-late/')).toHaveLength(4);
   });
 
   it('keeps an object written after the re-check, and reports it', async () => {
+    await put(f.store, t.path, 'app-later/_owner', ownerMarker('team-a').toString());
     for (let m = 0; m < 2; m++) await put(f.store, t.path, out('app-later', 0, m), `later ${m}`);
     await age(f, 'app-later', 2 * HOUR);
     // The second listing of the prefix is the count after the delete; the write lands just before it.
     const store = racing('app-later/', 1, () => put(f.store, t.path, out('app-later', 2, 0), 'written while deleting'));
     const got = await decisions(store);
-    expect(got.find((d) => d.app === 'app-later')).toMatchObject({ action: 'deleted', deleted: 2, left: 1 });
+    expect(got.find((d) => d.app === 'app-later')).toMatchObject({ action: 'deleted', deleted: 3, left: 1 });
     expect(await keys(f.store, 'app-later/')).toEqual([out('app-later', 2, 0)]);
   });
 });
@@ -269,11 +303,12 @@ describe('the built CLI', () => {
     const f = await fileFixture();
     const t = await tempDir('ssa-gc-cli-');
     try {
+      await put(f.store, t.path, 'app-old/_owner', ownerMarker('team-a').toString());
       await put(f.store, t.path, out('app-old', 0, 0), 'old');
       await age(f, 'app-old', 48 * HOUR);
       const { stdout } = await promisify(execFile)(process.execPath, [CLI, 'gc', ...f.args, '--older-than', '1d']);
       const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
-      expect(lines).toMatchObject([{ app: 'app-old', action: 'deleted', deleted: 1 }, { summary: true, deleted: 1 }]);
+      expect(lines).toMatchObject([{ app: 'app-old', action: 'deleted', deleted: 2 }, { summary: true, deleted: 1 }]);
       expect(await keys(f.store)).toEqual([]);
     } finally {
       await f.close();

@@ -20,6 +20,8 @@ import { once } from 'node:events';
 const APP_A = 'spark-aaaa';
 const APP_B = 'spark-bbbb';
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef-cluster-key');
+/** An hour from now, in seconds: when the tests' tokens expire. */
+const LATER = Math.floor(Date.now() / 1000) + 3600;
 
 /** A FileStore that counts LIST calls. */
 class ListCountingStore extends FileStore {
@@ -80,18 +82,43 @@ describe('gRPC tenancy and input bounds', () => {
     for await (const p of c.drain('test')) if (p.done) return;
   };
 
+  it('key rotation (issue 17, item 9): tokens under either of two keys work during the overlap, then only the new; tokens expire', async () => {
+    const OLD = Buffer.from('old-cluster-key-old-cluster-key-old-cluster-key');
+    const NEW = Buffer.from('new-cluster-key-new-cluster-key-new-cluster-key');
+    const s = await startGrpcServer({ lookup, store, lifecycle: new FakeLifecycle() }, { host: '127.0.0.1', port: 0, appKeys: [OLD] });
+    servers.push(s);
+    const underOld = client(s.port, { token: appToken(OLD, APP_A, LATER) });
+    const underNew = client(s.port, { token: appToken(NEW, APP_A, LATER) });
+    expect((await fetch(underOld, APP_A)).equals(a.data as Buffer)).toBe(true);
+    expect(await statusOf(fetch(underNew, APP_A))).toBe('UNAUTHENTICATED');
+    // Step 2 of the rotation: the new key signs, the old one is still accepted.
+    s.rotateAppKeys([NEW, OLD]);
+    expect((await fetch(underOld, APP_A)).equals(a.data as Buffer)).toBe(true);
+    expect((await fetch(underNew, APP_A)).equals(a.data as Buffer)).toBe(true);
+    // Step 3: the old key is gone, and so are its tokens.
+    s.rotateAppKeys([NEW]);
+    expect(await statusOf(fetch(underOld, APP_A))).toBe('UNAUTHENTICATED');
+    expect((await fetch(underNew, APP_A)).equals(a.data as Buffer)).toBe(true);
+    // A token past its expiry proves nothing, even under the current key; its expiry cannot be moved.
+    const expired = appToken(NEW, APP_A, Math.floor(Date.now() / 1000) - 1);
+    const err = await fetch(client(s.port, { token: expired }), APP_A).catch((e: unknown) => e as ServiceError);
+    expect(err).toMatchObject({ code: 16, details: expect.stringMatching(/expired/) });
+    const extended = expired.replace(/:(\d+):/, `:${LATER}:`);
+    expect(await statusOf(fetch(client(s.port, { token: extended }), APP_A))).toBe('UNAUTHENTICATED');
+  });
+
   it('a per-app token reads its own app only, and cannot drain; the node token can do both', async () => {
-    const port = await serve({ appKey: KEY, token: 'node-admin-token' });
-    const asA = client(port, { token: appToken(KEY, APP_A) });
+    const port = await serve({ appKeys: [KEY], token: 'node-admin-token' });
+    const asA = client(port, { token: appToken(KEY, APP_A, LATER) });
     expect((await fetch(asA, APP_A)).equals(a.data as Buffer)).toBe(true);
     expect(await statusOf(fetch(asA, APP_B))).toBe('PERMISSION_DENIED');
     expect(await statusOf(list(asA, APP_B))).toBe('PERMISSION_DENIED');
     expect(await statusOf(drain(asA))).toBe('PERMISSION_DENIED');
     expect((await asA.getStatus()).state).toBe('AGENT_STATE_SERVING');
     // A token for B under another key, or with A's MAC under B's name, proves nothing.
-    const forged = appToken(Buffer.from('another-key-another-key-another-key!'), APP_B);
-    const renamed = appToken(KEY, APP_A).replace(`:${APP_A}:`, `:${APP_B}:`);
-    for (const token of [forged, renamed, 'sat1:', `sat1:${APP_B}`, 'node-admin-token-x']) {
+    const forged = appToken(Buffer.from('another-key-another-key-another-key!'), APP_B, LATER);
+    const renamed = appToken(KEY, APP_A, LATER).replace(`:${APP_A}:`, `:${APP_B}:`);
+    for (const token of [forged, renamed, 'sat2:', `sat2:${APP_B}`, `sat2:${APP_B}:${LATER}:`, 'node-admin-token-x']) {
       expect(await statusOf(fetch(client(port, { token }), APP_B)), token).toBe('UNAUTHENTICATED');
     }
     const admin = client(port, { token: 'node-admin-token' });
@@ -125,9 +152,9 @@ describe('gRPC tenancy and input bounds', () => {
   it('one tenant cannot take every stream: per-app tokens hold half the status streams, one app half the fetch streams', async () => {
     const big = await writeBigOutput(join(dir.path, 'local-big'), APP_A, 5, '0', 32 * 1024 * 1024, 1024 * 1024);
     const bigLookup = new MapLookup().add(big.output).add(a.output);
-    const s = await startGrpcServer({ lookup: bigLookup, store, lifecycle: new FakeLifecycle() }, { host: '127.0.0.1', port: 0, appKey: KEY, token: 'node-admin-token', maxStreams: 4, chunkSize: 64 * 1024 });
+    const s = await startGrpcServer({ lookup: bigLookup, store, lifecycle: new FakeLifecycle() }, { host: '127.0.0.1', port: 0, appKeys: [KEY], token: 'node-admin-token', maxStreams: 4, chunkSize: 64 * 1024 });
     servers.push(s);
-    const asA = client(s.port, { token: appToken(KEY, APP_A) });
+    const asA = client(s.port, { token: appToken(KEY, APP_A, LATER) });
     const admin = client(s.port, { token: 'node-admin-token' });
     const held: Array<{ cancel(): void }> = [];
     try {

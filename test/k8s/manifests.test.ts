@@ -343,7 +343,8 @@ describe('daemonset/ manifests', () => {
     const c = spec.containers[0] as IContainer;
     const agent = checkAgent(spec, c);
     expect(agent.env.get('NODE_NAME')).toBe('fieldRef:spec.nodeName');
-    expect(agent.flags.get('local-dirs-layout')).toBe('{appId}/{executorId}');
+    // The namespace in the layout is what an app id is bound to (issue 17): users set spark.app.id.
+    expect(agent.flags.get('local-dirs-layout')).toBe('{namespace}/{appId}/{executorId}');
     // Per-app tokens are on, from a Secret that must exist (no silent open mode).
     const keyFile = agent.flags.get('grpc-app-key-file') as string;
     expect(keyFile, '--grpc-app-key-file is set').toBeDefined();
@@ -394,8 +395,9 @@ describe('daemonset/ manifests', () => {
     expect((exec.initContainers ?? []).map((c) => c.name)).toEqual(['install-spark-plugin']);
     const sparkMount = mountOf(spark, LOCAL_DIR_VOLUME);
     expect(sparkMount.mountPath).toBe(checkSparkLocalDir(spark));
-    expect(sparkMount.subPathExpr).toBe('$(SPARK_APP_ID)/$(POD_NAME)');
+    expect(sparkMount.subPathExpr).toBe('$(POD_NAMESPACE)/$(SPARK_APP_ID)/$(POD_NAME)');
     const sparkEnv = containerEnv(spark);
+    expect(sparkEnv.get('POD_NAMESPACE')).toBe('fieldRef:metadata.namespace');
     expect(sparkEnv.get('SPARK_APP_ID')).toBe("fieldRef:metadata.labels['spark-app-selector']");
     expect(sparkEnv.get('POD_NAME')).toBe('fieldRef:metadata.name');
     for (const v of sparkMount.subPathExpr?.match(/\$\((\w+)\)/g) ?? []) expect(sparkEnv.has(v.slice(2, -1)), `${v} is defined`).toBe(true);
@@ -498,7 +500,8 @@ describe('daemonset/ manifests', () => {
   it('kustomization.yaml lists every applied object file and none of the pod templates', () => {
     const k = only<Doc>('kustomization.yaml', 'Kustomization');
     const resources = (k.resources as string[]).slice().sort();
-    const objectFiles = [...new Set(DOCS.filter((d) => d.kind !== 'Kustomization' && d.kind !== 'Pod').map((d) => d.file))].sort();
+    // The admission policy is cluster-scoped and applied on its own (kubectl apply -f), not with the namespace's objects.
+    const objectFiles = [...new Set(DOCS.filter((d) => d.kind !== 'Kustomization' && d.kind !== 'Pod' && !d.kind.startsWith('ValidatingAdmissionPolicy')).map((d) => d.file))].sort();
     expect(resources).toEqual(objectFiles);
     expect(DOCS.filter((d) => d.kind === 'Pod').map((d) => d.file).sort()).toEqual([
       'driver-pod-template.yaml',

@@ -39,6 +39,11 @@ export class AgentProcess extends CliProcess {
     return agent;
   }
 
+  /** True until the process exited. */
+  get alive(): boolean {
+    return !this.hasExited;
+  }
+
   get url(): string {
     return `http://127.0.0.1:${this.httpPort}`;
   }

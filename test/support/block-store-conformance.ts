@@ -13,6 +13,8 @@ export interface ConformanceTarget {
   store: BlockStore;
   /** Size of a file that takes the store's multipart path (or just a large one). */
   largeFileSize: number;
+  /** False for servers that ignore `If-None-Match: *` (s3rver): racing creators may all win there. */
+  atomicCreate?: boolean;
   cleanup(): Promise<void>;
 }
 
@@ -96,6 +98,24 @@ export function blockStoreConformance(name: string, open_: () => Promise<Conform
       const all: string[] = [];
       for await (const o of store.list(`${base}/`)) all.push(o.key);
       expect(all.sort()).toEqual([`${base}/0/1/a`, `${base}/0/2/b`, `${base}/1/3/c`]);
+    });
+
+    it('createIfAbsent creates a small object once and never overwrites one (issue 17: another writer\'s marker)', async () => {
+      const k = key('_owner');
+      expect(await store.createIfAbsent(k, Buffer.from('first'))).toBe(true);
+      expect(await store.createIfAbsent(k, Buffer.from('second'))).toBe(false);
+      expect((await readAll(await store.read(k))).toString()).toBe('first');
+      // Racing creators of one key: where the store makes creation atomic, exactly one wins and
+      // its bytes are what every reader sees.
+      const raced = key('_owner');
+      const wins = await Promise.all(Array.from({ length: 8 }, (_, i) => store.createIfAbsent(raced, Buffer.from(`writer ${i}`))));
+      const stored = (await readAll(await store.read(raced))).toString();
+      if (target.atomicCreate ?? true) {
+        expect(wins.filter(Boolean)).toHaveLength(1);
+        expect(stored).toBe(`writer ${wins.indexOf(true)}`);
+      } else {
+        expect(wins.filter(Boolean).length).toBeGreaterThanOrEqual(1);
+      }
     });
 
     it('deletes a key; deleting an absent key is not an error', async () => {

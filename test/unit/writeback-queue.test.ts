@@ -47,6 +47,11 @@ class MemoryStore implements BlockStore {
   async delete(key: string): Promise<void> {
     this.objects.delete(key);
   }
+  async createIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    if (this.objects.has(key)) return false;
+    this.objects.set(key, body);
+    return true;
+  }
   async close(): Promise<void> {}
 }
 

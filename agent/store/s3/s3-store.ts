@@ -42,6 +42,7 @@ import {
   ListMultipartUploadsCommand,
   ListObjectsV2Command,
   HeadBucketCommand,
+  PutObjectCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
@@ -145,6 +146,8 @@ export class S3Store implements BlockStore, StoreProbe {
   private readonly ownUploads = new Set<string>();
   private closed: Promise<void> | undefined;
   private cannotListUploads = false;
+  /** The server answered 501 to `If-None-Match: *` (Swift's s3api): create after a lookup only. */
+  private noConditionalPuts = false;
   private readonly listPageSize: number | undefined;
 
   constructor(options: S3StoreOptions) {
@@ -559,6 +562,32 @@ export class S3Store implements BlockStore, StoreProbe {
     await this.send('DeleteObject', key, undefined, (s) =>
       this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: objectKey }), { abortSignal: s }),
     );
+  }
+
+  async createIfAbsent(key: string, body: Buffer): Promise<boolean> {
+    // Looked up first: a server that ignores If-None-Match (s3rver) or refuses it (Swift's s3api,
+    // 501) then still never overwrites an object that was there before; only creators racing
+    // between the lookup and the write can both succeed there.
+    if (await this.stat(key)) return false;
+    const objectKey = this.objectKey(key);
+    const put = (conditional: boolean): Promise<unknown> =>
+      this.send('PutObject', key, undefined, (s) =>
+        this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: objectKey, Body: body, ContentType: 'text/plain', ...(conditional ? { IfNoneMatch: '*' } : {}) }), { abortSignal: s }),
+      );
+    try {
+      await put(!this.noConditionalPuts);
+      return true;
+    } catch (err) {
+      const status = ((err as StoreError).cause as { $metadata?: { httpStatusCode?: number } } | undefined)?.$metadata?.httpStatusCode;
+      // 412: the object exists; 409: a concurrent conditional write to the same key won.
+      if (status === 412 || status === 409) return false;
+      if (status !== 501 || this.noConditionalPuts) throw err;
+      this.noConditionalPuts = true;
+      this.logger?.warn({ store: this.url }, 'the S3 server does not support conditional PUTs (If-None-Match): owner markers are created after a lookup instead, which racing creators can both pass');
+      if (await this.stat(key)) return false;
+      await put(false);
+      return true;
+    }
   }
 
   /** Delete many keys, 1000 per request (an app's copies at cleanup). Returns how many were deleted. */

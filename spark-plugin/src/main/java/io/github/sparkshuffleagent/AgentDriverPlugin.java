@@ -31,6 +31,13 @@ final class AgentDriverPlugin implements DriverPlugin {
       LOG.info("{}=false: lost executors' map outputs are recomputed as in stock Spark", AgentConf.ENABLED);
       return Collections.emptyMap();
     }
+    // A user may set spark.app.id (Spark on Kubernetes uses it as is): an id that is no plain
+    // path segment leaves the plugin off rather than reading or deleting outside the app's prefix.
+    String configuredId = sc.getConf().get("spark.app.id", null);
+    if (configuredId != null && AppIds.problem(configuredId) != null) {
+      LOG.error("{}: the plugin stays off and lost executors' map outputs are recomputed", AppIds.problem(configuredId));
+      return Collections.emptyMap();
+    }
     if (conf.fallbackPath.isEmpty()) {
       LOG.warn("{} is not set: the plugin stays off and lost executors' map outputs are recomputed",
           AgentConf.FALLBACK_PATH);
@@ -64,6 +71,14 @@ final class AgentDriverPlugin implements DriverPlugin {
   public void registerMetrics(String appId, PluginContext ctx) {
     metrics.register(ctx.metricRegistry());
     // The first hook that knows the app id (Spark calls it after the task scheduler started).
+    // Nothing here may throw: Spark does not catch it, and the app would fail to start.
+    String problem = AppIds.problem(appId);
+    if (problem != null && recovery != null) {
+      LOG.error("{}: the plugin stays passive (no re-pointing, no cleanup, no heartbeat); lost executors' map "
+          + "outputs are recomputed", problem);
+      close();
+      return;
+    }
     if (heartbeat != null) {
       heartbeat.start(appId);
     }

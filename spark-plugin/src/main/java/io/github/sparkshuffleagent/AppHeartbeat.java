@@ -44,11 +44,18 @@ final class AppHeartbeat implements AutoCloseable {
 
   /**
    * Writes the first heartbeat now (before any executor can commit an output), then every
-   * interval. Called once the app id is known, which is after the plugins' init.
+   * interval. Called once the app id is known, which is after the plugins' init. Returns false
+   * (and writes nothing) when the app id is not usable as a path segment.
    */
-  void start(String appId) {
+  boolean start(String appId) {
+    String problem = AppIds.problem(appId);
+    if (problem != null) {
+      LOG.error("no heartbeat: {}", problem);
+      return false;
+    }
     Path path = new Path(new Path(base, appId), NAME);
     thread.scheduleWithFixedDelay(() -> beat(path), 0, intervalMs, TimeUnit.MILLISECONDS);
+    return true;
   }
 
   private void beat(Path path) {

@@ -25,9 +25,9 @@ import org.apache.spark.scheduler.MapStatus;
  *
  * <p>Verified means: the index object parses as Spark's index (a multiple of 8 bytes, first
  * offset 0, offsets never decreasing), its last offset equals the data object's length (0 and no
- * data object for an empty output), every partition is empty in the copy exactly where the
- * driver's map status says it is empty, and, where the status knows it, the copy has as many
- * partitions as the shuffle. Nothing here asks the lost executor's agent: it died with the pod.
+ * data object for an empty output), every partition's length is what the driver's map status
+ * reports, within the precision of its size encoding (empty exactly where it says so; see
+ * MapStatusSizes), and, where the status knows it, the copy has as many partitions as the shuffle. Nothing here asks the lost executor's agent: it died with the pod.
  *
  * <p>Requests per output: one GET of the index when the shuffle's prefix was listed (one LIST per
  * 1000 objects, shared by the shuffle's outputs), else a HEAD of the index, a GET of it and a
@@ -54,8 +54,14 @@ final class CopyVerifier {
     return !"file".equals(scheme) && !"hdfs".equals(scheme);
   }
 
+  /** The shuffle's prefix; throws (nothing is read or deleted) when the app id is not usable. */
   Path shuffleDir(int shuffleId) {
-    return new Path(new Path(base, appId.get()), Integer.toString(shuffleId));
+    String id = appId.get();
+    String problem = AppIds.problem(id);
+    if (problem != null) {
+      throw new IllegalStateException(problem);
+    }
+    return new Path(new Path(base, id), Integer.toString(shuffleId));
   }
 
   Path objectPath(int shuffleId, String name) {
@@ -154,26 +160,26 @@ final class CopyVerifier {
     return checkAgainstStatus(out.status(), offsets, indexPath);
   }
 
-  /** The copy's empty partitions must be exactly the map status's: a foreign or stale copy is not. */
+  /**
+   * The copy's partitions must be the map status's: the same count where the status knows it,
+   * empty exactly where it says so, and each length what the status reports within the precision
+   * of its size encoding (MapStatusSizes). A foreign or stale copy is not.
+   */
   static Verdict checkAgainstStatus(MapStatus status, long[] offsets, Path indexPath) {
     int partitions = offsets.length - 1;
-    for (int p = 0; p < partitions; p++) {
-      boolean copyEmpty = offsets[p + 1] == offsets[p];
-      long sparkSize;
-      try {
-        sparkSize = status.getSizeForBlock(p);
-      } catch (ArrayIndexOutOfBoundsException e) {
-        return Verdict.invalid(indexPath + " has " + partitions + " partitions, more than the shuffle's");
-      }
-      if (copyEmpty != (sparkSize == 0)) {
-        return Verdict.invalid(indexPath + " partition " + p + (copyEmpty ? " is empty" : " is not empty")
-            + ", unlike the map status");
-      }
+    if (partitions > 0 && !SparkInternals.hasPartition(status, partitions - 1)) {
+      return Verdict.invalid(indexPath + " has " + partitions + " partitions, more than the shuffle's");
     }
-    if (SparkInternals.hasExactPartitionCount(status) && SparkInternals.hasPartition(status, partitions)) {
+    boolean exact = SparkInternals.hasExactPartitionCount(status);
+    if (exact && SparkInternals.hasPartition(status, partitions)) {
       return Verdict.invalid(indexPath + " has " + partitions + " partitions, fewer than the shuffle's");
     }
-    return Verdict.OK;
+    long[] lengths = new long[partitions];
+    for (int p = 0; p < partitions; p++) {
+      lengths[p] = offsets[p + 1] - offsets[p];
+    }
+    String mismatch = MapStatusSizes.mismatch(status, lengths, exact);
+    return mismatch == null ? Verdict.OK : Verdict.invalid(indexPath + ": " + mismatch);
   }
 
   private FileStatus statOrNull(Path p) throws IOException {
@@ -206,8 +212,8 @@ final class CopyVerifier {
       throw new InterruptedIOException("open " + index.getPath());
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
-      if (c instanceof IOException io) {
-        throw io;
+      if (c instanceof IOException) {
+        throw (IOException) c;
       }
       throw new IOException("open " + index.getPath(), c);
     }

@@ -65,8 +65,10 @@ final class ShuffleCleanup implements AutoCloseable {
   }
 
   private void delete(int shuffleId) {
-    Path dir = shuffleDir.apply(shuffleId);
+    Path dir = null;
     try {
+      // Inside the try: an unusable app id throws here, and nothing is deleted.
+      dir = shuffleDir.apply(shuffleId);
       guard.drop(shuffleId);
       long start = System.nanoTime();
       // false means nothing was there: no output of the shuffle was stored.

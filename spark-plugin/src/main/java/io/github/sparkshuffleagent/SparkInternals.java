@@ -9,6 +9,7 @@ import org.apache.spark.ShuffleStatus;
 import org.apache.spark.SparkEnv;
 import org.apache.spark.scheduler.CompressedMapStatus;
 import org.apache.spark.scheduler.MapStatus;
+import org.apache.spark.scheduler.MapStatus$;
 import org.apache.spark.storage.BlockManagerId;
 import org.apache.spark.storage.FallbackStorage;
 
@@ -115,6 +116,15 @@ final class SparkInternals implements MapOutputRegistry {
    */
   static boolean hasExactPartitionCount(MapStatus status) {
     return status instanceof CompressedMapStatus;
+  }
+
+  /**
+   * The size a map status reports for a block of {@code size} bytes in its one-byte encoding:
+   * Spark's own {@code MapStatus.compressSize} then {@code decompressSize} (the same Java
+   * signatures on 3.5 and 4.x), so the comparison is exact whatever rounding Spark does.
+   */
+  static long encodedSize(long size) {
+    return MapStatus$.MODULE$.decompressSize(MapStatus$.MODULE$.compressSize(size));
   }
 
   /** Next-to-last check of the partition count: true when reduce id {@code p} exists in the status. */

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.DataOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
+import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
@@ -24,27 +25,6 @@ import org.junit.jupiter.api.io.TempDir;
 class CopyVerifierTest {
   private static final String APP = "app-20261202000000-0000";
 
-  /**
-   * A map status with exact sizes. Spark's own implementations need a running Spark (its logging
-   * and shaded libraries); the verifier only asks for sizes.
-   */
-  private record Sizes(long mapId, long[] sizes) implements MapStatus {
-    @Override
-    public BlockManagerId location() {
-      return null;
-    }
-
-    @Override
-    public void updateLocation(BlockManagerId id) {
-      throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public long getSizeForBlock(int reduceId) {
-      return sizes[reduceId];
-    }
-  }
-
   @TempDir Path dir;
   private CopyVerifier verifier;
   private final ShuffleGuard guard = new ShuffleGuard();
@@ -56,8 +36,62 @@ class CopyVerifierTest {
     verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20, guard);
   }
 
+  /** Spark's own status for fewer than 2000 reducers (one encoded size per partition). */
   private static MapOutputRef ref(long mapId, long... sizes) {
-    return new MapOutputRef(0, 0, mapId, null, new Sizes(mapId, sizes));
+    return new MapOutputRef(0, 0, mapId, null, new CompressedMapStatus(null, sizes, mapId));
+  }
+
+  /** What Spark reports for 2000 reducers and more (empties, huge blocks, one mean for the rest). */
+  private static MapOutputRef highlyCompressed(long mapId, long... sizes) {
+    return new MapOutputRef(0, 0, mapId, null, new LikeHighlyCompressed(mapId, sizes));
+  }
+
+  /**
+   * The sizes Spark's HighlyCompressedMapStatus.apply reports (3.5 and 4.x, skew factor off):
+   * 0 for empty blocks, the encoded size of blocks at or above spark.shuffle.accurateBlockThreshold
+   * (100 MiB), the integer mean of the other non-empty blocks. Spark's own class needs a running
+   * SparkEnv (its logging, its network classes) to be built; the real-Spark tests use it.
+   */
+  private static final class LikeHighlyCompressed implements MapStatus {
+    private static final long ACCURATE_BLOCK_THRESHOLD = 100L << 20;
+    private final long mapId;
+    private final long[] sizes;
+    private final long mean;
+
+    LikeHighlyCompressed(long mapId, long[] sizes) {
+      this.mapId = mapId;
+      this.sizes = sizes.clone();
+      long sum = 0;
+      int n = 0;
+      for (long s : sizes) {
+        if (s > 0 && s < ACCURATE_BLOCK_THRESHOLD) {
+          sum += s;
+          n++;
+        }
+      }
+      this.mean = n == 0 ? 0 : sum / n;
+    }
+
+    @Override
+    public BlockManagerId location() {
+      return null;
+    }
+
+    @Override
+    public void updateLocation(BlockManagerId id) {
+      throw new UnsupportedOperationException();
+    }
+
+    @Override
+    public long mapId() {
+      return mapId;
+    }
+
+    @Override
+    public long getSizeForBlock(int reduceId) {
+      long s = reduceId < sizes.length ? sizes[reduceId] : 1;
+      return s == 0 ? 0 : s >= ACCURATE_BLOCK_THRESHOLD ? SparkInternals.encodedSize(s) : mean;
+    }
   }
 
   private Path object(MapOutputRef o, String name) throws IOException {
@@ -77,7 +111,10 @@ class CopyVerifierTest {
       }
     }
     if (total > 0) {
-      Files.write(object(o, o.dataName()), new byte[(int) total]);
+      // Sparse: a huge partition costs no memory or disk.
+      try (RandomAccessFile data = new RandomAccessFile(object(o, o.dataName()).toFile(), "rw")) {
+        data.setLength(total);
+      }
     }
   }
 
@@ -160,5 +197,51 @@ class CopyVerifierTest {
     Verdict v = verifier.verify(o, null);
     assertEquals(Verdict.Kind.INVALID, v.kind());
     assertTrue(v.reason().contains("fewer"), v.reason());
+  }
+
+  @Test
+  void aCopyWithTheSameEmptyPartitionsButOtherSizesIsInvalid() throws IOException {
+    // Issue 17: another app that set the victim's spark.app.id wrote a copy with the same shape.
+    MapOutputRef o = ref(15, 1000, 2000, 0, 300);
+    store(o, 1300, 1700, 0, 300); // same total, same empty partition
+    Verdict v = verifier.verify(o, null);
+    assertEquals(Verdict.Kind.INVALID, v.kind());
+    assertTrue(v.reason().contains("partition 0 has 1300 bytes"), v.reason());
+  }
+
+  @Test
+  void sizesWithinTheEncodingOfACompressedStatusVerify() throws IOException {
+    // 1000 and 1040 encode to the same byte (ceil(log1.1) = 73): nobody can tell them apart.
+    assertEquals(SparkInternals.encodedSize(1000), SparkInternals.encodedSize(1040));
+    MapOutputRef o = ref(16, 1000, 7);
+    store(o, 1040, 7);
+    assertEquals(Verdict.OK, verifier.verify(o, null));
+    MapOutputRef p = ref(17, 1000, 7);
+    store(p, 1200, 7);
+    assertEquals(Verdict.Kind.INVALID, verifier.verify(p, null).kind());
+  }
+
+  @Test
+  void aHighlyCompressedStatusChecksHugeBlocksAloneAndTheOthersByTheirMean() throws IOException {
+    long huge = 150L << 20; // above spark.shuffle.accurateBlockThreshold (100 MiB): kept encoded
+    MapOutputRef o = highlyCompressed(18, 100, 200, 300, 0, huge);
+    store(o, 100, 200, 300, 0, huge);
+    assertEquals(Verdict.OK, verifier.verify(o, null));
+    // The mean of the small blocks is all the status knows of them: the same mean verifies.
+    MapOutputRef same = highlyCompressed(19, 100, 200, 300, 0, huge);
+    store(same, 250, 150, 200, 0, huge);
+    assertEquals(Verdict.OK, verifier.verify(same, null));
+    // Another mean, a different huge block, or a different empty partition does not.
+    MapOutputRef mean = highlyCompressed(20, 100, 200, 300, 0, huge);
+    store(mean, 1000, 2000, 3000, 0, huge);
+    Verdict v = verifier.verify(mean, null);
+    assertEquals(Verdict.Kind.INVALID, v.kind());
+    assertTrue(v.reason().contains("average"), v.reason());
+    MapOutputRef big = highlyCompressed(21, 100, 200, 300, 0, huge);
+    store(big, 100, 200, 300, 0, huge * 2);
+    assertEquals(Verdict.Kind.INVALID, verifier.verify(big, null).kind());
+    MapOutputRef empty = highlyCompressed(22, 100, 200, 300, 0, huge);
+    store(empty, 100, 200, 0, 300, huge);
+    assertEquals(Verdict.Kind.INVALID, verifier.verify(empty, null).kind());
   }
 }
