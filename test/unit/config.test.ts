@@ -42,6 +42,23 @@ describe('run options', () => {
     expect(fail(['--app-id']).message).toMatch(/needs a value/);
   });
 
+  it('tokenises like node:util.parseArgs: --flag=value, --bool and --bool=false, short aliases, -- ends the flags', () => {
+    const specs = {
+      output: { group: 'g', flag: 'output', short: 'o', doc: '', parse: parsers.string },
+      drain: { group: 'g', flag: 'drain', default: 'true', boolean: true, doc: '', parse: parsers.bool },
+      store: { group: 'g', flag: 'store', doc: '', parse: parsers.string },
+    };
+    const a = resolveOptions(specs, ['-o', 'out.bin', '--drain=false', '--store=s3://b/p', '--', '--not-a-flag'], {});
+    expect(a.config).toEqual({ output: 'out.bin', drain: false, store: 's3://b/p' });
+    expect(a.positional).toEqual(['--not-a-flag']);
+    expect(resolveOptions(specs, ['--drain'], {}).config.drain).toBe(true);
+    // A typo gets the nearest flag; a word far from every flag gets none.
+    expect(() => resolveOptions(specs, ['--stor', 'x'], {})).toThrow('unknown flag --stor (did you mean --store?)');
+    expect(() => resolveOptions(specs, ['--drian'], {})).toThrow('(did you mean --drain?)');
+    expect(() => resolveOptions(specs, ['--completely-different'], {})).toThrow(/^unknown flag --completely-different$/);
+    expect(() => resolveOptions(specs, ['-x'], {})).toThrow(/unknown flag -x/);
+  });
+
   it('parses sizes, addresses and prints a reference', () => {
     expect(parsers.bytes('8MiB')).toBe(8 * 1024 * 1024);
     expect(parsers.bytes('64k')).toBe(65536);
