@@ -9,7 +9,7 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SPARK_LINES, waitForExit } from '../support/spark.js';
-import { busiest, computeAndStore, filesUnder, isHeartbeat, MAPS, SPARK_TEST_TIMEOUT, startRun, stopRuns } from '../support/spark-run.js';
+import { busiest, computeAndStore, filesUnder, isAppMarker, MAPS, SPARK_TEST_TIMEOUT, startRun, stopRuns } from '../support/spark-run.js';
 
 const T = SPARK_TEST_TIMEOUT;
 
@@ -18,7 +18,7 @@ afterEach(stopRuns);
 /** inode and mtime of every stored object: a copy written again by Spark changes both. */
 async function storeIdentity(dir: string): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  for (const [name, path] of await filesUnder([dir], (n) => !isHeartbeat(n))) {
+  for (const [name, path] of await filesUnder([dir], (n) => !isAppMarker(n))) {
     const st = await stat(path);
     out.set(name, `${st.ino}:${st.mtimeMs}`);
   }

@@ -53,9 +53,10 @@ export async function startRun(line: SparkLine, opts: { plugin: boolean; agent?:
   return run;
 }
 
-/** The plugin's heartbeat object (and the .crc Hadoop's local FS writes beside it). */
-export function isHeartbeat(name: string): boolean {
-  return name === '_heartbeat' || name === '._heartbeat.crc';
+/** The markers under an app prefix that are no shuffle file: the plugin's heartbeat (and the .crc
+ * Hadoop's local FS writes beside it) and the agent's owner marker. */
+export function isAppMarker(name: string): boolean {
+  return name === '_heartbeat' || name === '._heartbeat.crc' || name === '_owner';
 }
 
 /** Files below `dirs` (recursively; absent dirs are empty) whose name `keep` accepts: name -> path. */
@@ -75,9 +76,9 @@ export async function filesUnder(dirs: string[], keep: (name: string) => boolean
   return out;
 }
 
-/** Every object under the store's app prefix but the plugin's heartbeat, by file name. */
+/** Every object under the store's app prefix but the markers (heartbeat, owner), by file name. */
 export function storedFiles(run: Run): Promise<Map<string, string>> {
-  return filesUnder([join(run.dir, 'fallback', run.driver.appId)], (n) => !isHeartbeat(n));
+  return filesUnder([join(run.dir, 'fallback', run.driver.appId)], (n) => !isAppMarker(n));
 }
 
 /** The shuffle most real-Spark tests run: 8 map partitions, deterministic rows. */
