@@ -74,6 +74,8 @@ interface Measured {
   load: number;
   /** Agent only: seconds from the first output queued to the queue idle (no process start-up). */
   transferSeconds?: number;
+  /** Agent only: CPU seconds of that phase (what a running agent spends per byte). */
+  transferCpuSeconds?: number;
 }
 
 /** A deterministic generator (mulberry32), so that every machine makes the same sizes. */
@@ -310,14 +312,16 @@ async function main(): Promise<void> {
         const load = loadavg()[0] as number;
         let m: { stdout: string; wall: number; cpu: number; rssMiB: number };
         let transferSeconds: number | undefined;
+        let transferCpuSeconds: number | undefined;
         if (tool === 'agent-cli') {
           m = await agentCli(dataset, endpoint, prefix);
         } else if (tool.startsWith('agent')) {
           const spec = { dir: dataset.dir, appId: APP, endpoint, bucket: BUCKET, prefix, credentials, concurrency: tool === 'agent' ? agentConcurrency : Number(tool.slice('agent-c'.length)) };
           m = await timed(process.execPath, [join(here, 'writeback-agent.js')], { ...process.env, BENCH_AGENT: JSON.stringify(spec) });
-          const line = JSON.parse(m.stdout.trim().split('\n').pop() as string) as { failedFiles: number; seconds: number };
+          const line = JSON.parse(m.stdout.trim().split('\n').pop() as string) as { failedFiles: number; seconds: number; cpuSeconds: number };
           if (line.failedFiles > 0) throw new Error(`agent run had ${line.failedFiles} failed files`);
           transferSeconds = line.seconds;
+          transferCpuSeconds = line.cpuSeconds;
         } else if (tool === 'ceiling') {
           const spec = { dir: dataset.dir, endpoint, bucket: BUCKET, prefix, credentials, concurrency: 16 };
           m = await timed(process.execPath, [join(here, 'writeback-raw.js')], { ...process.env, BENCH_RAW: JSON.stringify(spec) });
@@ -336,10 +340,10 @@ async function main(): Promise<void> {
         if (keys.length !== dataset.files || bytes !== dataset.bytes) {
           throw new Error(`${tool} stored ${keys.length} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
         }
-        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: keys.length, bytes, load, ...(transferSeconds ? { transferSeconds } : {}) };
+        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: keys.length, bytes, load, ...(transferSeconds ? { transferSeconds } : {}), ...(transferCpuSeconds ? { transferCpuSeconds } : {}) };
         results.push(r);
         console.log(
-          `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s)` : ''}`,
+          `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s, cpu ${((transferCpuSeconds ?? NaN) / (bytes / 1024 ** 3)).toFixed(2)} s/GiB)` : ''}`,
         );
       }
     }
