@@ -19,7 +19,7 @@
  * also given per GiB written back (from its start to the last output persisted).
  *
  *   npm run bench:spark-overhead [-- --rounds 3 --large --sides stock,agent,plugin-only
- *       --rows 300000 --pad 1000 --work 40 --maps 120 --reducers 200 --executors 3
+ *       --rows 200000 --pad 1000 --work 10 --maps 120 --reducers 200 --executors 3
  *       --agent-nice 0 --agent-node-args "--cpu-prof --cpu-prof-dir bench/out/prof"
  *       --agent-args "--upload-concurrency 4"]
  *
@@ -47,10 +47,10 @@ const LARGE = has('large');
 const ROUNDS = Number(flag('rounds', '3'));
 const MAPS = Number(flag('maps', '120'));
 const REDUCERS = Number(flag('reducers', '200'));
-// Default: 300,000 rows of 1000 B, about 300 MB of shuffle; --large: 1.1 GB.
-const ROWS = Number(flag('rows', LARGE ? '1100000' : '300000'));
+// Default: 200,000 rows of 1000 B, about 200 MB of shuffle; --large: 1.1 GB.
+const ROWS = Number(flag('rows', LARGE ? '1100000' : '200000'));
 const PAD = Number(flag('pad', '1000'));
-const WORK = Number(flag('work', '40'));
+const WORK = Number(flag('work', '10'));
 const EXECUTORS = Number(flag('executors', '3'));
 const AGENT_NICE = Number(flag('agent-nice', '0'));
 const AGENT_NODE_ARGS = flag('agent-node-args', '').split(' ').filter(Boolean);
