@@ -20,6 +20,13 @@ import { errorCode } from '../util/errors.js';
 export interface TreeWatchHandlers {
   /** Whether a path below a root matters (directories on the way, and files of interest). */
   isRelevant: (path: string) => boolean;
+  /**
+   * Cheap test of a name at the deepest level, before any path is built: a file event whose name
+   * fails it is dropped at once. Spark's executors create, write and delete far more scratch files
+   * (`temp_shuffle_*`, attempt files, checksums) in the watched directories than outputs, and the
+   * kernel reports every write to each of them.
+   */
+  isFileName?: (name: string) => boolean;
   /** A file at the deepest level was created, changed, renamed or deleted (re-check it). */
   onFile: (path: string) => void;
   /** A watched directory disappeared. */
@@ -145,7 +152,9 @@ export class TreeWatch {
       return;
     }
     const subdirs: Promise<void>[] = [];
+    const isFileName = this.handlers.isFileName;
     for (const e of entries) {
+      if (level === this.fileLevel && isFileName && !isFileName(e.name)) continue;
       const p = join(dir, e.name);
       if (!this.handlers.isRelevant(p)) continue;
       if (level < this.fileLevel) {
@@ -166,7 +175,9 @@ export class TreeWatch {
       this.track(this.list(dir, level));
       return;
     }
-    const p = join(dir, filename.toString());
+    const name = filename.toString();
+    if (level === this.fileLevel && this.handlers.isFileName && !this.handlers.isFileName(name)) return;
+    const p = join(dir, name);
     if (!this.handlers.isRelevant(p)) return;
     if (level === this.fileLevel) {
       this.handlers.onFile(p);

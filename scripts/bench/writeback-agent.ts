@@ -46,10 +46,12 @@ const store = new S3Store({
 });
 const queue = new WritebackQueue({ store, concurrency: spec.concurrency });
 const started = performance.now();
+const cpu0 = process.cpuUsage();
 for (const o of outputs) queue.add(o);
 await queue.whenIdle();
 const seconds = (performance.now() - started) / 1000;
+const cpu = process.cpuUsage(cpu0);
 const status = queue.status();
 await queue.close();
 await store.close();
-process.stdout.write(`${JSON.stringify({ outputs: outputs.length, bytes: status.persistedBytes, seconds, failedFiles: status.failedFiles })}\n`);
+process.stdout.write(`${JSON.stringify({ outputs: outputs.length, bytes: status.persistedBytes, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, failedFiles: status.failedFiles })}\n`);

@@ -11,12 +11,13 @@
  *
  * Needs root on Debian for the first run (installs swift, memcached, rclone when missing).
  */
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
@@ -25,6 +26,8 @@ import { encodeIndex } from '../../agent/spark/index-file.js';
 import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { flag } from './args.js';
+import { procStats } from './proc-stats.js';
+import { AGENT_CLI } from '../spark-harness.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -39,6 +42,8 @@ const rounds = Number(flag('rounds', process.env.BENCH_ROUNDS ?? '3'));
 // Outputs the agent writes at once (its --upload-concurrency); rclone's baseline gets --transfers 4.
 const agentConcurrency = Number(process.env.BENCH_AGENT_CONCURRENCY ?? 4);
 const mixes = flag('mix', 'small,mid,large,classic').split(',');
+// Seed of the random, tiny and huge mixes (the mixes the agent was not tuned on).
+const seed = Number(flag('seed', process.env.BENCH_SEED ?? '19'));
 const tools = flag('tools', 'agent,rclone,rclone-t16,ceiling').split(',') as Tool[];
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const APP = 'app-bench';
@@ -47,11 +52,14 @@ const BUCKET = 'bench-writeback';
 /**
  * - agent: the agent's write-back with its defaults (BENCH_AGENT_CONCURRENCY outputs at once);
  * - agent-cN: the same with N outputs at once;
+ * - agent-cli: the built CLI (`shuffle-agent run`, BENCH_AGENT_CONCURRENCY outputs at once), timed
+ *   from its spawn to the last output persisted: start-up, the first scan, then the outputs appear
+ *   (the data set's blockmgr-* directory is renamed into its local dir) and are written back;
  * - rclone: `rclone copy --transfers 4` (the baseline: 4 files at once, like the agent's 4 outputs);
  * - rclone-t16: `--transfers 16 --s3-upload-concurrency 8`, rclone's faster settings here;
  * - ceiling: writeback-raw.ts, 16 unchecked PUTs at once.
  */
-type Tool = 'agent' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}`;
+type Tool = 'agent' | 'agent-cli' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}`;
 
 interface Measured {
   mix: string;
@@ -66,6 +74,8 @@ interface Measured {
   load: number;
   /** Agent only: seconds from the first output queued to the queue idle (no process start-up). */
   transferSeconds?: number;
+  /** Agent only: CPU seconds of that phase (what a running agent spends per byte). */
+  transferCpuSeconds?: number;
 }
 
 /** A deterministic generator (mulberry32), so that every machine makes the same sizes. */
@@ -113,16 +123,40 @@ function mixOutputs(mix: string): number[][] {
       }
       return outputs;
     }
+    case 'random': {
+      // Not tuned on (issue 19): BENCH_SEED picks 40–120 outputs, each of 1–2000 partitions and a
+      // log-uniform size from 1 KiB to 96 MiB, one in ten empty (index only).
+      const r = prng(seed);
+      const n = 40 + Math.floor(r() * 81);
+      for (let m = 0; m < n; m++) {
+        const partitions = 1 + Math.floor(r() * 2000);
+        outputs.push(r() < 0.1 ? new Array<number>(partitions).fill(0) : spread(Math.floor(1024 * Math.exp(r() * Math.log(96 * 1024))), partitions));
+      }
+      return outputs;
+    }
+    case 'tiny': {
+      // Many small outputs: 3000 of 0–48 KiB (uniform), 50–400 partitions, seeded by BENCH_SEED.
+      const r = prng(seed + 1);
+      for (let m = 0; m < 3000; m++) outputs.push(spread(Math.floor(r() * 48 * 1024), 50 + Math.floor(r() * 350)));
+      return outputs;
+    }
+    case 'huge': {
+      // A few very large outputs: 1.2 and 0.8 GiB plus 3 of 1–5 MiB, 2000 partitions each.
+      const r = prng(seed + 2);
+      for (const s of [1229, 819]) outputs.push(spread(s * MiB + Math.floor(r() * MiB), 2000));
+      for (let m = 0; m < 3; m++) outputs.push(spread(Math.floor((1 + r() * 4) * MiB), 2000));
+      return outputs;
+    }
     default:
-      throw new RangeError(`unknown mix ${mix}: expected small, mid, large or classic`);
+      throw new RangeError(`unknown mix ${mix}: expected small, mid, large, classic, random, tiny or huge`);
   }
 }
 
 /** One executor's `blockmgr-<uuid>/NN/` with the mix's outputs over 4 shuffles (made once, then reused). */
 async function generate(mix: string): Promise<{ dir: string; files: number; bytes: number; outputs: number }> {
-  const dataDir = join(outDir, `writeback-data-${mix}`);
+  const dataDir = join(outDir, `writeback-data-${mix}${['random', 'tiny', 'huge'].includes(mix) ? `-${seed}` : ''}`);
   const marker = join(dataDir, '.complete');
-  const want = mix === 'classic' ? `${mix} ${sizeMiB}` : mix;
+  const want = mix === 'classic' ? `${mix} ${sizeMiB}` : ['random', 'tiny', 'huge'].includes(mix) ? `${mix} ${seed}` : mix;
   if (existsSync(marker) && (await readFile(marker, 'utf8')) === want) {
     return { dir: dataDir, ...(JSON.parse(await readFile(join(dataDir, '.summary.json'), 'utf8')) as { files: number; bytes: number; outputs: number }) };
   }
@@ -159,6 +193,56 @@ async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promi
   const [wall, user, sys, rssKiB] = (await readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ').map(Number) as [number, number, number, number];
   await rm(out, { force: true });
   return { stdout, wall, cpu: user + sys, rssMiB: rssKiB / 1024 };
+}
+
+/**
+ * The built CLI from its spawn to the last output persisted, with its own CPU time and peak RSS
+ * (from /proc just before it exits). The outputs appear once its first scan is done, as Spark's
+ * would: not "found at start", so nothing is looked up in the store before it is sent.
+ */
+async function agentCli(dataset: { dir: string; outputs: number }, endpoint: string, prefix: string): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number }> {
+  const local = await mkdtemp(join(outDir, 'agent-cli-local-'));
+  const bm = (await readdir(dataset.dir)).find((d) => d.startsWith('blockmgr-')) as string;
+  const started = performance.now();
+  const child = spawn(process.execPath, [AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--local-dirs', local, '--app-id', APP,
+    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--upload-concurrency', String(agentConcurrency)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+  });
+  const exited = new Promise((r) => child.once('exit', r));
+  let moved = false;
+  try {
+    const url = await new Promise<string>((resolveReady, reject) => {
+      let port = 0;
+      child.once('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));
+      createInterface({ input: child.stdout! }).on('line', (text) => {
+        const l = (() => {
+          try {
+            return JSON.parse(text) as { msg?: string; http?: { port?: number } };
+          } catch {
+            return {};
+          }
+        })();
+        if (l.msg === 'http listening') port = l.http?.port ?? 0;
+        if (l.msg === 'initial scan done') resolveReady(`http://127.0.0.1:${port}`);
+      });
+    });
+    await rename(join(dataset.dir, bm), join(local, bm));
+    moved = true;
+    for (;;) {
+      const s = (await (await fetch(`${url}/v1/status`)).json()) as { persistedOutputs: number; pendingOutputs: number };
+      if (s.persistedOutputs >= dataset.outputs && s.pendingOutputs === 0) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const wall = (performance.now() - started) / 1000;
+    const stats = procStats(child.pid as number);
+    return { stdout: '', wall, cpu: stats?.cpuSeconds ?? NaN, rssMiB: stats?.peakRssMiB ?? NaN };
+  } finally {
+    child.kill('SIGKILL');
+    await exited;
+    if (moved) await rename(join(local, bm), join(dataset.dir, bm));
+    await rm(local, { recursive: true, force: true });
+  }
 }
 
 function ensureRclone(): void {
@@ -228,12 +312,16 @@ async function main(): Promise<void> {
         const load = loadavg()[0] as number;
         let m: { stdout: string; wall: number; cpu: number; rssMiB: number };
         let transferSeconds: number | undefined;
-        if (tool.startsWith('agent')) {
+        let transferCpuSeconds: number | undefined;
+        if (tool === 'agent-cli') {
+          m = await agentCli(dataset, endpoint, prefix);
+        } else if (tool.startsWith('agent')) {
           const spec = { dir: dataset.dir, appId: APP, endpoint, bucket: BUCKET, prefix, credentials, concurrency: tool === 'agent' ? agentConcurrency : Number(tool.slice('agent-c'.length)) };
           m = await timed(process.execPath, [join(here, 'writeback-agent.js')], { ...process.env, BENCH_AGENT: JSON.stringify(spec) });
-          const line = JSON.parse(m.stdout.trim().split('\n').pop() as string) as { failedFiles: number; seconds: number };
+          const line = JSON.parse(m.stdout.trim().split('\n').pop() as string) as { failedFiles: number; seconds: number; cpuSeconds: number };
           if (line.failedFiles > 0) throw new Error(`agent run had ${line.failedFiles} failed files`);
           transferSeconds = line.seconds;
+          transferCpuSeconds = line.cpuSeconds;
         } else if (tool === 'ceiling') {
           const spec = { dir: dataset.dir, endpoint, bucket: BUCKET, prefix, credentials, concurrency: 16 };
           m = await timed(process.execPath, [join(here, 'writeback-raw.js')], { ...process.env, BENCH_RAW: JSON.stringify(spec) });
@@ -252,10 +340,10 @@ async function main(): Promise<void> {
         if (keys.length !== dataset.files || bytes !== dataset.bytes) {
           throw new Error(`${tool} stored ${keys.length} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
         }
-        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: keys.length, bytes, load, ...(transferSeconds ? { transferSeconds } : {}) };
+        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: keys.length, bytes, load, ...(transferSeconds ? { transferSeconds } : {}), ...(transferCpuSeconds ? { transferCpuSeconds } : {}) };
         results.push(r);
         console.log(
-          `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s)` : ''}`,
+          `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s, cpu ${((transferCpuSeconds ?? NaN) / (bytes / 1024 ** 3)).toFixed(2)} s/GiB)` : ''}`,
         );
       }
     }
@@ -272,11 +360,21 @@ async function main(): Promise<void> {
     ) as Partial<Record<Tool, { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number }>>;
     // Ratios from runs of the same round (minutes apart at most), then their median: steadier under
     // a shared machine's changing load than a ratio of medians.
-    const paired = (other: Tool): number | undefined => {
-      if (!tools.includes('agent') || !tools.includes(other)) return undefined;
-      return median(of('agent').map((a, i) => (of(other)[i] as Measured).wallSeconds / a.wallSeconds));
+    const paired = (other: Tool, agent: Tool = 'agent'): number | undefined => {
+      if (!tools.includes(agent) || !tools.includes(other)) return undefined;
+      return median(of(agent).map((a, i) => (of(other)[i] as Measured).wallSeconds / a.wallSeconds));
     };
-    const summary = { mix, dataset, rounds, agentConcurrency, tools: perTool, agentVsRclone: paired('rclone'), agentVsRcloneT16: paired('rclone-t16'), agentVsCeiling: paired('ceiling') };
+    const summary = {
+      mix,
+      dataset,
+      rounds,
+      agentConcurrency,
+      tools: perTool,
+      agentVsRclone: paired('rclone'),
+      agentCliVsRclone: paired('rclone', 'agent-cli'),
+      agentVsRcloneT16: paired('rclone-t16'),
+      agentVsCeiling: paired('ceiling'),
+    };
     summaries.push(summary);
     console.log(`\nmix ${mix} (medians over ${rounds} rounds):`);
     for (const t of tools) {
@@ -285,6 +383,7 @@ async function main(): Promise<void> {
     }
     const ratio = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);
     console.log(`  agent / rclone --transfers 4: ${ratio(summary.agentVsRclone)} (goal >= 1.3); / rclone-t16: ${ratio(summary.agentVsRcloneT16)}; / ceiling: ${ratio(summary.agentVsCeiling)}`);
+    if (summary.agentCliVsRclone !== undefined) console.log(`  agent-cli (from its spawn) / rclone --transfers 4: ${ratio(summary.agentCliVsRclone)} (goal >= 1.3)`);
   }
   await admin.close();
   await writeFile(join(outDir, 'writeback-results.json'), JSON.stringify({ summaries, results }, null, 2));

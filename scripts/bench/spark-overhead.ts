@@ -1,0 +1,342 @@
+/**
+ * `npm run bench:spark-overhead`: what the agent + plugin cost a Spark job that loses nothing,
+ * against stock Spark, side by side in one run (issue 19: "the price of insurance").
+ *
+ * Each run is a fresh pyspark driver in local-cluster mode (3 executor JVMs of 1 core on this
+ * 2-core machine) running one action: a map stage made CPU-bound on purpose (SHA-256 rounds over
+ * each row in the Python workers) writing an incompressible shuffle (a few hundred MB by default,
+ * 1 GiB+ with `--large`), then reducers summing per key. The `agent` side runs the plugin with the
+ * README's recommended settings (plugin, decommissioning on, shuffle migration off, the fallback
+ * path on the agent's bucket over s3a://) and the built agent CLI with its defaults, writing to the
+ * Swift s3api on loopback. The sides alternate within each round and which goes first alternates
+ * between rounds; ratios are taken per round (same minutes, same load), then their median.
+ *
+ * Measured per run, for the action: its wall time (the driver's, around collect()), CPU seconds of
+ * the driver's process tree (driver JVM, executor JVMs, Python workers), the agent's CPU seconds
+ * and peak RSS, the Swift s3api's CPU seconds (its proxy, object, container and account servers and
+ * memcached: on a real node the store is elsewhere, so it is reported apart), what the agent still
+ * had pending when the action ended, and how long after it everything was persisted. Agent CPU is
+ * also given per GiB written back (from its start to the last output persisted).
+ *
+ *   npm run bench:spark-overhead [-- --rounds 3 --large --sides stock,agent,plugin-only
+ *       --rows 200000 --pad 1000 --work 10 --maps 120 --reducers 200 --executors 3
+ *       --agent-nice 0 --agent-node-args "--cpu-prof --cpu-prof-dir bench/out/prof"
+ *       --agent-args "--upload-concurrency 4"]
+ *
+ * `plugin-only` runs the plugin's settings without an agent (what the settings alone cost).
+ * `--agent-nice N` starts the agent under `nice -n N` (CPU priority below Spark's).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
+import { S3Store } from '../../agent/store/s3-store.js';
+import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SPARK_LINES, SparkDriver, type SparkLine } from '../spark-harness.js';
+import { procStats, treeCpuSeconds } from './proc-stats.js';
+import { flag } from './args.js';
+
+const run = promisify(execFile);
+const has = (name: string): boolean => process.argv.includes(`--${name}`);
+const LARGE = has('large');
+const ROUNDS = Number(flag('rounds', '3'));
+const MAPS = Number(flag('maps', '120'));
+const REDUCERS = Number(flag('reducers', '200'));
+// Default: 200,000 rows of 1000 B, about 200 MB of shuffle; --large: 1.1 GB.
+const ROWS = Number(flag('rows', LARGE ? '1100000' : '200000'));
+const PAD = Number(flag('pad', '1000'));
+const WORK = Number(flag('work', '10'));
+const EXECUTORS = Number(flag('executors', '3'));
+const AGENT_NICE = Number(flag('agent-nice', '0'));
+const AGENT_NODE_ARGS = flag('agent-node-args', '').split(' ').filter(Boolean);
+const AGENT_ARGS = flag('agent-args', '').split(' ').filter(Boolean);
+const SIDES = flag('sides', 'stock,agent').split(',') as Side[];
+const LINE: SparkLine = (() => {
+  const v = flag('spark', '3.5.8');
+  const line = SPARK_LINES.find((l) => l.version === v);
+  if (!line) throw new Error(`unknown Spark line ${v}; known: ${SPARK_LINES.map((l) => l.version).join(', ')}`);
+  return line;
+})();
+const here = dirname(fileURLToPath(import.meta.url));
+// dist/scripts/bench -> repository root
+const root = resolve(here, '..', '..', '..');
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+const BUCKET = 'bench-spark-overhead';
+const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
+const JOB = { cmd: 'define', name: 'a', rows: ROWS, maps: MAPS, reducers: REDUCERS, keys: 997, pad: PAD, random: true, work: WORK };
+
+type Side = 'stock' | 'agent' | 'plugin-only';
+
+interface RunResult {
+  side: Side;
+  round: number;
+  wallSeconds: number;
+  sparkCpuSeconds: number;
+  shuffleBytes: number;
+  storeCpuSeconds: number;
+  agentCpuSeconds?: number;
+  /** Agent CPU from its start to the last output persisted. */
+  agentTotalCpuSeconds?: number;
+  /** Agent CPU from the action's start (agent started, first scan done) to the last output persisted. */
+  agentWritebackCpuSeconds?: number;
+  agentPeakRssMiB?: number;
+  persistedBytes?: number;
+  pendingOutputsAtEnd?: number;
+  pendingMiBAtEnd?: number;
+  /** Seconds from the action's end to the last output persisted. */
+  drainAfterSeconds?: number;
+  loadBefore: number;
+  loadAfter: number;
+}
+
+/** CPU seconds of the Swift s3api's processes (and memcached), from /proc. */
+function storeCpuSeconds(): number {
+  let ticks = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (!/swift-(proxy|object|container|account)|memcached/.test(cmd)) continue;
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks / 100;
+}
+
+async function shuffleDataBytes(dir: string): Promise<number> {
+  let sum = 0;
+  const walk = async (d: string): Promise<void> => {
+    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
+      const p = join(d, e.name);
+      if (e.isDirectory()) await walk(p);
+      else if (/^shuffle_\d+_\d+_0\.(data|index)$/.test(e.name)) sum += (await stat(p)).size;
+    }
+  };
+  await walk(dir);
+  return sum;
+}
+
+interface Agent {
+  child: ChildProcess;
+  url: string;
+}
+
+/** The built agent CLI, its defaults, writing to Swift; resolves once its first scan is done. */
+async function startAgent(local: string, endpoint: string, prefix: string, appId: string): Promise<Agent> {
+  const args = [...AGENT_NODE_ARGS, AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
+    '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId,
+    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', ...AGENT_ARGS];
+  const [cmd, argv] = AGENT_NICE > 0 ? ['nice', ['-n', String(AGENT_NICE), process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(cmd, argv, {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+  });
+  let port = 0;
+  await new Promise<void>((resolveReady, reject) => {
+    child.on('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));
+    createInterface({ input: child.stdout! }).on('line', (text) => {
+      let l: { msg?: string; http?: { port?: number } };
+      try {
+        l = JSON.parse(text) as typeof l;
+      } catch {
+        return; // not a log line
+      }
+      if (l.msg === 'http listening') port = l.http?.port ?? 0;
+      if (l.msg === 'initial scan done') resolveReady();
+    });
+  });
+  return { child, url: `http://127.0.0.1:${port}` };
+}
+
+interface Status {
+  persistedOutputs: number;
+  persistedBytes: number;
+  pendingOutputs: number;
+  pendingBytes: number;
+  failedFiles: number;
+}
+
+async function status(url: string): Promise<Status> {
+  const s = (await (await fetch(`${url}/v1/status`)).json()) as { writeback?: Status } & Status;
+  return s.writeback ?? s;
+}
+
+async function runSide(side: Side, round: number, endpoint: string, admin: S3Store): Promise<RunResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-spark-overhead-'));
+  const local = join(dir, 'local');
+  await mkdir(local);
+  const prefix = `run-${Date.now()}-${side}`;
+  const s3a = {
+    'spark.hadoop.fs.s3a.endpoint': endpoint,
+    'spark.hadoop.fs.s3a.path.style.access': 'true',
+    'spark.hadoop.fs.s3a.connection.ssl.enabled': 'false',
+    'spark.hadoop.fs.s3a.endpoint.region': 'us-east-1',
+    'spark.hadoop.fs.s3a.access.key': credentials.accessKeyId,
+    'spark.hadoop.fs.s3a.secret.key': credentials.secretAccessKey,
+    'spark.hadoop.fs.s3a.aws.credentials.provider': 'org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider',
+    // Swift answers 501 to S3A's aws-chunked PUTs (the plugin's heartbeat); V2 signing sends plain bodies.
+    'spark.hadoop.fs.s3a.signing-algorithm': 'S3SignerType',
+  };
+  // The README's recommended settings ("Spark configuration").
+  const recommended = {
+    ...pluginConf(`s3a://${BUCKET}/${prefix}/`),
+    'spark.decommission.enabled': 'true',
+    'spark.storage.decommission.enabled': 'true',
+    'spark.storage.decommission.shuffleBlocks.enabled': 'false',
+    'spark.executor.decommission.forceKillTimeout': '50s',
+    ...s3a,
+  };
+  const withPlugin = side !== 'stock';
+  const driver = await SparkDriver.start(LINE, {
+    executors: EXECUTORS,
+    executorMemoryMb: 768,
+    localDir: local,
+    ...(withPlugin ? { jars: s3aJars(LINE), conf: recommended } : {}),
+  });
+  let agent: Agent | undefined;
+  try {
+    if (side === 'agent') agent = await startAgent(local, endpoint, prefix, driver.appId);
+    await driver.ok(JOB);
+    const loadBefore = loadavg()[0] as number;
+    const cpu0 = treeCpuSeconds(driver.pid);
+    const store0 = storeCpuSeconds();
+    const agent0 = agent ? procStats(agent.child.pid as number) : undefined;
+    const action = await driver.ok({ cmd: 'action', name: 'a' }, 1_800_000);
+    const tEnd = performance.now();
+    const cpu1 = treeCpuSeconds(driver.pid);
+    const agent1 = agent ? procStats(agent.child.pid as number) : undefined;
+    if (action.correct !== true) throw new Error(`action wrong: ${JSON.stringify(action)}`);
+    const shuffleBytes = await shuffleDataBytes(local);
+    let extra: Partial<RunResult> = {};
+    if (agent) {
+      const atEnd = await status(agent.url);
+      let s = atEnd;
+      const deadline = Date.now() + 600_000;
+      // Every output the executors committed: the data and index files on disk.
+      while (s.persistedBytes < shuffleBytes || s.pendingOutputs > 0) {
+        if (Date.now() > deadline) throw new Error(`agent never persisted ${shuffleBytes} bytes: ${JSON.stringify(s)}`);
+        if (s.failedFiles > 0) throw new Error(`agent reports failed files: ${JSON.stringify(s)}`);
+        await new Promise((r) => setTimeout(r, 50));
+        s = await status(agent.url);
+      }
+      const drainAfter = (performance.now() - tEnd) / 1000;
+      const agent2 = procStats(agent.child.pid as number);
+      extra = {
+        agentCpuSeconds: (agent1?.cpuSeconds ?? NaN) - (agent0?.cpuSeconds ?? NaN),
+        agentTotalCpuSeconds: agent2?.cpuSeconds ?? NaN,
+        agentWritebackCpuSeconds: (agent2?.cpuSeconds ?? NaN) - (agent0?.cpuSeconds ?? NaN),
+        agentPeakRssMiB: agent2?.peakRssMiB ?? NaN,
+        persistedBytes: s.persistedBytes,
+        pendingOutputsAtEnd: atEnd.pendingOutputs,
+        pendingMiBAtEnd: atEnd.pendingBytes / MiB,
+        drainAfterSeconds: drainAfter,
+      };
+    }
+    const storeCpu = storeCpuSeconds() - store0;
+    return {
+      side,
+      round,
+      wallSeconds: Number(action.wall),
+      sparkCpuSeconds: cpu1 - cpu0,
+      shuffleBytes,
+      storeCpuSeconds: storeCpu,
+      ...extra,
+      loadBefore,
+      loadAfter: loadavg()[0] as number,
+    };
+  } finally {
+    if (agent) {
+      agent.child.kill('SIGINT');
+      await new Promise((r) => (agent!.child.exitCode !== null ? r(undefined) : agent!.child.once('exit', r)));
+    }
+    await driver.stop().catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    // What landed (the agent's copies, the plugin's heartbeat) goes, so the server's disk does not fill up.
+    const keys: string[] = [];
+    for await (const o of admin.list(`${prefix}/`)) keys.push(o.key);
+    for (let i = 0; i < keys.length; i += 500) await admin.deleteMany(keys.slice(i, i + 500));
+  }
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+}
+
+function summary(rs: RunResult[], f: (r: RunResult) => number | undefined, digits = 2): string {
+  const xs = rs.map((r) => f(r) ?? NaN).filter((x) => !Number.isNaN(x));
+  if (xs.length === 0) return '—';
+  return `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+}
+
+async function main(): Promise<void> {
+  if (!existsSync(AGENT_CLI) || !existsSync(PLUGIN_JAR)) throw new Error('build first: npm run build (needs Maven for the plugin jar)');
+  const { stdout } = await run('bash', [join(root, 'scripts', 'swift-s3.sh'), 'start'], { timeout: 600_000 });
+  const endpoint = stdout.trim().split('\n').pop() as string;
+  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  await client.send(new CreateBucketCommand({ Bucket: BUCKET })).catch((err: { name?: string }) => {
+    if (err.name !== 'BucketAlreadyOwnedByYou' && err.name !== 'BucketAlreadyExists') throw err;
+  });
+  client.destroy();
+  const admin = new S3Store({ bucket: BUCKET, endpoint, forcePathStyle: true, credentials, checksums: 'when_required' });
+  console.log(`Spark ${LINE.version}, ${ROUNDS} rounds, sides ${SIDES.join(', ')}; job: ${ROWS} rows x ${PAD} B incompressible in ${MAPS} map partitions, ${WORK} SHA-256 rounds per row, ${REDUCERS} reducers; local-cluster[${EXECUTORS},1,1024]; store: Swift s3api at ${endpoint}${AGENT_NICE ? `; agent under nice -n ${AGENT_NICE}` : ''}${AGENT_ARGS.length ? `; agent args ${AGENT_ARGS.join(' ')}` : ''}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  const results: RunResult[] = [];
+  for (let round = 1; round <= ROUNDS; round++) {
+    const order = round % 2 ? SIDES : [...SIDES].reverse();
+    for (const side of order) {
+      const r = await runSide(side, round, endpoint, admin);
+      results.push(r);
+      console.log(
+        `round ${round} ${side.padEnd(11)} wall ${r.wallSeconds.toFixed(2)} s, Spark CPU ${r.sparkCpuSeconds.toFixed(1)} s, shuffle ${(r.shuffleBytes / MiB).toFixed(0)} MiB, store CPU ${r.storeCpuSeconds.toFixed(1)} s`
+          + (r.agentCpuSeconds !== undefined
+            ? `, agent CPU ${r.agentCpuSeconds.toFixed(2)} s during the action (${((r.agentWritebackCpuSeconds as number) / ((r.persistedBytes as number) / GiB)).toFixed(2)} s/GiB to the last persisted; with start-up ${((r.agentTotalCpuSeconds as number) / ((r.persistedBytes as number) / GiB)).toFixed(2)} s/GiB), peak RSS ${(r.agentPeakRssMiB as number).toFixed(0)} MiB, pending at the end ${r.pendingOutputsAtEnd} outputs / ${(r.pendingMiBAtEnd as number).toFixed(1)} MiB, all persisted ${(r.drainAfterSeconds as number).toFixed(2)} s after`
+            : '')
+          + `, load ${r.loadBefore.toFixed(1)} -> ${r.loadAfter.toFixed(1)}`,
+      );
+    }
+  }
+  await admin.close();
+  const of = (side: Side): RunResult[] => results.filter((r) => r.side === side);
+  console.log(`\n## median (min–max) over ${ROUNDS} rounds`);
+  console.log(`| | ${SIDES.join(' | ')} |`);
+  console.log(`| --- |${SIDES.map(() => ' --- |').join('')}`);
+  const row = (name: string, f: (r: RunResult) => number | undefined, digits?: number): void => console.log(`| ${name} | ${SIDES.map((s) => summary(of(s), f, digits)).join(' | ')} |`);
+  row('action wall, s', (r) => r.wallSeconds);
+  row('Spark CPU (driver, executors, Python workers), s', (r) => r.sparkCpuSeconds, 1);
+  row('shuffle on disk, MiB', (r) => r.shuffleBytes / MiB, 0);
+  row('store (Swift) CPU, s', (r) => r.storeCpuSeconds, 1);
+  row('agent CPU during the action, s', (r) => r.agentCpuSeconds);
+  const perGiB = (cpu: number | undefined, r: RunResult): number | undefined => (cpu === undefined ? undefined : cpu / ((r.persistedBytes as number) / GiB));
+  row('agent CPU action start to last persisted, s/GiB', (r) => perGiB(r.agentWritebackCpuSeconds, r));
+  row('agent CPU process start to last persisted, s/GiB', (r) => perGiB(r.agentTotalCpuSeconds, r));
+  row('agent peak RSS, MiB', (r) => r.agentPeakRssMiB, 0);
+  row('pending at the action end, outputs', (r) => r.pendingOutputsAtEnd, 0);
+  row('all persisted after the action end, s', (r) => r.drainAfterSeconds);
+  row('load average (1 min) before', (r) => r.loadBefore, 1);
+  // Per round: the same minutes and load for both sides.
+  for (const side of SIDES.filter((s) => s !== 'stock')) {
+    if (!SIDES.includes('stock')) break;
+    const per = (f: (r: RunResult) => number): number[] => of(side).map((r) => f(r) / f(of('stock').find((x) => x.round === r.round) as RunResult));
+    const wall = per((r) => r.wallSeconds);
+    console.log(`\n${side} / stock, per round: wall ${wall.map((x) => x.toFixed(3)).join(', ')}; median ${median(wall).toFixed(3)} (goal <= 1.05, beyond it <= 1.03); ratio of medians ${(median(of(side).map((r) => r.wallSeconds)) / median(of('stock').map((r) => r.wallSeconds))).toFixed(3)}; Spark CPU median ${median(per((r) => r.sparkCpuSeconds)).toFixed(3)}`);
+  }
+  const out = join(root, 'bench', 'out');
+  await mkdir(out, { recursive: true });
+  const file = `spark-overhead-${LARGE ? 'large' : 'default'}-${Date.now()}.json`;
+  await writeFile(join(out, file), JSON.stringify({ args: process.argv.slice(2), results }, null, 2));
+  console.log(`\nraw results: bench/out/${file}; load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+}
+
+await main();
