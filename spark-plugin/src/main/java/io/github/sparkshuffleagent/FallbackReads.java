@@ -3,6 +3,7 @@ package io.github.sparkshuffleagent;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
@@ -56,6 +57,11 @@ final class FallbackReads implements FallbackBlock.Source {
    * shuffle block). Never throws for a shuffle block: a store error surfaces when it is read.
    */
   ManagedBuffer blockData(SparkInternals.ShuffleBlockRange id, IOException localMiss) throws IOException {
+    TaskContext tc = TaskContext.get();
+    TaskReads task = tc == null ? null : tasks.computeIfAbsent(tc.taskAttemptId(), k -> startTask(tc, k));
+    if (task != null && task.firstBlockOf(id.shuffleId)) {
+      prefetchIndexes(id);
+    }
     long[] offsets;
     try {
       offsets = indexes.get(id.shuffleId, id.mapId);
@@ -71,8 +77,7 @@ final class FallbackReads implements FallbackBlock.Source {
     long size = offsets[id.endReduceId] - start;
     metrics.blocks.inc();
     metrics.bytes.inc(size);
-    TaskContext tc = TaskContext.get();
-    if (tc == null) {
+    if (task == null) {
       // Not a task thread (Spark's reader retrying a block through its own block manager): read it now.
       if (size > Integer.MAX_VALUE - 8) {
         throw new IOException("fallback block of shuffle " + id.shuffleId + " map " + id.mapId + " is " + size
@@ -81,7 +86,6 @@ final class FallbackReads implements FallbackBlock.Source {
       return new NioManagedBuffer(ByteBuffer.wrap(store.readRange(id.shuffleId, id.mapId, offsets[offsets.length - 1],
           start, (int) size)));
     }
-    TaskReads task = tasks.computeIfAbsent(tc.taskAttemptId(), k -> startTask(tc, k));
     boolean streamed = size > conf.readMaxBytesInFlight;
     if (streamed) {
       metrics.streamed.inc();
@@ -91,6 +95,37 @@ final class FallbackReads implements FallbackBlock.Source {
     b.range(start, offsets[offsets.length - 1]);
     task.add(b);
     return b;
+  }
+
+  /**
+   * Spark asks for a task's fallback blocks one after another and needs each one's size at once;
+   * the index reads behind those sizes are started together here, on the read threads, for every
+   * fallback output of this reduce range (shared with the executor's other tasks by the cache).
+   */
+  private void prefetchIndexes(SparkInternals.ShuffleBlockRange first) {
+    List<Long> mapIds;
+    try {
+      mapIds = SparkInternals.fallbackMapIds(first.shuffleId, first.startReduceId, first.endReduceId);
+    } catch (RuntimeException | LinkageError e) {
+      LOG.debug("no map statuses at hand to read indexes ahead", e);
+      return;
+    }
+    for (long mapId : mapIds) {
+      if (mapId == first.mapId) {
+        continue; // the task thread reads that one itself, now
+      }
+      try {
+        pool.execute(() -> {
+          try {
+            indexes.get(first.shuffleId, mapId);
+          } catch (IOException | RuntimeException e) {
+            // The block's own read asks again and reports the failure where Spark sees it.
+          }
+        });
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        return;
+      }
+    }
   }
 
   private TaskReads startTask(TaskContext tc, long taskId) {
