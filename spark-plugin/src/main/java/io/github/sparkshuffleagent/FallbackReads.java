@@ -13,6 +13,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.StorageStatistics;
 import org.apache.spark.TaskContext;
 import org.apache.spark.network.buffer.ManagedBuffer;
 import org.apache.spark.network.buffer.NioManagedBuffer;
@@ -31,6 +32,7 @@ final class FallbackReads implements FallbackBlock.Source {
   private static final Logger LOG = LoggerFactory.getLogger(FallbackReads.class);
 
   private final AgentConf conf;
+  private final FileSystem fs;
   private final FallbackStore store;
   private final IndexCache indexes;
   private final ExecutorService pool;
@@ -41,6 +43,7 @@ final class FallbackReads implements FallbackBlock.Source {
   FallbackReads(AgentConf conf, FileSystem fs, Path base, String appId, ReadMetrics metrics) {
     this.conf = conf;
     this.metrics = metrics;
+    this.fs = fs;
     ReadRetry retry = new ReadRetry(conf.readRetries, conf.readRetryWaitMs, Thread::sleep, metrics);
     this.store = new FallbackStore(fs, base, appId, retry, conf.maxIndexBytes);
     this.indexes = new IndexCache(conf.readIndexCacheBytes, store::readIndex);
@@ -135,12 +138,24 @@ final class FallbackReads implements FallbackBlock.Source {
       public void onTaskCompletion(TaskContext context) {
         tasks.remove(taskId);
         t.close();
-        LOG.info("task {} read {} fallback blocks ({} bytes, at most {} held at once)", taskId, t.blocks(), t.bytes(),
-            t.peakBytesHeld());
+        LOG.info("task {} read {} fallback blocks ({} bytes, at most {} held at once); executor totals: {} blocks, "
+            + "{} store calls{}", taskId, t.blocks(), t.bytes(), t.peakBytesHeld(), metrics.blocks.getCount(),
+            metrics.requests.getCount(), httpRequests());
         ReadReports.taskEnded(metrics);
       }
     });
     return t;
+  }
+
+  /**
+   * The file system's own count of HTTP requests where it keeps one (S3A: every HEAD and GET of the
+   * executor's S3A instance for this bucket), to check requests per block against what the store saw.
+   */
+  private String httpRequests() {
+    StorageStatistics stats = fs.getStorageStatistics();
+    Long heads = stats == null ? null : stats.getLong("action_http_head_request");
+    Long gets = stats == null ? null : stats.getLong("action_http_get_request");
+    return heads == null || gets == null ? "" : " (file system: " + heads + " HEAD, " + gets + " GET requests)";
   }
 
   @Override
