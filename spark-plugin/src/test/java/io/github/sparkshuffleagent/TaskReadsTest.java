@@ -134,6 +134,13 @@ class TaskReadsTest {
   }
 
   @Test
+  void aBlockThatFailedBeforeItsSizeWasKnownIsNotEmpty() {
+    // Spark's reader fails a zero-size block itself and blames the reading executor.
+    FallbackBlock b = FallbackBlock.failed(0, 1, 0, 1, new IOException("index gone"), new ReadFailures(new ReadMetrics()));
+    assertTrue(b.size() > 0);
+  }
+
+  @Test
   void theEndOfTheTaskDropsEverything() throws Exception {
     TaskReads t = new TaskReads(1000, 16, pool);
     for (int i = 0; i < 10; i++) {
