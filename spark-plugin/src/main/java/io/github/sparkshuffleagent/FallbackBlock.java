@@ -186,6 +186,9 @@ final class FallbackBlock extends ManagedBuffer {
     private InputStream in() {
       if (in == null) {
         try {
+          if (!streamed && owner != null) {
+            owner.demand(FallbackBlock.this);
+          }
           in = streamed ? source.open(FallbackBlock.this) : new ByteArrayInputStream(await());
         } catch (IOException e) {
           if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {
