@@ -174,7 +174,13 @@ class LostExecutorRecoveryTest {
   }
 
   private LostExecutorRecovery recovery(long verifyTimeoutMs) {
-    AgentConf conf = new AgentConf(true, Optional.of(dir.toUri().toString()), 4, verifyTimeoutMs, 1 << 20, false, 60_000);
+    Map<String, String> settings = new HashMap<>();
+    settings.put(AgentConf.FALLBACK_PATH, dir.toUri().toString());
+    settings.put(AgentConf.VERIFY_THREADS, "4");
+    settings.put(AgentConf.VERIFY_TIMEOUT, verifyTimeoutMs + "ms");
+    settings.put(AgentConf.MAX_INDEX_BYTES, String.valueOf(1 << 20));
+    settings.put(AgentConf.CLEANUP_SHUFFLES, "false");
+    AgentConf conf = AgentConf.from(new AgentConf.Settings(settings::get));
     CopyVerifier verifier = new CopyVerifier(fs, new Path(dir.toUri()), () -> APP, 1 << 20, new ShuffleGuard());
     recovery = new LostExecutorRecovery(registry, verifier, conf, metrics);
     return recovery;
