@@ -36,7 +36,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { S3Store } from '../../agent/store/s3-store.js';
+import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SPARK_LINES, SparkDriver, type SparkLine } from '../spark-harness.js';
 import { procStats, treeCpuSeconds } from './proc-stats.js';
 import { flag } from './args.js';
