@@ -206,8 +206,8 @@ final class CopyVerifier {
       throw new InterruptedIOException("open " + index.getPath());
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
-      if (c instanceof IOException io) {
-        throw io;
+      if (c instanceof IOException) {
+        throw (IOException) c;
       }
       throw new IOException("open " + index.getPath(), c);
     }

@@ -28,7 +28,20 @@ class CopyVerifierTest {
    * A map status with exact sizes. Spark's own implementations need a running Spark (its logging
    * and shaded libraries); the verifier only asks for sizes.
    */
-  private record Sizes(long mapId, long[] sizes) implements MapStatus {
+  private static final class Sizes implements MapStatus {
+    private final long mapId;
+    private final long[] sizes;
+
+    Sizes(long mapId, long[] sizes) {
+      this.mapId = mapId;
+      this.sizes = sizes;
+    }
+
+    @Override
+    public long mapId() {
+      return mapId;
+    }
+
     @Override
     public BlockManagerId location() {
       return null;
