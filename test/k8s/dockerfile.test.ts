@@ -128,6 +128,12 @@ describe('Dockerfile', () => {
     expect(inStage(plugin, 'RUN').map((r) => r.args).join(' ')).toMatch(/^mvn -q -B package /);
   });
 
+  it('the tests run the agent on the Node major the image ships (npm test runs vitest through scripts/node-24.sh)', () => {
+    const image = DOCKERFILE.args.get('NODE_IMAGE') as string;
+    // Every agent a test starts is process.execPath.
+    expect(`node:${process.versions.node.split('.')[0]}`, 'run the tests with `npm test` or `bash scripts/node-24.sh npx vitest ...`').toBe(/^node:\d+/.exec(image)?.[0]);
+  });
+
   it('puts the plugin jar at the fixed, version-free path the pod templates copy it from', () => {
     const jar = copies(FINAL).find((c) => c.from === 'plugin');
     const plugin = DOCKERFILE.stages.findIndex((s) => s.name === 'plugin');
