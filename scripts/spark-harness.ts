@@ -62,8 +62,10 @@ export function javaRuntime(major: JavaMajor): { home: string; javaHome: string 
   return { home: realpathSync(home), javaHome };
 }
 
-export const PLUGIN_JAR = join(ROOT, 'spark-plugin/target/spark-shuffle-agent-plugin-0.1.0.jar');
-export const TEST_LISTENER_JAR = join(ROOT, 'spark-plugin/target/spark-shuffle-agent-plugin-0.1.0-tests.jar');
+/** The project's one version (package.json); the Maven project's is checked against it. */
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+export const PLUGIN_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}.jar`);
+export const TEST_LISTENER_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}-tests.jar`);
 const DRIVER = join(ROOT, 'test/support/spark_driver.py');
 
 export function venv(line: SparkLine): string {
