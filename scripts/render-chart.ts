@@ -103,7 +103,7 @@ function podTemplateSpec(text: string): Record<string, unknown> {
  * A spark-operator SparkApplication (sparkoperator.k8s.io/v1beta2, operator 2.x) running a
  * shuffle-heavy example job with this mode's pod templates inline.
  */
-export function sparkApplication(mode: Mode, templates: Map<string, string>, executorTemplate: string): string {
+function sparkApplication(mode: Mode, templates: Map<string, string>, executorTemplate: string): string {
   const version = '3.5.8';
   const app = {
     apiVersion: 'sparkoperator.k8s.io/v1beta2',
@@ -112,7 +112,7 @@ export function sparkApplication(mode: Mode, templates: Map<string, string>, exe
     spec: {
       type: 'Scala',
       mode: 'cluster',
-      // Java 11: the plugin is Java 11 bytecode; 4.x images (Java 17/21) work the same way.
+      // The plugin is Java 11 bytecode: it loads on the Java 11, 17 and 21 images of Spark 3.5 and 4.x.
       image: `apache/spark:${version}`,
       imagePullPolicy: 'IfNotPresent',
       mainClass: 'org.apache.spark.examples.GroupByTest',
