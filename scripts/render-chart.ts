@@ -119,6 +119,8 @@ function sparkApplication(mode: Mode, templates: Map<string, string>, executorTe
       mainApplicationFile: `local:///opt/spark/examples/jars/spark-examples_2.12-${version}.jar`,
       arguments: ['100', '10000', '1000', '100'],
       sparkVersion: version,
+      // s3a:// for the fallback path: the Hadoop of Spark 3.5's jars is 3.3.4.
+      deps: { packages: ['org.apache.hadoop:hadoop-aws:3.3.4'] },
       sparkConf: EXAMPLE_SPARK_CONF,
       restartPolicy: { type: 'Never' },
       driver: { cores: 1, memory: '1g', serviceAccount: 'spark', template: podTemplateSpec(templates.get('driver-pod-template.yaml') as string) },
