@@ -200,7 +200,13 @@ describe('the runtime image (scripts/build-image.sh)', () => {
       expect(await exited).toBe(0);
       agent = undefined;
     } finally {
-      agent?.kill('SIGKILL'); // --kill-child takes the container with it
+      if (agent?.pid !== undefined) {
+        // The container's PID 1 first: its parent-death signal does not survive chroot's change
+        // of user, so killing unshare alone would leave it running.
+        const kids = existsSync(`/proc/${agent.pid}/task/${agent.pid}/children`) ? readFileSync(`/proc/${agent.pid}/task/${agent.pid}/children`, 'utf8') : '';
+        for (const pid of kids.trim().split(/\s+/).filter((p) => p !== '')) process.kill(Number(pid), 'SIGKILL');
+        agent.kill('SIGKILL');
+      }
       await t.cleanup();
     }
   }, 180_000);
