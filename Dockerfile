@@ -1,8 +1,13 @@
 # syntax=docker/dockerfile:1
 # spark-shuffle-agent image: `docker build -t spark-shuffle-agent .`
-# Pin NODE_IMAGE by digest in production (node:20.19-bookworm-slim@sha256:...).
-ARG NODE_IMAGE=node:20-bookworm-slim
-# The Spark plugin's build (Java 17, as the jar's bytecode level). Pin by digest in production.
+# Where no registry is reachable, scripts/build-image.sh makes the same runtime image from Debian
+# packages (test/image/image.test.ts builds and starts it).
+# Node 24 (LTS): Node 20 reached its end of life on 2026-04-30. Keep in step with NODE_VERSION in
+# scripts/build-image.sh and the Node the tests run on (scripts/setup-test-env.sh).
+# Pin NODE_IMAGE by digest in production (node:24.19-bookworm-slim@sha256:...).
+ARG NODE_IMAGE=node:24-bookworm-slim
+# The Spark plugin's build: JDK 17 compiling Java 11 bytecode (maven.compiler.release), which
+# loads on Spark 3.5's Java 11 images and on 17 and 21. Pin by digest in production.
 ARG MAVEN_IMAGE=maven:3.9-eclipse-temurin-17
 
 # ---- build: all dependencies, compile TypeScript to dist/ ----
@@ -29,15 +34,20 @@ FROM ${MAVEN_IMAGE} AS plugin
 WORKDIR /src
 COPY spark-plugin/pom.xml ./
 COPY spark-plugin/src ./src
-RUN mvn -q -B package
+# One version-free name, so jobs' class paths do not change at each upgrade.
+RUN mvn -q -B package \
+ && cp target/spark-shuffle-agent-plugin-*[0-9].jar /src/spark-shuffle-agent-plugin.jar
 
 # ---- runtime ----
 FROM ${NODE_IMAGE} AS runtime
-# uid/gid 185: the user of Apache Spark's images, so files on a volume shared with an executor
-# belong to one user. Numeric USER lets Kubernetes verify runAsNonRoot.
-# npm, npx, corepack and yarn are removed: nothing runs them at run time.
-RUN groupadd --system --gid 185 shuffle-agent \
- && useradd --system --uid 185 --gid 185 --no-create-home --home-dir /nonexistent \
+# uid/gid 10185: the agent's own, not Spark's 185, so a tenant's Spark process cannot signal or
+# write as the agent. It reads Spark's files through their modes (world-readable with Spark's
+# default umask) and, for group-only (0770) directories, through membership of Spark's group
+# 185 (the pod templates also set supplementalGroups). Numeric USER lets Kubernetes verify
+# runAsNonRoot. npm, npx, corepack and yarn are removed: nothing runs them at run time.
+RUN groupadd --system --gid 10185 shuffle-agent \
+ && groupadd --system --gid 185 spark \
+ && useradd --system --uid 10185 --gid 10185 --groups spark --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin shuffle-agent \
  && rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* \
@@ -54,12 +64,13 @@ COPY --from=build /src/dist ./dist
 # service at start (dist/agent/serve/ looks for ../../../proto).
 COPY package.json ./
 COPY proto ./proto
-# A fixed path the pod templates copy from (an init container into a volume Spark's JVMs load).
-COPY --from=plugin /src/target/spark-shuffle-agent-plugin-0.1.0.jar /opt/spark-shuffle-agent/spark-shuffle-agent-plugin-0.1.0.jar
-USER 185:185
+# A fixed, version-free path the pod templates copy from (an init container into a volume Spark's
+# JVMs load); the jar's own manifest says its version.
+COPY --from=plugin /src/spark-shuffle-agent-plugin.jar /opt/spark-shuffle-agent/spark-shuffle-agent-plugin.jar
+USER 10185:10185
 # 9464: HTTP (/healthz, /readyz, /metrics, /v1/status); 7337: gRPC block service.
 EXPOSE 9464 7337
 # Nothing is written outside mounted volumes, so the root filesystem can be read-only; mount an
-# emptyDir at /tmp (TMPDIR) as the manifests in daemonset/ do.
+# emptyDir at /tmp (TMPDIR) as the chart does.
 ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/agent/bin.cjs"]
 CMD ["run"]

@@ -9,7 +9,8 @@ required=0
 [ "${1:-}" = "--required" ] && required=1
 log() { echo "build-plugin: $*" >&2; }
 
-JAR=target/spark-shuffle-agent-plugin-0.1.0.jar
+# The project's one version is package.json's (test/k8s/chart.test.ts checks the pom says the same).
+JAR="target/spark-shuffle-agent-plugin-$(sed -n 's/^  "version": "\(.*\)",$/\1/p' ../package.json).jar"
 # Maven leaves an unchanged jar's time alone: a stamp of our own says when it last built.
 STAMP=target/.built
 if [ -f "$JAR" ] && [ -f "$STAMP" ] && [ -z "$(find src pom.xml -newer "$STAMP" -print -quit)" ]; then

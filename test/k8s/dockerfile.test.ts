@@ -1,6 +1,7 @@
 /**
- * The Dockerfile cannot be built on these machines (no container engine), so what can be checked
- * without building is checked here: every file it copies exists and survives .dockerignore, the
+ * The Dockerfile cannot be built on these machines (no registry for its bases; test/image/ builds
+ * the same runtime image from Debian packages and starts it), so what can be checked without
+ * building is checked here: every file it copies exists and survives .dockerignore, the
  * build runs the same `npm run build` that produces package.json's bin, the runtime stage gets
  * production dependencies only, runs as the non-root uid the manifests use, and its entrypoint
  * is the built CLI.
@@ -8,7 +9,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, posix, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import type { IDaemonSet } from 'kubernetes-models/apps/v1/DaemonSet';
 import { RUN_OPTIONS } from '../../agent/config/run-options.js';
 import { PLUGIN_JAR_IN_IMAGE } from './plugin-jar.js';
@@ -110,20 +111,36 @@ function copies(stage: number): { from?: string; sources: string[]; dest: string
 }
 
 describe('Dockerfile', () => {
-  it('is multi-stage on Node 20 (the engines range), the Spark plugin built by Maven on Java 17', () => {
+  it('is multi-stage on Node 24 (the Node the tests run the agent on), the Spark plugin built by Maven on JDK 17 for Java 11', () => {
     expect(DOCKERFILE.stages.map((s) => s.name)).toEqual(['build', 'deps', 'plugin', 'runtime']);
     const image = DOCKERFILE.args.get('NODE_IMAGE') as string;
-    expect(image).toMatch(/^node:20[.-]/);
+    expect(image).toMatch(/^node:24[.-]/);
+    // The same major as the tests' Node (scripts/setup-test-env.sh) and the image script's.
+    const setup = readFileSync(join(ROOT, 'scripts', 'setup-test-env.sh'), 'utf8');
+    expect(/^NODE_WHEEL=(\d+)\./m.exec(setup)?.[1]).toBe('24');
+    expect(/^NODE_VERSION=(\d+)\./m.exec(readFileSync(join(ROOT, 'scripts', 'build-image.sh'), 'utf8'))?.[1]).toBe('24');
+    // The bytecode level is the pom's, not the build image's JDK.
+    expect(readFileSync(join(ROOT, 'spark-plugin', 'pom.xml'), 'utf8')).toContain('<maven.compiler.release>11</maven.compiler.release>');
     for (const s of DOCKERFILE.stages.filter((st) => st.name !== 'plugin')) expect(s.from).toBe('${NODE_IMAGE}');
     expect(DOCKERFILE.args.get('MAVEN_IMAGE')).toMatch(/^maven:3[.\d]*-eclipse-temurin-17/);
     const plugin = DOCKERFILE.stages.findIndex((s) => s.name === 'plugin');
     expect(DOCKERFILE.stages[plugin]?.from).toBe('${MAVEN_IMAGE}');
-    expect(inStage(plugin, 'RUN').map((r) => r.args)).toContain('mvn -q -B package');
+    expect(inStage(plugin, 'RUN').map((r) => r.args).join(' ')).toMatch(/^mvn -q -B package /);
   });
 
-  it('puts the plugin jar at the fixed path the pod templates copy it from', () => {
+  it('the tests run the agent on the Node major the image ships (npm test runs vitest through scripts/node-24.sh)', () => {
+    const image = DOCKERFILE.args.get('NODE_IMAGE') as string;
+    // Every agent a test starts is process.execPath.
+    expect(`node:${process.versions.node.split('.')[0]}`, 'run the tests with `npm test` or `bash scripts/node-24.sh npx vitest ...`').toBe(/^node:\d+/.exec(image)?.[0]);
+  });
+
+  it('puts the plugin jar at the fixed, version-free path the pod templates copy it from', () => {
     const jar = copies(FINAL).find((c) => c.from === 'plugin');
-    expect(jar?.sources).toEqual(['/src/target/spark-shuffle-agent-plugin-0.1.0.jar']);
+    const plugin = DOCKERFILE.stages.findIndex((s) => s.name === 'plugin');
+    // The Maven stage copies the main jar (not -tests.jar) to the name the runtime stage takes.
+    const run = inStage(plugin, 'RUN').map((r) => r.args).join(' ');
+    expect(run).toContain(`cp target/spark-shuffle-agent-plugin-*[0-9].jar ${jar?.sources[0]}`);
+    expect(jar?.sources).toEqual(['/src/spark-shuffle-agent-plugin.jar']);
     expect(jar?.dest).toBe(PLUGIN_JAR_IN_IMAGE);
     expect(dockerIncluded(IGNORE, 'spark-plugin/src/test'), 'test sources stay out of the context').toBe(false);
   });
@@ -212,7 +229,7 @@ describe('Dockerfile', () => {
     const m = /^(\d+):(\d+)$/.exec(user);
     expect(m, 'numeric uid:gid, so runAsNonRoot can verify it').not.toBeNull();
     expect(Number(m?.[1])).toBeGreaterThan(0);
-    const ds = parse(readFileSync(join(ROOT, 'daemonset/daemonset.yaml'), 'utf8')) as IDaemonSet;
+    const ds = parseAllDocuments(readFileSync(join(ROOT, 'daemonset/daemonset.yaml'), 'utf8'))[0]?.toJS() as IDaemonSet;
     const sc = ds.spec?.template.spec?.containers[0]?.securityContext;
     expect(sc?.runAsUser).toBe(Number(m?.[1]));
     expect(sc?.runAsGroup).toBe(Number(m?.[2]));

@@ -29,7 +29,7 @@ export async function stopRuns(): Promise<void> {
 }
 
 /** A driver (with or without the plugin) and an agent on its executors' local dirs. */
-export async function startRun(line: SparkLine, opts: { plugin: boolean; agent?: boolean; conf?: Record<string, string> }): Promise<Run> {
+export async function startRun(line: SparkLine, opts: { plugin: boolean; agent?: boolean; conf?: Record<string, string>; javaHome?: string }): Promise<Run> {
   const t = await tempDir('ssa-spark-');
   const local = join(t.path, 'local');
   const store = join(t.path, 'fallback');
@@ -37,6 +37,7 @@ export async function startRun(line: SparkLine, opts: { plugin: boolean; agent?:
   await mkdir(store);
   const driver = await SparkDriver.start(line, {
     localDir: local,
+    ...(opts.javaHome !== undefined ? { javaHome: opts.javaHome } : {}),
     conf: { ...(opts.plugin ? pluginConf(`file://${store}/`) : {}), ...opts.conf },
   });
   const run: Run = { dir: t.path, driver, cleanup: t.cleanup };

@@ -131,7 +131,8 @@ def main():
 
     handlers = {"define": define, "action": action, "shuffleId": lambda c: {"shuffleId": shuffle_id(rdds[c["name"]][0])},
                 "dropShuffle": drop_shuffle, "counts": counts,
-                "pluginMetrics": plugin_metrics}
+                "pluginMetrics": plugin_metrics,
+                "javaVersion": lambda c: {"javaVersion": jvm.java.lang.System.getProperty("java.specification.version")}}
     for line in sys.stdin:
         line = line.strip()
         if not line:

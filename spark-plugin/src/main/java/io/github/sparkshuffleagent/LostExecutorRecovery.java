@@ -232,5 +232,14 @@ final class LostExecutorRecovery implements AutoCloseable {
     verifyPool.shutdownNow();
   }
 
-  private record Outcome(MapOutputRef output, Verdict verdict) {}
+  /** One output and what the store holds for it. */
+  private static final class Outcome {
+    final MapOutputRef output;
+    final Verdict verdict;
+
+    Outcome(MapOutputRef output, Verdict verdict) {
+      this.output = output;
+      this.verdict = verdict;
+    }
+  }
 }

@@ -13,7 +13,41 @@ import org.apache.spark.storage.BlockManagerId;
  * @param status the tracker's own status object: its block sizes cross-check the copy, and its
  *     identity proves the tracker still holds this very output when the plugin acts
  */
-record MapOutputRef(int shuffleId, int mapIndex, long mapId, BlockManagerId location, MapStatus status) {
+final class MapOutputRef {
+  private final int shuffleId;
+  private final int mapIndex;
+  private final long mapId;
+  private final BlockManagerId location;
+  private final MapStatus status;
+
+  MapOutputRef(int shuffleId, int mapIndex, long mapId, BlockManagerId location, MapStatus status) {
+    this.shuffleId = shuffleId;
+    this.mapIndex = mapIndex;
+    this.mapId = mapId;
+    this.location = location;
+    this.status = status;
+  }
+
+  int shuffleId() {
+    return shuffleId;
+  }
+
+  int mapIndex() {
+    return mapIndex;
+  }
+
+  long mapId() {
+    return mapId;
+  }
+
+  BlockManagerId location() {
+    return location;
+  }
+
+  MapStatus status() {
+    return status;
+  }
+
   String indexName() {
     return "shuffle_" + shuffleId + "_" + mapId + "_0.index";
   }

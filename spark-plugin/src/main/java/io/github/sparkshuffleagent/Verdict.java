@@ -6,7 +6,7 @@ package io.github.sparkshuffleagent;
  * @param kind VERIFIED when reducers can read every partition from the copy
  * @param reason why not, for the log (empty when verified)
  */
-record Verdict(Kind kind, String reason) {
+final class Verdict {
   enum Kind {
     /** Index parses and its last offset equals the data object's length. */
     VERIFIED,
@@ -19,6 +19,22 @@ record Verdict(Kind kind, String reason) {
   }
 
   static final Verdict OK = new Verdict(Kind.VERIFIED, "");
+
+  private final Kind kind;
+  private final String reason;
+
+  private Verdict(Kind kind, String reason) {
+    this.kind = kind;
+    this.reason = reason;
+  }
+
+  Kind kind() {
+    return kind;
+  }
+
+  String reason() {
+    return reason;
+  }
 
   static Verdict missing(String reason) {
     return new Verdict(Kind.MISSING, reason);
@@ -34,5 +50,10 @@ record Verdict(Kind kind, String reason) {
 
   boolean verified() {
     return kind == Kind.VERIFIED;
+  }
+
+  @Override
+  public String toString() {
+    return kind + (reason.isEmpty() ? "" : ": " + reason);
   }
 }
