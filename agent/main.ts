@@ -12,10 +12,7 @@ import { grpcServerOptions, startGrpcServer, TokenFile } from './serve/index.js'
 import { AppTokenIssuer } from './serve/app-token-proof.js';
 import { appKeysFromFile } from './serve/config.js';
 import { parseLayout } from './watch/layout.js';
-import type { MapOutput } from './watch/map-output.js';
 import { AppOwners } from './tenancy/app-owners.js';
-import { backoffDelay, sleep } from './util/backoff.js';
-import { describeError } from './util/errors.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
 import { resolve } from 'node:path';
@@ -114,6 +111,12 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
         dropped: (reason) => metrics.dropped(reason),
         skippedAlreadyStored: (files) => metrics.skippedAlreadyStored(files),
       },
+      // Written only for the namespace that owns the app id in the store (tenancy/app-owners).
+      admit: async (output) => {
+        const owned = await owners.claim(output.appId, ownerOf(output));
+        if (!owned) metrics.outputRefused();
+        return owned;
+      },
     });
     started.push({ name: 'writeback', close: () => writeback.close() });
 
@@ -144,42 +147,23 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       logger.warn({ app: r.appId, namespace: r.namespace, reason: r.reason }, 'app id refused for this namespace: nothing of it is stored, served or given a token');
     });
     const ownerOf = (o: { namespace?: string }): string => o.namespace ?? config.podNamespace ?? '';
-    const gateStop = new AbortController();
-    started.push({ name: 'owner-gate', close: async () => gateStop.abort() });
-    /** The claim, asked again (with backoff) while the store cannot answer. */
-    const claimUntilAnswered = async (o: MapOutput): Promise<boolean> => {
-      for (let attempt = 1; ; attempt++) {
-        try {
-          return await owners.claim(o.appId, ownerOf(o));
-        } catch (err) {
-          if (gateStop.signal.aborted) return false;
-          logger.warn({ app: o.appId, error: describeError(err), attempt }, 'cannot check who owns the app id in the store; asking again');
-          await sleep(backoffDelay(attempt, { baseMs: 500, maxMs: 10_000 }), gateStop.signal);
-        }
-      }
-    };
-    // Events of one (namespace, app) pass the gate in the order the watcher emitted them.
-    const gates = new Map<string, Promise<void>>();
-    const throughGate = (o: MapOutput, act: () => void): void => {
-      const key = `${ownerOf(o)}|${o.appId}`;
-      const next = (gates.get(key) ?? Promise.resolve()).then(async () => {
-        if (await claimUntilAnswered(o)) act();
-        else metrics.outputRefused();
-      });
-      gates.set(key, next.catch((err: unknown) => logger.error({ err }, 'owner gate failed')));
-    };
+    // On the node, at once: the first namespace of an app id owns it here, so outputs of one id
+    // never mix in the queue, and each is held open as soon as it is committed. In the store,
+    // before the first write (writeback's admit, below): the `_owner` marker decides.
     watcher.on('committed', (output) => {
       metrics.outputCommitted();
       logger.debug({ output: output.id, dataLength: output.dataLength, foundAtStart: output.foundAtStart }, 'output committed');
-      throughGate(output, () => {
-        seenApps.add(output.appId);
-        writeback.add(output);
-      });
+      if (!owners.claimOnNode(output.appId, ownerOf(output))) {
+        metrics.outputRefused();
+        return;
+      }
+      seenApps.add(output.appId);
+      writeback.add(output);
     });
     watcher.on('removed', (event) => {
       logger.debug({ output: event.output.id, blockManagerDirGone: event.blockManagerDirGone }, 'output removed locally');
-      // Through the gate too: another namespace's output of the same id must not remove this one.
-      throughGate(event.output, () => writeback.removed(event));
+      // Another namespace's output of the same id must not remove this one.
+      if (owners.ownerOf(event.output.appId) === ownerOf(event.output)) writeback.removed(event);
     });
     watcher.on('problem', (problem) => {
       metrics.watchProblem(problem.kind);
@@ -198,11 +182,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       ...(config.safeExitFile !== undefined ? { safeExitFile: config.safeExitFile } : {}),
       acknowledge: config.azureAck,
       rescan: () => watcher.rescan(),
-      // Outputs waiting at the owner gate are not in the queue yet: a drain waits for them too.
-      settle: async () => {
-        await watcher.settled();
-        await Promise.all(gates.values());
-      },
+      settle: () => watcher.settled(),
       logger,
       metrics,
     });

@@ -62,6 +62,22 @@ export class AppOwners {
   }
 
   /**
+   * The node-local half of `claim`, at once: true when `namespace` owns `appId` on this node
+   * (claiming it if nobody did). Outputs are queued on it; the store is asked before their first
+   * write (`claim`), and a namespace the store refuses loses its local claim.
+   */
+  claimOnNode(appId: string, namespace: string): boolean {
+    const local = this.owners.get(appId);
+    if (local === undefined) {
+      this.owners.set(appId, namespace);
+      return true;
+    }
+    if (local === namespace) return true;
+    this.refuse(appId, namespace, 'another namespace runs an app of this id on this node');
+    return false;
+  }
+
+  /**
    * True when `namespace` owns `appId` (claiming it if nobody did, here and in the store); false
    * when another namespace does. Rejects when the store cannot answer now (retry later).
    */
@@ -105,6 +121,8 @@ export class AppOwners {
     }
     const owner = parseOwnerMarker(body);
     if (owner === namespace) return true;
+    // The node-local claim was premature: let the namespace the store names claim this node.
+    if (this.owners.get(appId) === namespace) this.owners.delete(appId);
     this.refuse(appId, namespace, owner === undefined ? `${key} is not a marker this project wrote` : 'the store holds this app id for another namespace');
     return false;
   }

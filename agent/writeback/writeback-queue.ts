@@ -56,6 +56,12 @@ export interface WritebackOptions {
   logger?: Logger;
   metrics?: WritebackMetrics;
   now?: () => number;
+  /**
+   * Asked before each write of an output: whether it may be written at all (its tenant owns the
+   * app id in the store). False drops it (`refused`); a rejection is retried like a transient
+   * failure. The files are held open meanwhile, as for any pending output.
+   */
+  admit?: (output: MapOutput) => Promise<boolean>;
 }
 
 export interface FailedOutput {
@@ -147,7 +153,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
   private idleWaiters: Array<() => void> = [];
   /** Aborted by close(): writes under way stop (the store leaves no partial object). */
   private readonly writes = new AbortController();
-  private readonly opts: Required<Omit<WritebackOptions, 'logger' | 'metrics'>> & Pick<WritebackOptions, 'logger' | 'metrics'>;
+  private readonly opts: Required<Omit<WritebackOptions, 'logger' | 'metrics' | 'admit'>> & Pick<WritebackOptions, 'logger' | 'metrics' | 'admit'>;
 
   constructor(options: WritebackOptions) {
     super();
@@ -472,6 +478,11 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     // path): the held ones, or, beyond --max-held-outputs, ones opened for this attempt.
     let own: Handles | undefined;
     try {
+      if (this.opts.admit && !(await this.opts.admit(output))) {
+        this.opts.logger?.warn({ output: output.id }, 'output refused: another tenant owns its app id in the store; dropped');
+        this.drop(entry, 'refused');
+        return;
+      }
       if (!entry.handles) own = await openFiles(output);
       const handles = (entry.handles ?? own) as Handles;
       // After a restart, what is already stored intact is not sent again.

@@ -17,12 +17,13 @@ import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 
+/** Every file of a file store but the agent's `<appId>/_owner` markers. */
 async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   const walk = async (d: string): Promise<void> => {
     for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
       if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(relative(dir, join(d, e.name)));
+      else if (e.name !== '_owner') out.push(relative(dir, join(d, e.name)));
     }
   };
   await walk(dir);
