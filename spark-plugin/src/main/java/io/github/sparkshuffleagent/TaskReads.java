@@ -25,6 +25,7 @@ final class TaskReads {
   private final ArrayDeque<FallbackBlock> waiting = new ArrayDeque<>();
   /** Every block handed out, to free them all at the task's end. Guarded by {@code this}. */
   private final List<FallbackBlock> all = new ArrayList<>();
+  private final java.util.Set<Integer> shufflesSeen = new java.util.HashSet<>();
   private long bytesHeld;
   private long peakBytesHeld;
   private int requestsInFlight;
@@ -36,6 +37,11 @@ final class TaskReads {
     this.maxBytes = maxBytes;
     this.maxRequests = maxRequests;
     this.pool = pool;
+  }
+
+  /** True the first time a task reads a block of this shuffle. */
+  synchronized boolean firstBlockOf(int shuffleId) {
+    return shufflesSeen.add(shuffleId);
   }
 
   /** Registers a block in consumption order; fetches it ahead unless it is streamed. */
