@@ -59,10 +59,15 @@ final class FallbackBlock extends ManagedBuffer {
     this.failures = failures;
   }
 
-  /** A block whose read already failed (its index could not be read): fails at the first read. */
+  /**
+   * A block whose read already failed (its index could not be read): fails at the first read. Its
+   * size is 1, not 0: Spark's ShuffleBlockFetcherIterator fails a zero-size buffer itself, before
+   * reading it, with a FetchFailed that blames the reading executor (which then loses its own
+   * outputs) and never reaches the plugin's failure report.
+   */
   static FallbackBlock failed(int shuffleId, long mapId, int startReduceId, int endReduceId, IOException cause,
       ReadFailures failures) {
-    FallbackBlock b = new FallbackBlock(shuffleId, mapId, startReduceId, endReduceId, 0, false, null, null, failures);
+    FallbackBlock b = new FallbackBlock(shuffleId, mapId, startReduceId, endReduceId, 1, false, null, null, failures);
     b.data.completeExceptionally(cause);
     return b;
   }
