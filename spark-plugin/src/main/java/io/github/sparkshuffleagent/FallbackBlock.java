@@ -61,9 +61,7 @@ final class FallbackBlock extends ManagedBuffer {
 
   /**
    * A block whose read already failed (its index could not be read): fails at the first read. Its
-   * size is 1, not 0: Spark's ShuffleBlockFetcherIterator fails a zero-size buffer itself, before
-   * reading it, with a FetchFailed that blames the reading executor (which then loses its own
-   * outputs) and never reaches the plugin's failure report.
+   * size is 1, not 0: Spark's reader fails a zero-size block itself, blaming the reading executor.
    */
   static FallbackBlock failed(int shuffleId, long mapId, int startReduceId, int endReduceId, IOException cause,
       ReadFailures failures) {
@@ -188,6 +186,9 @@ final class FallbackBlock extends ManagedBuffer {
     private InputStream in() {
       if (in == null) {
         try {
+          if (!streamed && owner != null) {
+            owner.demand(FallbackBlock.this);
+          }
           in = streamed ? source.open(FallbackBlock.this) : new ByteArrayInputStream(await());
         } catch (IOException e) {
           if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {

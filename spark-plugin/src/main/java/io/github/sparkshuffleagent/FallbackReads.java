@@ -72,6 +72,11 @@ final class FallbackReads implements FallbackBlock.Source {
         throw new ReadRetry.CorruptCopyException("index of shuffle " + id.shuffleId + " map " + id.mapId + " has "
             + (offsets.length - 1) + " partitions; asked for [" + id.startReduceId + ", " + id.endReduceId + ")");
       }
+      if (offsets[id.endReduceId] == offsets[id.startReduceId]) {
+        // Spark asks only for blocks its map status says hold data: this copy is not that output.
+        throw new ReadRetry.CorruptCopyException("copy of shuffle " + id.shuffleId + " map " + id.mapId
+            + " has no bytes for reduce partitions [" + id.startReduceId + ", " + id.endReduceId + ")");
+      }
     } catch (IOException e) {
       e.addSuppressed(localMiss);
       return FallbackBlock.failed(id.shuffleId, id.mapId, id.startReduceId, id.endReduceId, e, failures);

@@ -65,23 +65,38 @@ final class TaskReads {
         return;
       }
       waiting.poll();
-      next.markStarted();
-      bytesHeld += next.size();
-      peakBytesHeld = Math.max(peakBytesHeld, bytesHeld);
-      requestsInFlight++;
-      try {
-        pool.execute(() -> {
-          try {
-            next.fetch();
-          } finally {
-            fetched();
-          }
-        });
-      } catch (RejectedExecutionException e) {
-        // The executor is stopping: the block fails when read, like any store error.
-        requestsInFlight--;
-        next.fail(new java.io.IOException("the executor's read threads are stopped"));
-      }
+      start(next);
+    }
+  }
+
+  /**
+   * The reader waits for this block: start it now if it has not started, whatever the budget
+   * says. Spark closes each block's stream when it has read it, which frees the budget; should a
+   * stream stay open, the reader still never waits for a block nobody fetches.
+   */
+  synchronized void demand(FallbackBlock b) {
+    if (!closed && waiting.remove(b)) {
+      start(b);
+    }
+  }
+
+  private void start(FallbackBlock next) {
+    next.markStarted();
+    bytesHeld += next.size();
+    peakBytesHeld = Math.max(peakBytesHeld, bytesHeld);
+    requestsInFlight++;
+    try {
+      pool.execute(() -> {
+        try {
+          next.fetch();
+        } finally {
+          fetched();
+        }
+      });
+    } catch (RejectedExecutionException e) {
+      // The executor is stopping: the block fails when read, like any store error.
+      requestsInFlight--;
+      next.fail(new java.io.IOException("the executor's read threads are stopped"));
     }
   }
 
