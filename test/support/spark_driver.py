@@ -12,6 +12,17 @@ starts a SparkSession, prints {"event": "started", ...}, then answers one comman
   {"cmd": "action", "name": "a", "slowReduce": S, "marker": PATH}
       sums per key through the shuffle; with S > 0 each reduce task first creates PATH.<id>
       and sleeps S seconds (so a test can kill an executor while reducers run).
+  {"cmd": "defineSql", "name": "q", "kind": "join", "rows": N, "maps": M, "keys": K, "pad": P}
+      a multi-stage SQL plan: N rows (k = i % K, v = i, P bytes of padding) in M partitions,
+      sort-merge joined on k with 3 * K rows (k = j % K, w = j) in 2 partitions, then summed by
+      k % 7: three shuffles, one of them written by a stage that reads the other two (make it
+      a sort-merge join with spark.sql.autoBroadcastJoinThreshold=-1; AQE coalesces the reads).
+  {"cmd": "defineSql", "name": "big", "kind": "big", "rows": N, "width": W}
+      N rows (id, W bytes: id's last digit repeated, not a constant the optimizer folds) in ONE map partition, hash-partitioned into ONE reduce
+      partition, then counted: one shuffle block of about N * (W + 28) bytes.
+  {"cmd": "actionSql", "name": "q"}
+      collects q (the same DataFrame each time, so its shuffles are reused) and checks the
+      result against the one computed in Python; answers "correct" and the executed "plan".
   {"cmd": "shuffleId", "name": "a"}    RDD a's shuffle id
   {"cmd": "dropShuffle", "name": "a"}
       drops RDD a's shuffle as Spark's ContextCleaner does once the shuffle's dependency is
@@ -35,6 +46,7 @@ import traceback
 import urllib.request
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
 
 
 def send(obj):
@@ -97,6 +109,39 @@ def main():
             expected[i % keys] = expected.get(i % keys, 0) + i
         return {"correct": got == expected, "keys": len(got), "mapPartitionsComputed": acc.value, "wall": wall}
 
+    dataframes = {}
+
+    def define_sql(c):
+        rows, kind = int(c["rows"]), c["kind"]
+        if kind == "join":
+            maps, keys, pad = int(c["maps"]), int(c["keys"]), int(c.get("pad", 0))
+            t1 = spark.range(0, rows, 1, maps).selectExpr(f"id % {keys} AS k", "id AS v", f"repeat('x', {pad}) AS p")
+            t2 = spark.range(0, 3 * keys, 1, 2).selectExpr(f"id % {keys} AS k", "id AS w")
+            df = (t1.join(t2, "k").selectExpr("k % 7 AS g", "v + w + length(p) - length(p) AS x")
+                  .groupBy("g").agg(F.sum("x").alias("total")))
+            sums = {}
+            for i in range(rows):
+                k = i % keys
+                # t2 holds k, k + K and k + 2K for every k: three matches per row of t1.
+                sums[k % 7] = sums.get(k % 7, 0) + 3 * i + 3 * k + 3 * keys
+            expected = sorted(sums.items())
+        elif kind == "big":
+            width = int(c["width"])
+            df = (spark.range(0, rows, 1, 1).selectExpr("id", f"repeat(CAST(id % 10 AS STRING), {width}) AS s")
+                  .repartition(1, "id").selectExpr("count(1) AS n", "sum(length(s)) AS chars", "sum(id) AS ids"))
+            expected = [(rows, rows * width, rows * (rows - 1) // 2)]
+        else:
+            raise ValueError(f"unknown kind {kind}")
+        dataframes[c["name"]] = (df, expected)
+        return {}
+
+    def action_sql(c):
+        df, expected = dataframes[c["name"]]
+        t0 = time.time()
+        got = sorted(tuple(r) for r in df.collect())
+        wall = time.time() - t0
+        return {"correct": got == expected, "wall": wall, "plan": df._jdf.queryExecution().executedPlan().toString()}
+
     def shuffle_id(rdd):
         r = rdd._jrdd.rdd()
         while True:
@@ -131,7 +176,7 @@ def main():
 
     handlers = {"define": define, "action": action, "shuffleId": lambda c: {"shuffleId": shuffle_id(rdds[c["name"]][0])},
                 "dropShuffle": drop_shuffle, "counts": counts,
-                "pluginMetrics": plugin_metrics,
+                "pluginMetrics": plugin_metrics, "defineSql": define_sql, "actionSql": action_sql,
                 "javaVersion": lambda c: {"javaVersion": jvm.java.lang.System.getProperty("java.specification.version")}}
     for line in sys.stdin:
         line = line.strip()

@@ -1,0 +1,132 @@
+/**
+ * Issue 16, point 3, on S3 as users run it: the agent writes to OpenStack Swift's s3api, Spark
+ * (with the plugin and its read path) reaches the same store through S3A and a fault proxy
+ * (test/support/fault-proxy.ts). After an executor is SIGKILLed and its outputs re-pointed, the
+ * store throttles (503 SlowDown on a third of the GETs: the reads are retried, nothing is
+ * recomputed) and then goes away (the proxy closes: the job still finishes, recomputing exactly
+ * the lost executor's outputs). Both Spark lines: 3.5.8 with hadoop-aws 3.3.4 (AWS SDK v1),
+ * 4.1.1 with hadoop-aws 3.4.2 (AWS SDK v2 modules), fetched by scripts/setup-test-env.sh.
+ *
+ * One app per line serves both tests (the second needs the store gone for good, so it runs last).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AgentProcess } from '../support/agent-process.js';
+import { FaultProxy } from '../support/fault-proxy.js';
+import { busiestOf, computed, countersWhen, currentOutputs, killAndRepoint, labels, pluginCounters } from '../support/map-outputs.js';
+import { createBucket, swiftS3, type S3Server } from '../support/s3-servers.js';
+import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../support/spark.js';
+import { MAPS, SHUFFLE, SPARK_TEST_TIMEOUT } from '../support/spark-run.js';
+import { tempDir } from '../support/temp-dir.js';
+
+const T = SPARK_TEST_TIMEOUT;
+
+describe.each(SPARK_LINES)('Spark $version over s3a:// through a fault proxy: the store throttles, then goes away', (line) => {
+  let swift: S3Server;
+  let proxy: FaultProxy;
+  let driver: SparkDriver;
+  let agent: AgentProcess;
+  let cleanup: (() => Promise<void>) | undefined;
+
+  beforeAll(async () => {
+    swift = await swiftS3();
+    const bucket = await createBucket(swift, 'read');
+    proxy = await FaultProxy.start(swift.endpoint);
+    const t = await tempDir('ssa-read-s3a-');
+    cleanup = t.cleanup;
+    const local = join(t.path, 'local');
+    await mkdir(local);
+    driver = await SparkDriver.start(line, {
+      localDir: local,
+      jars: s3aJars(line),
+      conf: {
+        ...pluginConf(`s3a://${bucket}/fallback/`),
+        'spark.hadoop.fs.s3a.endpoint': proxy.endpoint,
+        'spark.hadoop.fs.s3a.path.style.access': 'true',
+        'spark.hadoop.fs.s3a.connection.ssl.enabled': 'false',
+        'spark.hadoop.fs.s3a.endpoint.region': 'us-east-1',
+        'spark.hadoop.fs.s3a.access.key': swift.credentials.accessKeyId,
+        'spark.hadoop.fs.s3a.secret.key': swift.credentials.secretAccessKey,
+        'spark.hadoop.fs.s3a.aws.credentials.provider': 'org.apache.hadoop.fs.s3a.SimpleAWSCredentialsProvider',
+        // S3A's own retries (minutes of back-off by default) cut to one: a store that is gone
+        // fails fast. A throttled GET is retried by S3A first, then by the read path.
+        'spark.hadoop.fs.s3a.attempts.maximum': '1',
+        'spark.hadoop.fs.s3a.retry.limit': '1',
+        'spark.hadoop.fs.s3a.retry.interval': '10ms',
+        'spark.hadoop.fs.s3a.retry.throttle.limit': '1',
+        'spark.hadoop.fs.s3a.retry.throttle.interval': '10ms',
+        'spark.hadoop.fs.s3a.connection.establish.timeout': '2000',
+      },
+    });
+    agent = await AgentProcess.start(
+      [
+        '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', driver.appId,
+        '--store', `s3://${bucket}/fallback`, '--s3-endpoint', swift.endpoint, '--s3-force-path-style',
+        '--s3-checksums', 'when_required', '--s3-region', 'us-east-1', '--rescan-interval', '5',
+      ],
+      { env: { AWS_ACCESS_KEY_ID: swift.credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: swift.credentials.secretAccessKey } },
+    );
+  }, T);
+
+  afterAll(async () => {
+    await driver?.stop().catch(() => undefined);
+    await agent?.stop('SIGKILL').catch(() => undefined);
+    await proxy?.close().catch(() => undefined);
+    await cleanup?.();
+  });
+
+  /** Define a shuffle, run it once, and wait until the agent stored every map output so far. */
+  async function computeAndStore(name: string): Promise<void> {
+    await driver.ok({ ...SHUFFLE, name });
+    expect(await driver.ok({ cmd: 'action', name })).toMatchObject({ correct: true, mapPartitionsComputed: MAPS });
+    const n = (await driver.counts()).mapOutputs.length;
+    await agent.waitForStatus((s) => Number(s.persistedOutputs) >= n && Number(s.pendingOutputs) === 0, 60_000);
+  }
+
+  it('503 SlowDown on a third of the GETs after the re-point: the reads are retried, no map task runs again', async () => {
+    await computeAndStore('throttled');
+    const before = await driver.counts();
+    const shuffle = Number((await driver.ok({ cmd: 'shuffleId', name: 'throttled' })).shuffleId);
+    const [victim] = busiestOf(currentOutputs(before, shuffle));
+    await killAndRepoint(driver, victim, before);
+
+    const read = await pluginCounters(driver);
+    let gets = 0;
+    proxy.plan = (r) => (r.method === 'GET' && ++gets % 3 === 0 ? 'slowdown-503' : undefined);
+    try {
+      expect(await driver.ok({ cmd: 'action', name: 'throttled' })).toMatchObject({ correct: true, mapPartitionsComputed: MAPS });
+    } finally {
+      proxy.plan = () => undefined;
+    }
+    expect(proxy.injected['slowdown-503']).toBeGreaterThan(0);
+    const after = await driver.counts();
+    expect(computed(after, before)).toEqual([]);
+    expect(after.fetchFailures).toBe(before.fetchFailures);
+    expect(after.failedStages).toBe(before.failedStages);
+    // The plugin's read path read the copies, and no read failed for good: every refused GET was
+    // retried (here by S3A's one throttle retry; the read path's own retries come after it).
+    const now = await countersWhen(driver, (c) => c('fallbackBlocksRead') > read('fallbackBlocksRead'));
+    expect(now('fallbackReadFailures')).toBe(read('fallbackReadFailures'));
+    expect(now('readFailuresReported')).toBe(read('readFailuresReported'));
+  }, T);
+
+  it('the store unreachable after the re-point: the job finishes, exactly the lost outputs are recomputed, the app stops promptly', async () => {
+    await computeAndStore('unreachable');
+    const before = await driver.counts();
+    const shuffle = Number((await driver.ok({ cmd: 'shuffleId', name: 'unreachable' })).shuffleId);
+    const [victim, held] = busiestOf(currentOutputs(before, shuffle));
+    await killAndRepoint(driver, victim, before);
+
+    await proxy.close(); // connections refused from now on
+    expect(await driver.ok({ cmd: 'action', name: 'unreachable' })).toMatchObject({ correct: true, mapPartitionsComputed: MAPS + held.length });
+    const after = await driver.counts();
+    expect(labels(computed(after, before))).toEqual(labels(held));
+    expect(after.removedExecutors).toEqual([...before.removedExecutors, victim]);
+
+    // Stopping does not wait on the store the plugin cannot reach (its heartbeat, clean-up).
+    const t0 = Date.now();
+    await driver.stop();
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  }, T);
+});
