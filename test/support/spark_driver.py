@@ -3,11 +3,13 @@
 argv[1] is a JSON object: {"master": "local-cluster[2,1,1024]", "conf": {...}}. The driver
 starts a SparkSession, prints {"event": "started", ...}, then answers one command per line:
 
-  {"cmd": "define", "name": "a", "rows": N, "maps": M, "reducers": R, "keys": K, "pad": P, "random": B}
+  {"cmd": "define", "name": "a", "rows": N, "maps": M, "reducers": R, "keys": K, "pad": P, "random": B, "work": W}
       an RDD of N rows (i % K, i, padding of P bytes) in M map partitions, partitioned into R
       reduce partitions; an accumulator counts map partitions computed (each re-run adds 1).
       With B true the padding is pseudo-random bytes seeded by the partition (deterministic,
-      and incompressible, so the shuffle's size on disk is about N * P bytes).
+      and incompressible, so the shuffle's size on disk is about N * P bytes). With W > 0 each
+      row first costs W rounds of SHA-256 (map-side CPU, so recomputing an output is not free;
+      the rows are the same).
   {"cmd": "action", "name": "a", "slowReduce": S, "marker": PATH}
       sums per key through the shuffle; with S > 0 each reduce task first creates PATH.<id>
       and sleeps S seconds (so a test can kill an executor while reducers run).
@@ -24,6 +26,7 @@ Every answer carries "ok"; a failed action answers ok=false with the error, it n
 driver, so a test can assert a job failed.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -58,11 +61,15 @@ def main():
         rows, keys, pad = int(c["rows"]), int(c["keys"]), int(c.get("pad", 0))
         padding = "x" * pad
         rand = bool(c.get("random", False))
+        work = int(c.get("work", 0))
 
         def gen(index, it):
             acc.add(1)
             r = random.Random(index)
             for i in it:
+                h = b"%d" % i
+                for _ in range(work):
+                    h = hashlib.sha256(h).digest()
                 yield (i % keys, (i, r.randbytes(pad) if rand else padding))
 
         rdd = sc.parallelize(range(rows), int(c["maps"])).mapPartitionsWithIndex(gen).partitionBy(int(c["reducers"]))
