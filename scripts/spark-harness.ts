@@ -66,6 +66,8 @@ export function pluginConf(fallbackPath: string): Record<string, string> {
   return {
     'spark.plugins': 'io.github.sparkshuffleagent.ShuffleAgentPlugin',
     'spark.shuffle.sort.io.plugin.class': 'io.github.sparkshuffleagent.AgentShuffleDataIO',
+    // The plugin's read path for re-pointed outputs; without it the plugin leaves Spark's stock behaviour.
+    'spark.shuffle.manager': 'io.github.sparkshuffleagent.AgentShuffleManager',
     'spark.storage.decommission.fallbackStorage.path': fallbackPath,
   };
 }

@@ -29,6 +29,25 @@ public final class AgentConf {
    * this (30 min), so a running app's heartbeat is always much younger than what gc deletes.
    */
   public static final long MAX_HEARTBEAT_INTERVAL_MS = 10 * 60 * 1000L;
+  /** Bytes of fallback blocks one task holds in memory at once (fetched, not yet consumed). */
+  public static final String READ_MAX_BYTES_IN_FLIGHT = "spark.shuffleAgent.read.maxBytesInFlight";
+  /** Store requests one task has in flight at once. */
+  public static final String READ_MAX_REQUESTS_IN_FLIGHT = "spark.shuffleAgent.read.maxRequestsInFlight";
+  /** Extra attempts of a read that failed with a transient error (throttling, reset, timeout). */
+  public static final String READ_RETRIES = "spark.shuffleAgent.read.retries";
+  /** Wait before the first retry; doubled at each further one. */
+  public static final String READ_RETRY_WAIT = "spark.shuffleAgent.read.retryWait";
+  /** Bytes of index objects an executor keeps (least recently used dropped first). */
+  public static final String READ_INDEX_CACHE_BYTES = "spark.shuffleAgent.read.indexCacheBytes";
+  /**
+   * Re-point lost executors' outputs even when Spark reads them through its stock FallbackStorage
+   * (no {@link AgentShuffleManager}): serial, whole blocks in heap, four requests per block on S3A.
+   */
+  public static final String REPOINT_WITH_STOCK_READ = "spark.shuffleAgent.repoint.withStockRead";
+  /** Spark's key naming the shuffle manager; the plugin's read path is {@link AgentShuffleManager}. */
+  public static final String SHUFFLE_MANAGER = "spark.shuffle.manager";
+  /** Threads of an executor that wait on store reads (shared by its tasks; each task is capped). */
+  public static final String READ_THREADS = "spark.shuffleAgent.read.threads";
 
   public final boolean enabled;
   public final Optional<String> fallbackPath;
@@ -37,9 +56,18 @@ public final class AgentConf {
   public final long maxIndexBytes;
   public final boolean cleanupShuffles;
   public final long heartbeatIntervalMs;
+  public final long readMaxBytesInFlight;
+  public final int readMaxRequestsInFlight;
+  public final int readRetries;
+  public final long readRetryWaitMs;
+  public final long readIndexCacheBytes;
+  public final int readThreads;
+  /** Whether the executors read fallback blocks through {@link AgentShuffleManager}. */
+  public final boolean readPathConfigured;
+  public final boolean repointWithStockRead;
 
   private AgentConf(boolean enabled, Optional<String> fallbackPath, int verifyThreads, long verifyTimeoutMs,
-      long maxIndexBytes, boolean cleanupShuffles, long heartbeatIntervalMs) {
+      long maxIndexBytes, boolean cleanupShuffles, long heartbeatIntervalMs, SparkConf conf) {
     this.enabled = enabled;
     this.fallbackPath = fallbackPath;
     this.verifyThreads = verifyThreads;
@@ -47,6 +75,36 @@ public final class AgentConf {
     this.maxIndexBytes = maxIndexBytes;
     this.cleanupShuffles = cleanupShuffles;
     this.heartbeatIntervalMs = heartbeatIntervalMs;
+    // 48 MiB: Spark's own reducer budget (spark.reducer.maxSizeInFlight) is 48m for network fetches,
+    // which a 1 GiB executor with a few cores holds comfortably alongside its execution memory.
+    this.readMaxBytesInFlight = conf.getSizeAsBytes(READ_MAX_BYTES_IN_FLIGHT, "48m");
+    if (readMaxBytesInFlight < 1024 || readMaxBytesInFlight > Integer.MAX_VALUE - 8) {
+      throw new IllegalArgumentException(READ_MAX_BYTES_IN_FLIGHT + " must be between 1 KiB and 2 GiB, got "
+          + readMaxBytesInFlight);
+    }
+    this.readMaxRequestsInFlight = conf.getInt(READ_MAX_REQUESTS_IN_FLIGHT, 16);
+    if (readMaxRequestsInFlight < 1 || readMaxRequestsInFlight > 1024) {
+      throw new IllegalArgumentException(READ_MAX_REQUESTS_IN_FLIGHT + " must be between 1 and 1024, got "
+          + readMaxRequestsInFlight);
+    }
+    this.readRetries = conf.getInt(READ_RETRIES, 4);
+    if (readRetries < 0 || readRetries > 100) {
+      throw new IllegalArgumentException(READ_RETRIES + " must be between 0 and 100, got " + readRetries);
+    }
+    this.readRetryWaitMs = conf.getTimeAsMs(READ_RETRY_WAIT, "200ms");
+    if (readRetryWaitMs < 0 || readRetryWaitMs > 60_000) {
+      throw new IllegalArgumentException(READ_RETRY_WAIT + " must be between 0 and 60s, got " + readRetryWaitMs + " ms");
+    }
+    this.readIndexCacheBytes = conf.getSizeAsBytes(READ_INDEX_CACHE_BYTES, "32m");
+    if (readIndexCacheBytes < 0) {
+      throw new IllegalArgumentException(READ_INDEX_CACHE_BYTES + " must not be negative, got " + readIndexCacheBytes);
+    }
+    this.readPathConfigured = AgentShuffleManager.class.getName().equals(conf.get(SHUFFLE_MANAGER, "sort").trim());
+    this.repointWithStockRead = conf.getBoolean(REPOINT_WITH_STOCK_READ, false);
+    this.readThreads = conf.getInt(READ_THREADS, 64);
+    if (readThreads < 1 || readThreads > 4096) {
+      throw new IllegalArgumentException(READ_THREADS + " must be between 1 and 4096, got " + readThreads);
+    }
   }
 
   /** Reads and validates the keys; a bad value fails the driver at start with the key named. */
@@ -70,6 +128,6 @@ public final class AgentConf {
     }
     String path = conf.get(FALLBACK_PATH, "").trim();
     return new AgentConf(conf.getBoolean(ENABLED, true), path.isEmpty() ? Optional.empty() : Optional.of(path),
-        threads, timeoutMs, maxIndex, conf.getBoolean(CLEANUP_SHUFFLES, true), heartbeatMs);
+        threads, timeoutMs, maxIndex, conf.getBoolean(CLEANUP_SHUFFLES, true), heartbeatMs, conf);
   }
 }

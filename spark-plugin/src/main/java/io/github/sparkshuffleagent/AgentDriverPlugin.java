@@ -23,6 +23,7 @@ final class AgentDriverPlugin implements DriverPlugin {
   private LostExecutorRecovery recovery;
   private AppHeartbeat heartbeat;
   private ShuffleCleanup cleanup;
+  private volatile FailedReadHandler failedReads;
 
   @Override
   public Map<String, String> init(SparkContext sc, PluginContext ctx) {
@@ -43,16 +44,26 @@ final class AgentDriverPlugin implements DriverPlugin {
       // The app id is known only after the task scheduler starts, later than plugins.
       ShuffleGuard guard = new ShuffleGuard();
       CopyVerifier verifier = new CopyVerifier(fs, base, sc::applicationId, conf.maxIndexBytes, guard);
-      recovery = new LostExecutorRecovery(internals, verifier, conf, metrics);
       heartbeat = new AppHeartbeat(fs, base, conf.heartbeatIntervalMs);
       if (conf.cleanupShuffles) {
         cleanup = ShuffleCleanup.start(fs, verifier::shuffleDir, guard);
       }
-      sc.addSparkListener(new ExecutorLossListener(recovery));
+      if (!conf.readPathConfigured && !conf.repointWithStockRead) {
+        // Spark's stock fallback read is slower than recomputing at scale (serial, four requests per
+        // block on S3A, whole blocks in heap) and fails the job on a copy it cannot read.
+        LOG.warn("{} is not {}: lost executors' map outputs are recomputed as in stock Spark (set {}=true to "
+            + "re-point them anyway and have Spark's own FallbackStorage read them)", AgentConf.SHUFFLE_MANAGER,
+            AgentShuffleManager.class.getName(), AgentConf.REPOINT_WITH_STOCK_READ);
+        return Collections.emptyMap();
+      }
+      recovery = new LostExecutorRecovery(internals, verifier, conf, metrics);
+      failedReads = new FailedReadHandler(internals, recovery);
+      sc.addSparkListener(new ExecutorLossListener(recovery, id -> SparkInternals.executorActive(sc, id)));
       PluginGate.open();
       LOG.info("shuffle-agent plugin on: lost executors' map outputs are re-pointed to verified copies in {} "
-          + "({} verification threads, {} ms deadline); heartbeat every {} ms; dropped shuffles' copies {}", base,
-          conf.verifyThreads, conf.verifyTimeoutMs, conf.heartbeatIntervalMs, conf.cleanupShuffles ? "deleted" : "kept");
+          + "({} verification threads, {} ms deadline), read by {}; heartbeat every {} ms; dropped shuffles' copies {}",
+          base, conf.verifyThreads, conf.verifyTimeoutMs, conf.readPathConfigured ? "the plugin's read path"
+              : "Spark's stock FallbackStorage", conf.heartbeatIntervalMs, conf.cleanupShuffles ? "deleted" : "kept");
     } catch (RuntimeException | LinkageError | java.io.IOException e) {
       LOG.error("shuffle-agent plugin could not start; lost executors' map outputs are recomputed as in stock Spark", e);
       close();
@@ -63,10 +74,24 @@ final class AgentDriverPlugin implements DriverPlugin {
   @Override
   public void registerMetrics(String appId, PluginContext ctx) {
     metrics.register(ctx.metricRegistry());
+    if (failedReads != null) {
+      failedReads.register(ctx.metricRegistry());
+    }
     // The first hook that knows the app id (Spark calls it after the task scheduler started).
     if (heartbeat != null) {
       heartbeat.start(appId);
     }
+  }
+
+  /** Messages from the executors' read path ({@link ReadReports}). */
+  @Override
+  public Object receive(Object message) {
+    FailedReadHandler h = failedReads;
+    if (h == null) {
+      // Not re-pointing: no output is at the fallback location because of this plugin.
+      return message instanceof String && ((String) message).startsWith(ReadReports.FAILED) ? -1 : null;
+    }
+    return h.receive(message);
   }
 
   @Override
@@ -84,6 +109,7 @@ final class AgentDriverPlugin implements DriverPlugin {
       heartbeat.close();
       heartbeat = null;
     }
+    failedReads = null;
     if (recovery != null) {
       recovery.close();
       recovery = null;

@@ -89,7 +89,10 @@ final class LostExecutorRecovery implements AutoCloseable {
       LOG.debug("executor {} lost ({}): no map outputs registered at it", executorId, why);
       return new RecoveryResult(executorId, 0, 0, 0, 0);
     }
-    LOG.info("executor {} lost ({}): verifying {} map outputs in the fallback store", executorId, why, outputs.size());
+    // The fallback location itself: a re-check after a failed read keeps verified copies where they are.
+    boolean recheck = SparkInternals.FALLBACK_EXECUTOR_ID.equals(executorId);
+    LOG.info("{} ({}): verifying {} map outputs in the fallback store", recheck ? "fallback location" : "executor "
+        + executorId + " lost", why, outputs.size());
     int repointed = 0;
     int recomputed = 0;
     try {
@@ -117,7 +120,7 @@ final class LostExecutorRecovery implements AutoCloseable {
         }
         Outcome oc = result(f);
         pending.remove(oc.output);
-        if (oc.verdict.verified() && registry.repointToFallback(oc.output)) {
+        if (oc.verdict.verified() && (recheck || registry.repointToFallback(oc.output))) {
           repointed++;
         } else {
           if (!oc.verdict.verified()) {
@@ -149,12 +152,17 @@ final class LostExecutorRecovery implements AutoCloseable {
     bumpEpoch(executorId);
     long nanos = System.nanoTime() - start;
     metrics.recordVerification(nanos);
-    metrics.executorsRecovered.inc();
-    metrics.outputsRepointed.inc(repointed);
     metrics.outputsRecomputed.inc(recomputed);
     long ms = TimeUnit.NANOSECONDS.toMillis(nanos);
-    LOG.info("executor {} lost: {} of {} map outputs re-pointed to the fallback store, {} left to recompute ({} ms)",
-        executorId, repointed, outputs.size(), recomputed, ms);
+    if (recheck) {
+      LOG.info("fallback location re-checked: {} of {} copies still verified, {} unregistered to recompute ({} ms)",
+          repointed, outputs.size(), recomputed, ms);
+    } else {
+      metrics.executorsRecovered.inc();
+      metrics.outputsRepointed.inc(repointed);
+      LOG.info("executor {} lost: {} of {} map outputs re-pointed to the fallback store, {} left to recompute ({} ms)",
+          executorId, repointed, outputs.size(), recomputed, ms);
+    }
     return new RecoveryResult(executorId, outputs.size(), repointed, recomputed, ms);
   }
 

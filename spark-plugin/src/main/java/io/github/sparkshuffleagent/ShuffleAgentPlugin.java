@@ -5,8 +5,9 @@ import org.apache.spark.api.plugin.ExecutorPlugin;
 import org.apache.spark.api.plugin.SparkPlugin;
 
 /**
- * {@code spark.plugins}: the driver side that re-points a lost executor's verified map outputs to
- * the fallback store. Nothing runs on executors.
+ * {@code spark.plugins}: the driver side re-points a lost executor's verified map outputs to the
+ * fallback store and handles failed fallback reads; the executor side connects the executor's
+ * read path ({@link AgentShuffleManager}) to it.
  */
 public final class ShuffleAgentPlugin implements SparkPlugin {
   @Override
@@ -16,6 +17,6 @@ public final class ShuffleAgentPlugin implements SparkPlugin {
 
   @Override
   public ExecutorPlugin executorPlugin() {
-    return null;
+    return new AgentExecutorPlugin();
   }
 }

@@ -1,16 +1,31 @@
 package io.github.sparkshuffleagent;
 
+import java.io.IOException;
+import java.lang.reflect.InvocationHandler;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.util.ArrayList;
 import java.util.List;
 
 import org.apache.spark.MapOutputTracker;
 import org.apache.spark.MapOutputTrackerMaster;
 import org.apache.spark.ShuffleStatus;
+import org.apache.spark.SparkContext;
 import org.apache.spark.SparkEnv;
+import org.apache.spark.network.buffer.ManagedBuffer;
+import org.apache.spark.scheduler.SchedulerBackend;
+import org.apache.spark.scheduler.cluster.CoarseGrainedSchedulerBackend;
+import org.apache.spark.shuffle.FetchFailedException;
+import org.apache.spark.shuffle.MigratableResolver;
+import org.apache.spark.shuffle.ShuffleBlockResolver;
+import org.apache.spark.storage.BlockId;
 import org.apache.spark.scheduler.CompressedMapStatus;
 import org.apache.spark.scheduler.MapStatus;
 import org.apache.spark.storage.BlockManagerId;
 import org.apache.spark.storage.FallbackStorage;
+import org.apache.spark.storage.ShuffleBlockBatchId;
+import org.apache.spark.storage.ShuffleBlockId;
 
 import scala.Option;
 
@@ -40,7 +55,11 @@ final class SparkInternals implements MapOutputRegistry {
     if (!(t instanceof MapOutputTrackerMaster)) {
       throw new IllegalStateException("map output tracker is " + t.getClass().getName() + ", not the driver's");
     }
-    return new SparkInternals((MapOutputTrackerMaster) t, FallbackStorage.FALLBACK_BLOCK_MANAGER_ID());
+    BlockManagerId fallback = FallbackStorage.FALLBACK_BLOCK_MANAGER_ID();
+    if (!FALLBACK_EXECUTOR_ID.equals(fallback.executorId())) {
+      throw new IllegalStateException("Spark's fallback location is " + fallback + ", not executor " + FALLBACK_EXECUTOR_ID);
+    }
+    return new SparkInternals((MapOutputTrackerMaster) t, fallback);
   }
 
   BlockManagerId fallbackId() {
@@ -115,6 +134,132 @@ final class SparkInternals implements MapOutputRegistry {
    */
   static boolean hasExactPartitionCount(MapStatus status) {
     return status instanceof CompressedMapStatus;
+  }
+
+  /**
+   * Whether the scheduler backend still runs the executor. False once it is lost, disconnected,
+   * decommissioning or pending a loss reason; true for a healthy executor whose block manager
+   * Spark removed because a fetch failure was blamed on it. Unknown backends count as lost.
+   */
+  static boolean executorActive(SparkContext sc, String executorId) {
+    SchedulerBackend backend = sc.schedulerBackend();
+    return backend instanceof CoarseGrainedSchedulerBackend
+        && ((CoarseGrainedSchedulerBackend) backend).isExecutorActive(executorId);
+  }
+
+  /** A shuffle block's map output and reduce range; ShuffleBlockId and ShuffleBlockBatchId alike. */
+  static final class ShuffleBlockRange {
+    final int shuffleId;
+    final long mapId;
+    final int startReduceId;
+    final int endReduceId;
+
+    ShuffleBlockRange(int shuffleId, long mapId, int startReduceId, int endReduceId) {
+      this.shuffleId = shuffleId;
+      this.mapId = mapId;
+      this.startReduceId = startReduceId;
+      this.endReduceId = endReduceId;
+    }
+  }
+
+  /** The range a block id names, or null for any other kind of block. */
+  static ShuffleBlockRange shuffleBlockRange(BlockId id) {
+    if (id instanceof ShuffleBlockId) {
+      ShuffleBlockId b = (ShuffleBlockId) id;
+      return new ShuffleBlockRange(b.shuffleId(), b.mapId(), b.reduceId(), b.reduceId() + 1);
+    }
+    if (id instanceof ShuffleBlockBatchId) {
+      ShuffleBlockBatchId b = (ShuffleBlockBatchId) id;
+      return new ShuffleBlockRange(b.shuffleId(), b.mapId(), b.startReduceId(), b.endReduceId());
+    }
+    return null;
+  }
+
+  /** Answers a shuffle block that is not on local disk; see {@link #fallbackAwareResolver}. */
+  interface FallbackBlockSource {
+    ManagedBuffer blockData(BlockId id, IOException localMiss) throws IOException;
+  }
+
+  /**
+   * Spark's own block resolver, except that a shuffle block it cannot find on local disk is asked
+   * of {@code fallback} before Spark's BlockManager would call FallbackStorage.read.
+   *
+   * <p>A dynamic proxy, the one place the plugin uses reflection: the resolver traits return Scala
+   * collections ({@code Seq}), which are {@code scala.collection.Seq} on Spark 3.5 (Scala 2.12) and
+   * {@code scala.collection.immutable.Seq} on Spark 4 (Scala 2.13), so no Java class compiled once
+   * implements them on both lines. The proxy implements whatever interfaces Spark's resolver has
+   * at run time (ShuffleBlockResolver and MigratableResolver, which BlockManager casts to) and
+   * forwards every call but {@code getBlockData} unchanged.
+   */
+  static ShuffleBlockResolver fallbackAwareResolver(ShuffleBlockResolver spark, FallbackBlockSource fallback) {
+    InvocationHandler h = new InvocationHandler() {
+      @Override
+      public Object invoke(Object proxy, Method m, Object[] args) throws Throwable {
+        if ("getBlockData".equals(m.getName()) && args != null && args.length == 2 && args[0] instanceof BlockId) {
+          try {
+            return spark.getBlockData((BlockId) args[0], castOption(args[1]));
+          } catch (Exception e) {
+            // Scala declares no exceptions; an IOException means no local index: the block lives at
+            // the fallback location (the case where Spark's BlockManager would call FallbackStorage.read).
+            if (e instanceof IOException) {
+              return fallback.blockData((BlockId) args[0], (IOException) e);
+            }
+            throw e;
+          }
+        }
+        if (m.getDeclaringClass() == Object.class) {
+          switch (m.getName()) {
+            case "equals":
+              return proxy == args[0];
+            case "hashCode":
+              return System.identityHashCode(proxy);
+            default:
+              return "fallback-aware " + spark;
+          }
+        }
+        try {
+          return m.invoke(spark, args);
+        } catch (InvocationTargetException e) {
+          throw e.getCause();
+        }
+      }
+    };
+    return (ShuffleBlockResolver) Proxy.newProxyInstance(SparkInternals.class.getClassLoader(),
+        new Class<?>[] {ShuffleBlockResolver.class, MigratableResolver.class}, h);
+  }
+
+  @SuppressWarnings("unchecked")
+  private static Option<String[]> castOption(Object o) {
+    return (Option<String[]>) o;
+  }
+
+  /**
+   * The executor id of Spark's fallback location, as a constant so that code and tests without a
+   * running Spark can use it; {@link #forDriver()} checks it against Spark's.
+   */
+  static final String FALLBACK_EXECUTOR_ID = "fallback";
+
+  /** Spark's id for the fallback location ("fallback", "remote", 7337). */
+  static BlockManagerId fallbackLocation() {
+    return FallbackStorage.FALLBACK_BLOCK_MANAGER_ID();
+  }
+
+  /**
+   * An id no executor has, blamed for a fallback read the driver already handled: Spark's
+   * unregisterMapOutput and removeOutputsOnExecutor/Host then find nothing to drop.
+   */
+  static BlockManagerId handledReadFailure() {
+    return BlockManagerId.apply("shuffle-agent-read-failure", "shuffle-agent-read-failure", 7337, Option.empty());
+  }
+
+  /**
+   * Spark's FetchFailedException for a fallback block; created on the task's thread, it marks the
+   * task context as failed by a fetch, whatever wraps it later.
+   */
+  static FetchFailedException fetchFailed(int shuffleId, long mapId, int mapIndex, int reduceId, String message,
+      Throwable cause, boolean blameFallback) {
+    BlockManagerId blamed = blameFallback ? fallbackLocation() : handledReadFailure();
+    return new FetchFailedException(blamed, shuffleId, mapId, mapIndex, reduceId, message, cause);
   }
 
   /** Next-to-last check of the partition count: true when reduce id {@code p} exists in the status. */
