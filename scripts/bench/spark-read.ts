@@ -14,7 +14,8 @@
  *   then SIGKILLs the executor holding most map outputs (its local dirs deleted, as a pod's) and
  *   runs the same action again, in one of three configurations:
  *   (b) agent + plugin + the read path (`spark.shuffle.manager=...AgentShuffleManager`),
- *   (c) agent + plugin without the manager: Spark's stock `FallbackStorage.read`,
+ *   (c) agent + plugin without the manager (`spark.shuffleAgent.repoint.withStockRead=true`):
+ *       Spark's stock `FallbackStorage.read`,
  *   (d) stock Spark without the plugin (the lost outputs are recomputed).
  * The agent writes the copies straight to the store (not through the proxy: the write is not what
  * is measured); Spark (the plugin's verification and every read) goes through the proxy, which
@@ -152,11 +153,13 @@ function confFor(config: Config, store: BenchStore, proxy: string, bucket: strin
     'spark.executor.metrics.pollingInterval': '100ms',
   };
   if (config === 'd') return conf;
-  return {
-    ...conf,
-    ...pluginConf(`s3a://${bucket}/fallback/`),
-    ...(config === 'b' ? { 'spark.shuffle.manager': 'io.github.sparkshuffleagent.AgentShuffleManager', ...READ_CONF } : {}),
-  };
+  const plugin = pluginConf(`s3a://${bucket}/fallback/`);
+  if (config === 'b') return { ...conf, ...plugin, ...READ_CONF };
+  // (c): the plugin without its read path; it re-points only when told that Spark's stock read is
+  // wanted (which fails the job on a copy that cannot be read).
+  const { 'spark.shuffle.manager': manager, ...stock } = plugin;
+  if (manager === undefined) throw new Error('pluginConf() no longer sets spark.shuffle.manager: update (c)');
+  return { ...conf, ...stock, 'spark.shuffleAgent.repoint.withStockRead': 'true' };
 }
 
 interface StageData {
