@@ -1,9 +1,10 @@
 /**
  * The S3 servers bench:spark-read runs against, on loopback: the shared one-node Swift s3api
- * (scripts/swift-s3.sh; Python on the machine's cores) and SeaweedFS's S3 gateway (scripts/
- * seaweedfs.sh builds `weed` once; the bench runs its own server in a temp dir). Plus the
- * store's own GET ceiling: small ranged GETs at a given concurrency, which tells whether the
- * store (rather than what is measured through it) bounds a benchmark.
+ * (scripts/swift-s3.sh; Python on the machine's cores), SeaweedFS's S3 gateway (scripts/
+ * seaweedfs.sh builds `weed` once; the bench runs its own server in a temp dir) and s3rver (npm,
+ * a dev dependency; one Node process, objects as files). Plus the store's own GET ceiling: small
+ * ranged GETs at a given concurrency, which tells whether the store (rather than what is measured
+ * through it) bounds a benchmark.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -17,8 +18,8 @@ import { procStats } from './proc-stats.js';
 
 const run = promisify(execFile);
 
-export type StoreKind = 'swift' | 'seaweedfs';
-export const STORE_KINDS: readonly StoreKind[] = ['swift', 'seaweedfs'];
+export type StoreKind = 'swift' | 'seaweedfs' | 's3rver';
+export const STORE_KINDS: readonly StoreKind[] = ['swift', 'seaweedfs', 's3rver'];
 
 export interface BenchStore {
   kind: StoreKind;
@@ -58,7 +59,9 @@ export async function newBucket(store: BenchStore, hint: string): Promise<string
 }
 
 export async function startStore(kind: StoreKind, root: string, dir: string): Promise<BenchStore> {
-  return kind === 'swift' ? swift(root) : seaweedfs(root, dir);
+  if (kind === 'swift') return swift(root);
+  if (kind === 'seaweedfs') return seaweedfs(root, dir);
+  return s3rver(root, dir);
 }
 
 async function swift(root: string): Promise<BenchStore> {
@@ -136,24 +139,37 @@ async function seaweedfs(root: string, dir: string): Promise<BenchStore> {
     if (p + 10_000 < 65_536 && !ports.includes(p)) ports.push(p);
   }
   const [master, volume, filer, s3] = ports as [number, number, number, number];
-  const child: ChildProcess = spawn(bin, [
+  return childStore('seaweedfs', bin, [
     'server', `-dir=${data}`, '-ip=127.0.0.1', '-ip.bind=127.0.0.1',
     `-master.port=${master}`, `-volume.port=${volume}`, '-master.volumeSizeLimitMB=256', '-volume.max=50',
     '-filer', `-filer.port=${filer}`, '-s3', `-s3.port=${s3}`, `-s3.config=${config}`,
-  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  ], `http://127.0.0.1:${s3}`, credentials, {});
+}
+
+async function s3rver(root: string, dir: string): Promise<BenchStore> {
+  const data = join(dir, 's3rver');
+  await mkdir(data, { recursive: true });
+  const port = await freePort();
+  // --openssl-legacy-provider: s3rver's paged listings use DES (see the platform notes).
+  return childStore('s3rver', process.execPath, ['--openssl-legacy-provider', join(root, 'node_modules', 's3rver', 'bin', 's3rver.js'), '-d', data, '-a', '127.0.0.1', '-p', String(port), '-s'],
+    `http://127.0.0.1:${port}`, { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' }, {});
+}
+
+/** A server run as this process's child; ready once a bucket can be made on it. */
+async function childStore(kind: StoreKind, bin: string, args: string[], endpoint: string, credentials: BenchStore['credentials'], s3a: Record<string, string>): Promise<BenchStore> {
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   const log: string[] = [];
   child.stderr?.on('data', (b: Buffer) => {
     log.push(b.toString());
     if (log.length > 200) log.splice(0, 100);
   });
   const exited = new Promise<number | null>((r) => child.on('exit', r));
-  const endpoint = `http://127.0.0.1:${s3}`;
   const store: BenchStore = {
-    kind: 'seaweedfs',
+    kind,
     endpoint,
     credentials,
-    s3a: {},
-    pids: () => groupMembers(new Set([child.pid as number])).concat(child.pid as number),
+    s3a,
+    pids: () => [...new Set([...groupMembers(new Set([child.pid as number])), child.pid as number])],
     close: async () => {
       if (child.exitCode === null) {
         child.kill('SIGTERM');
@@ -163,17 +179,16 @@ async function seaweedfs(root: string, dir: string): Promise<BenchStore> {
       }
     },
   };
-  // Ready once a bucket can be made (master, volume, filer and gateway all up).
   const deadline = Date.now() + 120_000;
   for (;;) {
-    if (child.exitCode !== null) throw new Error(`weed server exited (${child.exitCode}):\n${log.join('').slice(-3000)}`);
+    if (child.exitCode !== null) throw new Error(`${kind} exited (${child.exitCode}):\n${log.join('').slice(-3000)}`);
     try {
       await newBucket(store, 'ready');
       return store;
     } catch (err) {
       if (Date.now() > deadline) {
         await store.close();
-        throw new Error(`weed server not ready after 120 s:\n${log.join('').slice(-3000)}`, { cause: err });
+        throw new Error(`${kind} not ready after 120 s:\n${log.join('').slice(-3000)}`, { cause: err });
       }
       await new Promise((r) => setTimeout(r, 500));
     }

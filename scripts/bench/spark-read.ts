@@ -320,7 +320,10 @@ function report(results: AppResult[], ceilings: Map<StoreKind, { direct: Ceiling
     if (c) {
       console.log(`\n## ${store}: GET ceiling (ranged GETs of one block, ${c.direct.concurrency} at a time)`);
       for (const [name, x] of [['straight to the store', c.direct], ['through the latency proxy at 0 ms', c.proxied]] as const) {
-        console.log(`- ${name}: ${x.perSecond.toFixed(0)} GET/s, mean ${x.meanMs.toFixed(1)} ms; store CPU ${(x.storeCpuSeconds / x.wallSeconds).toFixed(2)} cores, measuring client ${(x.clientCpuSeconds / x.wallSeconds).toFixed(2)} cores`);
+        // CPU per GET does not depend on what else the machine runs: on an idle machine the store
+        // could serve about (its cores) / (CPU per GET) GETs a second.
+        console.log(`- ${name}: ${x.perSecond.toFixed(0)} GET/s, mean ${x.meanMs.toFixed(1)} ms; store CPU ${(x.storeCpuSeconds / x.wallSeconds).toFixed(2)} cores, `
+          + `${((1000 * x.storeCpuSeconds) / x.requests).toFixed(2)} CPU ms per GET; measuring client ${(x.clientCpuSeconds / x.wallSeconds).toFixed(2)} cores`);
       }
     }
     for (const latency of LATENCIES) {
@@ -381,7 +384,8 @@ async function main(): Promise<void> {
           const direct = await getCeiling(store, store.endpoint, bucket, CEILING_CONCURRENCY, CEILING_REQUESTS, blockBytes);
           const proxied = await getCeiling(store, proxy.endpoint, bucket, CEILING_CONCURRENCY, CEILING_REQUESTS, blockBytes);
           ceilings.set(kind, { direct, proxied });
-          console.log(`${kind} GET ceiling (${blockBytes} B ranges, ${CEILING_CONCURRENCY} at a time): ${direct.perSecond.toFixed(0)} GET/s straight, ${proxied.perSecond.toFixed(0)} GET/s through the proxy`);
+          console.log(`${kind} GET ceiling (${blockBytes} B ranges, ${CEILING_CONCURRENCY} at a time): ${direct.perSecond.toFixed(0)} GET/s straight (${((1000 * direct.storeCpuSeconds) / direct.requests).toFixed(2)} store CPU ms per GET), `
+            + `${proxied.perSecond.toFixed(0)} GET/s through the proxy; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
         } finally {
           await proxy.close();
         }
