@@ -123,10 +123,11 @@ def main():
             doc = json.load(r)
         prefix = "plugin.io.github.sparkshuffleagent.ShuffleAgentPlugin."
         out = {}
-        for section in ("counters", "timers"):
+        for section in ("counters", "timers", "gauges"):
             for name, v in doc.get(section, {}).items():
                 if prefix in name:
-                    out[name.split(prefix, 1)[1]] = v.get("count") if section == "counters" else v
+                    key = name.split(prefix, 1)[1]
+                    out[key] = v.get("count") if section == "counters" else v.get("value") if section == "gauges" else v
         return out
 
     handlers = {"define": define, "action": action, "shuffleId": lambda c: {"shuffleId": shuffle_id(rdds[c["name"]][0])},

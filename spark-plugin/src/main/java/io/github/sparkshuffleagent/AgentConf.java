@@ -1,8 +1,10 @@
 package io.github.sparkshuffleagent;
 
 import java.util.Optional;
+import java.util.function.Function;
 
 import org.apache.spark.SparkConf;
+import org.apache.spark.network.util.JavaUtils;
 
 /**
  * Every configuration key of the plugin, with its default, read in one place. Keys live under
@@ -67,7 +69,7 @@ public final class AgentConf {
   public final boolean repointWithStockRead;
 
   private AgentConf(boolean enabled, Optional<String> fallbackPath, int verifyThreads, long verifyTimeoutMs,
-      long maxIndexBytes, boolean cleanupShuffles, long heartbeatIntervalMs, SparkConf conf) {
+      long maxIndexBytes, boolean cleanupShuffles, long heartbeatIntervalMs, Settings conf) {
     this.enabled = enabled;
     this.fallbackPath = fallbackPath;
     this.verifyThreads = verifyThreads;
@@ -107,8 +109,61 @@ public final class AgentConf {
     }
   }
 
+  /**
+   * The settings as strings, parsed here with Spark's own units ({@code 48m}, {@code 200ms}): the
+   * same answers as SparkConf's getters, and testable without a running Spark.
+   */
+  static final class Settings {
+    private final Function<String, String> raw;
+
+    Settings(Function<String, String> raw) {
+      this.raw = raw;
+    }
+
+    String get(String key, String dflt) {
+      String v = raw.apply(key);
+      return v == null ? dflt : v;
+    }
+
+    int getInt(String key, int dflt) {
+      String v = raw.apply(key);
+      try {
+        return v == null ? dflt : Integer.parseInt(v.trim());
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException(key + " must be an integer, got " + v, e);
+      }
+    }
+
+    boolean getBoolean(String key, boolean dflt) {
+      String v = raw.apply(key);
+      return v == null ? dflt : Boolean.parseBoolean(v.trim());
+    }
+
+    long getTimeAsMs(String key, String dflt) {
+      String v = get(key, dflt);
+      try {
+        return JavaUtils.timeStringAsMs(v);
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException(key + " must be a duration such as 200ms or 60s, got " + v, e);
+      }
+    }
+
+    long getSizeAsBytes(String key, String dflt) {
+      String v = get(key, dflt);
+      try {
+        return JavaUtils.byteStringAsBytes(v);
+      } catch (NumberFormatException e) {
+        throw new IllegalArgumentException(key + " must be a size such as 48m, got " + v, e);
+      }
+    }
+  }
+
   /** Reads and validates the keys; a bad value fails the driver at start with the key named. */
   public static AgentConf from(SparkConf conf) {
+    return from(new Settings(k -> conf.get(k, null)));
+  }
+
+  static AgentConf from(Settings conf) {
     int threads = conf.getInt(VERIFY_THREADS, 32);
     if (threads < 1 || threads > 1024) {
       throw new IllegalArgumentException(VERIFY_THREADS + " must be between 1 and 1024, got " + threads);

@@ -88,8 +88,9 @@ final class AgentDriverPlugin implements DriverPlugin {
   public Object receive(Object message) {
     FailedReadHandler h = failedReads;
     if (h == null) {
-      // Not re-pointing: no output is at the fallback location because of this plugin.
-      return message instanceof String && ((String) message).startsWith(ReadReports.FAILED) ? -1 : null;
+      // Not running: no answer, so a failed read blames the fallback location (Spark then drops
+      // every output there and the job finishes) rather than an id that unregisters nothing.
+      return null;
     }
     return h.receive(message);
   }

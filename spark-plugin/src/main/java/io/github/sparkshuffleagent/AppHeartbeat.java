@@ -27,8 +27,12 @@ import org.slf4j.LoggerFactory;
 final class AppHeartbeat implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(AppHeartbeat.class);
   static final String NAME = "_heartbeat";
-  /** A write in flight when the app stops must land before Spark's own app-end cleanup deletes the prefix. */
-  private static final long CLOSE_WAIT_MS = 10_000;
+  /**
+   * A write in flight when the app stops should land before Spark's own app-end cleanup deletes the
+   * prefix; a store that hangs or refuses (S3A retries a refused PUT for minutes) must not hold the
+   * app's stop longer than this. An interrupted beat costs nothing: gc reads the heartbeat's age.
+   */
+  private static final long CLOSE_WAIT_MS = 2_000;
 
   private final FileSystem fs;
   private final Path base;

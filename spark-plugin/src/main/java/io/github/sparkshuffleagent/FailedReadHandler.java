@@ -65,13 +65,16 @@ final class FailedReadHandler {
     if (!(message instanceof String)) {
       return null;
     }
-    String[] f = ((String) message).split("\t", 4);
+    String text = (String) message;
     try {
-      if (ReadReports.FAILED.equals(f[0]) && f.length == 4) {
-        return readFailed(Integer.parseInt(f[1]), Long.parseLong(f[2]), f[3], System.nanoTime());
-      }
-      if (ReadReports.STATS.equals(f[0]) && f.length == 3) {
-        stats(f[1], ((String) message).split("\t"));
+      if (text.startsWith(ReadReports.FAILED + "\t")) {
+        String[] f = text.split("\t", 4);
+        if (f.length == 4) {
+          return readFailed(Integer.parseInt(f[1]), Long.parseLong(f[2]), f[3], System.nanoTime());
+        }
+      } else if (text.startsWith(ReadReports.STATS + "\t")) {
+        String[] f = text.split("\t");
+        stats(f[1], f);
       }
     } catch (NumberFormatException e) {
       LOG.warn("ignoring a malformed plugin message: {}", message);

@@ -59,10 +59,13 @@ final class FallbackBlock extends ManagedBuffer {
     this.failures = failures;
   }
 
-  /** A block whose read already failed (its index could not be read): fails at the first read. */
+  /**
+   * A block whose read already failed (its index could not be read): fails at the first read. Its
+   * size is 1, not 0: Spark's reader fails a zero-size block itself, blaming the reading executor.
+   */
   static FallbackBlock failed(int shuffleId, long mapId, int startReduceId, int endReduceId, IOException cause,
       ReadFailures failures) {
-    FallbackBlock b = new FallbackBlock(shuffleId, mapId, startReduceId, endReduceId, 0, false, null, null, failures);
+    FallbackBlock b = new FallbackBlock(shuffleId, mapId, startReduceId, endReduceId, 1, false, null, null, failures);
     b.data.completeExceptionally(cause);
     return b;
   }
@@ -183,6 +186,9 @@ final class FallbackBlock extends ManagedBuffer {
     private InputStream in() {
       if (in == null) {
         try {
+          if (!streamed && owner != null) {
+            owner.demand(FallbackBlock.this);
+          }
           in = streamed ? source.open(FallbackBlock.this) : new ByteArrayInputStream(await());
         } catch (IOException e) {
           if (e instanceof InterruptedIOException && Thread.currentThread().isInterrupted()) {

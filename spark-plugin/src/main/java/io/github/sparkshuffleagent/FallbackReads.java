@@ -3,6 +3,7 @@ package io.github.sparkshuffleagent;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
@@ -12,6 +13,7 @@ import java.util.concurrent.TimeUnit;
 
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
+import org.apache.hadoop.fs.StorageStatistics;
 import org.apache.spark.TaskContext;
 import org.apache.spark.network.buffer.ManagedBuffer;
 import org.apache.spark.network.buffer.NioManagedBuffer;
@@ -30,6 +32,7 @@ final class FallbackReads implements FallbackBlock.Source {
   private static final Logger LOG = LoggerFactory.getLogger(FallbackReads.class);
 
   private final AgentConf conf;
+  private final FileSystem fs;
   private final FallbackStore store;
   private final IndexCache indexes;
   private final ExecutorService pool;
@@ -40,6 +43,7 @@ final class FallbackReads implements FallbackBlock.Source {
   FallbackReads(AgentConf conf, FileSystem fs, Path base, String appId, ReadMetrics metrics) {
     this.conf = conf;
     this.metrics = metrics;
+    this.fs = fs;
     ReadRetry retry = new ReadRetry(conf.readRetries, conf.readRetryWaitMs, Thread::sleep, metrics);
     this.store = new FallbackStore(fs, base, appId, retry, conf.maxIndexBytes);
     this.indexes = new IndexCache(conf.readIndexCacheBytes, store::readIndex);
@@ -56,12 +60,22 @@ final class FallbackReads implements FallbackBlock.Source {
    * shuffle block). Never throws for a shuffle block: a store error surfaces when it is read.
    */
   ManagedBuffer blockData(SparkInternals.ShuffleBlockRange id, IOException localMiss) throws IOException {
+    TaskContext tc = TaskContext.get();
+    TaskReads task = tc == null ? null : tasks.computeIfAbsent(tc.taskAttemptId(), k -> startTask(tc, k));
+    if (task != null && task.firstBlockOf(id.shuffleId)) {
+      prefetchIndexes(id);
+    }
     long[] offsets;
     try {
       offsets = indexes.get(id.shuffleId, id.mapId);
       if (id.endReduceId >= offsets.length || id.startReduceId < 0 || id.startReduceId > id.endReduceId) {
         throw new ReadRetry.CorruptCopyException("index of shuffle " + id.shuffleId + " map " + id.mapId + " has "
             + (offsets.length - 1) + " partitions; asked for [" + id.startReduceId + ", " + id.endReduceId + ")");
+      }
+      if (offsets[id.endReduceId] == offsets[id.startReduceId]) {
+        // Spark asks only for blocks its map status says hold data: this copy is not that output.
+        throw new ReadRetry.CorruptCopyException("copy of shuffle " + id.shuffleId + " map " + id.mapId
+            + " has no bytes for reduce partitions [" + id.startReduceId + ", " + id.endReduceId + ")");
       }
     } catch (IOException e) {
       e.addSuppressed(localMiss);
@@ -71,8 +85,7 @@ final class FallbackReads implements FallbackBlock.Source {
     long size = offsets[id.endReduceId] - start;
     metrics.blocks.inc();
     metrics.bytes.inc(size);
-    TaskContext tc = TaskContext.get();
-    if (tc == null) {
+    if (task == null) {
       // Not a task thread (Spark's reader retrying a block through its own block manager): read it now.
       if (size > Integer.MAX_VALUE - 8) {
         throw new IOException("fallback block of shuffle " + id.shuffleId + " map " + id.mapId + " is " + size
@@ -81,7 +94,6 @@ final class FallbackReads implements FallbackBlock.Source {
       return new NioManagedBuffer(ByteBuffer.wrap(store.readRange(id.shuffleId, id.mapId, offsets[offsets.length - 1],
           start, (int) size)));
     }
-    TaskReads task = tasks.computeIfAbsent(tc.taskAttemptId(), k -> startTask(tc, k));
     boolean streamed = size > conf.readMaxBytesInFlight;
     if (streamed) {
       metrics.streamed.inc();
@@ -93,6 +105,37 @@ final class FallbackReads implements FallbackBlock.Source {
     return b;
   }
 
+  /**
+   * Spark asks for a task's fallback blocks one after another and needs each one's size at once;
+   * the index reads behind those sizes are started together here, on the read threads, for every
+   * fallback output of this reduce range (shared with the executor's other tasks by the cache).
+   */
+  private void prefetchIndexes(SparkInternals.ShuffleBlockRange first) {
+    List<Long> mapIds;
+    try {
+      mapIds = SparkInternals.fallbackMapIds(first.shuffleId, first.startReduceId, first.endReduceId);
+    } catch (RuntimeException | LinkageError e) {
+      LOG.debug("no map statuses at hand to read indexes ahead", e);
+      return;
+    }
+    for (long mapId : mapIds) {
+      if (mapId == first.mapId) {
+        continue; // the task thread reads that one itself, now
+      }
+      try {
+        pool.execute(() -> {
+          try {
+            indexes.get(first.shuffleId, mapId);
+          } catch (IOException | RuntimeException e) {
+            // The block's own read asks again and reports the failure where Spark sees it.
+          }
+        });
+      } catch (java.util.concurrent.RejectedExecutionException e) {
+        return;
+      }
+    }
+  }
+
   private TaskReads startTask(TaskContext tc, long taskId) {
     TaskReads t = new TaskReads(conf.readMaxBytesInFlight, conf.readMaxRequestsInFlight, pool);
     tc.addTaskCompletionListener(new TaskCompletionListener() {
@@ -100,12 +143,24 @@ final class FallbackReads implements FallbackBlock.Source {
       public void onTaskCompletion(TaskContext context) {
         tasks.remove(taskId);
         t.close();
-        LOG.info("task {} read {} fallback blocks ({} bytes, at most {} held at once)", taskId, t.blocks(), t.bytes(),
-            t.peakBytesHeld());
+        LOG.info("task {} read {} fallback blocks ({} bytes, at most {} held at once); executor totals: {} blocks, "
+            + "{} store calls{}", taskId, t.blocks(), t.bytes(), t.peakBytesHeld(), metrics.blocks.getCount(),
+            metrics.requests.getCount(), httpRequests());
         ReadReports.taskEnded(metrics);
       }
     });
     return t;
+  }
+
+  /**
+   * The file system's own count of HTTP requests where it keeps one (S3A: every HEAD and GET of the
+   * executor's S3A instance for this bucket), to check requests per block against what the store saw.
+   */
+  private String httpRequests() {
+    StorageStatistics stats = fs.getStorageStatistics();
+    Long heads = stats == null ? null : stats.getLong("action_http_head_request");
+    Long gets = stats == null ? null : stats.getLong("action_http_get_request");
+    return heads == null || gets == null ? "" : " (file system: " + heads + " HEAD, " + gets + " GET requests)";
   }
 
   @Override

@@ -27,8 +27,11 @@ import org.slf4j.LoggerFactory;
 final class ShuffleCleanup implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(ShuffleCleanup.class);
   private static final AtomicReference<ShuffleCleanup> ACTIVE = new AtomicReference<>();
-  /** How long stopping the app waits for deletes already queued; the rest is left to gc. */
-  private static final long CLOSE_WAIT_MS = 10_000;
+  /**
+   * How long stopping the app waits for deletes already queued; the rest is left to gc. Short: a
+   * store that hangs or refuses deletes must not hold the app's stop.
+   */
+  private static final long CLOSE_WAIT_MS = 2_000;
 
   private final FileSystem fs;
   private final IntFunction<Path> shuffleDir;

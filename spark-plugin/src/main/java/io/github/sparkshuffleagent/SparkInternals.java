@@ -175,6 +175,36 @@ final class SparkInternals implements MapOutputRegistry {
     return null;
   }
 
+  /**
+   * The map ids of a shuffle's outputs at the fallback location that hold data for reduce
+   * partitions {@code [start, end)}, from the executor's cached map statuses (the reader fetched
+   * them just before); empty when they are not at hand. Lets an executor read the indexes of a
+   * task's fallback blocks concurrently instead of one after another.
+   */
+  static List<Long> fallbackMapIds(int shuffleId, int start, int end) {
+    List<Long> ids = new ArrayList<>();
+    SparkEnv env = SparkEnv.get();
+    if (env == null) {
+      return ids;
+    }
+    scala.collection.Iterator<scala.Tuple2<BlockManagerId, scala.collection.Seq<scala.Tuple3<BlockId, Object, Object>>>> it =
+        env.mapOutputTracker().getMapSizesByExecutorId(shuffleId, 0, Integer.MAX_VALUE, start, end);
+    while (it.hasNext()) {
+      scala.Tuple2<BlockManagerId, scala.collection.Seq<scala.Tuple3<BlockId, Object, Object>>> byLocation = it.next();
+      if (!FALLBACK_EXECUTOR_ID.equals(byLocation._1().executorId())) {
+        continue;
+      }
+      scala.collection.Iterator<scala.Tuple3<BlockId, Object, Object>> blocks = byLocation._2().iterator();
+      while (blocks.hasNext()) {
+        ShuffleBlockRange r = shuffleBlockRange(blocks.next()._1());
+        if (r != null && (ids.isEmpty() || ids.get(ids.size() - 1) != r.mapId)) {
+          ids.add(r.mapId);
+        }
+      }
+    }
+    return ids;
+  }
+
   /** Answers a shuffle block that is not on local disk; see {@link #fallbackAwareResolver}. */
   interface FallbackBlockSource {
     ManagedBuffer blockData(BlockId id, IOException localMiss) throws IOException;

@@ -25,6 +25,7 @@ final class TaskReads {
   private final ArrayDeque<FallbackBlock> waiting = new ArrayDeque<>();
   /** Every block handed out, to free them all at the task's end. Guarded by {@code this}. */
   private final List<FallbackBlock> all = new ArrayList<>();
+  private final java.util.Set<Integer> shufflesSeen = new java.util.HashSet<>();
   private long bytesHeld;
   private long peakBytesHeld;
   private int requestsInFlight;
@@ -36,6 +37,11 @@ final class TaskReads {
     this.maxBytes = maxBytes;
     this.maxRequests = maxRequests;
     this.pool = pool;
+  }
+
+  /** True the first time a task reads a block of this shuffle. */
+  synchronized boolean firstBlockOf(int shuffleId) {
+    return shufflesSeen.add(shuffleId);
   }
 
   /** Registers a block in consumption order; fetches it ahead unless it is streamed. */
@@ -59,23 +65,38 @@ final class TaskReads {
         return;
       }
       waiting.poll();
-      next.markStarted();
-      bytesHeld += next.size();
-      peakBytesHeld = Math.max(peakBytesHeld, bytesHeld);
-      requestsInFlight++;
-      try {
-        pool.execute(() -> {
-          try {
-            next.fetch();
-          } finally {
-            fetched();
-          }
-        });
-      } catch (RejectedExecutionException e) {
-        // The executor is stopping: the block fails when read, like any store error.
-        requestsInFlight--;
-        next.fail(new java.io.IOException("the executor's read threads are stopped"));
-      }
+      start(next);
+    }
+  }
+
+  /**
+   * The reader waits for this block: start it now if it has not started, whatever the budget
+   * says. Spark closes each block's stream when it has read it, which frees the budget; should a
+   * stream stay open, the reader still never waits for a block nobody fetches.
+   */
+  synchronized void demand(FallbackBlock b) {
+    if (!closed && waiting.remove(b)) {
+      start(b);
+    }
+  }
+
+  private void start(FallbackBlock next) {
+    next.markStarted();
+    bytesHeld += next.size();
+    peakBytesHeld = Math.max(peakBytesHeld, bytesHeld);
+    requestsInFlight++;
+    try {
+      pool.execute(() -> {
+        try {
+          next.fetch();
+        } finally {
+          fetched();
+        }
+      });
+    } catch (RejectedExecutionException e) {
+      // The executor is stopping: the block fails when read, like any store error.
+      requestsInFlight--;
+      next.fail(new java.io.IOException("the executor's read threads are stopped"));
     }
   }
 
