@@ -17,6 +17,10 @@ DEST="$ROOT/.cache/seaweedfs-$VERSION"
 BIN="$DEST/weed"
 
 log() { echo "seaweedfs: $*" >&2; }
+
+# The build directory, removed on exit (global: the EXIT trap runs after install() returned).
+work=""
+trap '[ -z "$work" ] || rm -rf "$work"' EXIT
 fail() {
   log "cannot install weed $VERSION: $*"
   exit 1
@@ -28,9 +32,7 @@ install() {
     return 0
   fi
   command -v go >/dev/null || fail "no Go toolchain on PATH (apt-get install golang, or Go from go.dev)"
-  local work
   work="$(mktemp -d /tmp/seaweedfs-build.XXXXXX)"
-  trap 'rm -rf "$work"' EXIT
   log "downloading $MODULE@$VERSION from the Go module proxy"
   local dir
   dir="$(go mod download -json "$MODULE@$VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')" ||
