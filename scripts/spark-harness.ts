@@ -116,15 +116,18 @@ export interface DriverOptions {
 
 export class SparkDriver {
   readonly appId: string;
+  /** The driver's web UI (and REST API, under /api/v1), e.g. `http://127.0.0.1:4040`. */
+  readonly ui: string;
   readonly stderr: string[];
   private readonly child: ChildProcess;
   private readonly answers: Answer[];
   private waiting: ((a: Answer) => void) | undefined;
   private readonly exited: Promise<number | null>;
 
-  private constructor(child: ChildProcess, appId: string, answers: Answer[], stderr: string[], exited: Promise<number | null>) {
+  private constructor(child: ChildProcess, appId: string, ui: string, answers: Answer[], stderr: string[], exited: Promise<number | null>) {
     this.child = child;
     this.appId = appId;
+    this.ui = ui;
     this.answers = answers;
     this.stderr = stderr;
     this.exited = exited;
@@ -181,7 +184,7 @@ export class SparkDriver {
       onAnswer = resolve;
       void exited.then((code) => reject(new Error(`spark driver exited (${code}) before starting:\n${stderr.slice(-40).join('\n')}`)));
     });
-    const driver = new SparkDriver(child, String(first.appId), answers, stderr, exited);
+    const driver = new SparkDriver(child, String(first.appId), String(first.ui), answers, stderr, exited);
     onAnswer = (a) => driver.deliver(a);
     return driver;
   }
@@ -331,10 +334,20 @@ export async function waitForExit(pid: number, timeoutMs = 5_000): Promise<void>
 /** The built agent CLI (benchmarks; the tests use test/support/agent-process.ts). */
 export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'bin.cjs');
 
-/** The built agent CLI on the executors' local dirs; resolves once its first scan is done. */
-export async function startAgentCli(local: string, store: string, appId: string): Promise<{ child: ChildProcess; url: string }> {
+/**
+ * The built agent CLI on the executors' local dirs; resolves once its first scan is done.
+ * `store` is a directory (a file:// store) or a store URL (`s3://bucket/prefix`, with the S3
+ * flags in `extra.args` and credentials in `extra.env`).
+ */
+export async function startAgentCli(
+  local: string,
+  store: string,
+  appId: string,
+  extra: { args?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(process.execPath, [AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
-    '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId, '--store', `file://${store}`, '--rescan-interval', '5'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId, '--store', store.includes('://') ? store : `file://${store}`,
+    '--rescan-interval', '5', ...(extra.args ?? [])], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extra.env } });
   let port = 0;
   await new Promise<void>((resolveReady, reject) => {
     child.on('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));

@@ -2,7 +2,9 @@
  * A small HTTP proxy between a client and an S3 server that injects faults on chosen requests:
  * connection resets (before the request reaches the server, or after the server handled it and
  * before the client hears back), stalls (no answer at all), 500 and 503 SlowDown answers, and a
- * flipped byte in the request body. A `plan` function decides per request.
+ * flipped byte in the request body. A `plan` function decides per request (and sees every
+ * request, so a caller can count them). `delayMs` holds back every forwarded answer by that
+ * long, as a remote store's first byte would (bench:spark-read uses it as its latency proxy).
  */
 import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -25,6 +27,8 @@ export class FaultProxy {
   readonly injected: Record<Fault, number> = { reset: 0, 'reset-after-upstream': 0, stall: 0, 'error-500': 0, 'slowdown-503': 0, 'corrupt-body': 0 };
   forwarded = 0;
   plan: FaultPlan;
+  /** Milliseconds each forwarded answer waits before its status line reaches the client. */
+  delayMs = 0;
   private n = 0;
   private readonly sockets = new Set<Socket>();
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 32 });
@@ -109,8 +113,12 @@ export class FaultProxy {
           return;
         }
         this.forwarded++;
-        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-        upstreamRes.pipe(res);
+        const send = (): void => {
+          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+          upstreamRes.pipe(res);
+        };
+        if (this.delayMs > 0) setTimeout(send, this.delayMs);
+        else send();
       },
     );
     upstreamReq.on('error', () => req.socket.destroy());
