@@ -337,17 +337,21 @@ export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'bin.cjs');
 /**
  * The built agent CLI on the executors' local dirs; resolves once its first scan is done.
  * `store` is a directory (a file:// store) or a store URL (`s3://bucket/prefix`, with the S3
- * flags in `extra.args` and credentials in `extra.env`).
+ * flags in `extra.args` and credentials in `extra.env`). `extra.agentDefaults` keeps the agent's
+ * own rescan interval (what users run) instead of the 5 s that makes tests quick; `nodeArgs`
+ * (e.g. `--cpu-prof`) go to Node, and `nice` > 0 runs the agent under `nice -n`.
  */
 export async function startAgentCli(
   local: string,
   store: string,
   appId: string,
-  extra: { args?: string[]; env?: NodeJS.ProcessEnv } = {},
+  extra: { args?: string[]; env?: NodeJS.ProcessEnv; agentDefaults?: boolean; nodeArgs?: string[]; nice?: number } = {},
 ): Promise<{ child: ChildProcess; url: string }> {
-  const child = spawn(process.execPath, [AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
+  const args = [...(extra.nodeArgs ?? []), AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
     '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId, '--store', store.includes('://') ? store : `file://${store}`,
-    '--rescan-interval', '5', ...(extra.args ?? [])], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extra.env } });
+    ...(extra.agentDefaults ? [] : ['--rescan-interval', '5']), ...(extra.args ?? [])];
+  const [cmd, argv] = (extra.nice ?? 0) > 0 ? ['nice', ['-n', String(extra.nice), process.execPath, ...args]] : [process.execPath, args];
+  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extra.env } });
   let port = 0;
   await new Promise<void>((resolveReady, reject) => {
     child.on('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));

@@ -26,18 +26,16 @@
  * `plugin-only` runs the plugin's settings without an agent (what the settings alone cost).
  * `--agent-nice N` starts the agent under `nice -n N` (CPU priority below Spark's).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { execFile } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../agent/store/s3/s3-store.js';
-import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SPARK_LINES, SparkDriver, type SparkLine } from '../spark-harness.js';
+import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SPARK_LINES, SparkDriver, startAgentCli, type SparkLine } from '../spark-harness.js';
 import { procStats, treeCpuSeconds } from './proc-stats.js';
 import { flag } from './args.js';
 
@@ -126,36 +124,17 @@ async function shuffleDataBytes(dir: string): Promise<number> {
   return sum;
 }
 
-interface Agent {
-  child: ChildProcess;
-  url: string;
-}
+type Agent = Awaited<ReturnType<typeof startAgentCli>>;
 
 /** The built agent CLI, its defaults, writing to Swift; resolves once its first scan is done. */
-async function startAgent(local: string, endpoint: string, prefix: string, appId: string): Promise<Agent> {
-  const args = [...AGENT_NODE_ARGS, AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
-    '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId,
-    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', ...AGENT_ARGS];
-  const [cmd, argv] = AGENT_NICE > 0 ? ['nice', ['-n', String(AGENT_NICE), process.execPath, ...args]] : [process.execPath, args];
-  const child = spawn(cmd, argv, {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+function startAgent(local: string, endpoint: string, prefix: string, appId: string): Promise<Agent> {
+  return startAgentCli(local, `s3://${BUCKET}/${prefix}`, appId, {
+    args: ['--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', ...AGENT_ARGS],
+    env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
+    agentDefaults: true,
+    nodeArgs: AGENT_NODE_ARGS,
+    nice: AGENT_NICE,
   });
-  let port = 0;
-  await new Promise<void>((resolveReady, reject) => {
-    child.on('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let l: { msg?: string; http?: { port?: number } };
-      try {
-        l = JSON.parse(text) as typeof l;
-      } catch {
-        return; // not a log line
-      }
-      if (l.msg === 'http listening') port = l.http?.port ?? 0;
-      if (l.msg === 'initial scan done') resolveReady();
-    });
-  });
-  return { child, url: `http://127.0.0.1:${port}` };
 }
 
 interface Status {
