@@ -257,9 +257,29 @@ export class SparkDriver {
       if (!args.some((a) => a.endsWith('CoarseGrainedExecutorBackend'))) continue;
       const app = args[args.indexOf('--app-id') + 1];
       const id = args[args.indexOf('--executor-id') + 1];
-      if (app === this.appId && id !== undefined) out.set(id, Number(d));
+      // Two local-cluster drivers started in the same second (test files run in parallel) give
+      // their apps the same id (app-<time>-0000): only executors this driver's process tree
+      // started are its own.
+      if (app === this.appId && id !== undefined && this.isDescendant(Number(d))) out.set(id, Number(d));
     }
     return out;
+  }
+
+  /** Whether `pid` descends from this driver's process (the executor JVMs do, through its JVM). */
+  private isDescendant(pid: number): boolean {
+    const root = this.child.pid;
+    for (let p = pid, hops = 0; p > 1 && hops < 16; hops++) {
+      let stat: string;
+      try {
+        stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      } catch {
+        return false; // exited meanwhile
+      }
+      // "pid (comm) state ppid ...": comm may hold spaces and parentheses, so read after the last ')'.
+      p = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (p === root) return true;
+    }
+    return false;
   }
 
   /** The java binaries this app's executor JVMs run (resolved /proc/<pid>/exe). */
