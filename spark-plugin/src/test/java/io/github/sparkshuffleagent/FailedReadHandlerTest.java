@@ -14,8 +14,6 @@ import java.util.Map;
 
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileSystem;
-import org.apache.spark.scheduler.MapStatus;
-import org.apache.spark.storage.BlockManagerId;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -28,37 +26,6 @@ import org.junit.jupiter.api.io.TempDir;
 class FailedReadHandlerTest {
   private static final String APP = "app-20261206000000-0001";
   private static final String FALLBACK = SparkInternals.FALLBACK_EXECUTOR_ID;
-
-  /** A map status with exact sizes (Spark's own need a running Spark). */
-  private static final class Sizes implements MapStatus {
-    private final long mapId;
-    private final long[] sizes;
-
-    Sizes(long mapId, long[] sizes) {
-      this.mapId = mapId;
-      this.sizes = sizes;
-    }
-
-    @Override
-    public BlockManagerId location() {
-      return null;
-    }
-
-    @Override
-    public void updateLocation(BlockManagerId id) {
-      throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public long getSizeForBlock(int reduceId) {
-      return sizes[reduceId];
-    }
-
-    @Override
-    public long mapId() {
-      return mapId;
-    }
-  }
 
   /** Where each output is registered: executor id, or absent once unregistered. */
   private final Map<MapOutputRef, String> at = new HashMap<>();
@@ -115,7 +82,7 @@ class FailedReadHandlerTest {
     recovery = new LostExecutorRecovery(registry, verifier, AgentConf.from(new AgentConf.Settings(k -> null)), new RecoveryMetrics());
     handler = new FailedReadHandler(registry, recovery);
     for (int i = 0; i < 3; i++) {
-      MapOutputRef o = new MapOutputRef(0, i, 100 + i, null, new Sizes(100 + i, new long[] {10, 20}));
+      MapOutputRef o = new MapOutputRef(0, i, 100 + i, null, new ExactSizeStatus(100 + i, new long[] {10, 20}));
       outputs.add(o);
       at.put(o, FALLBACK);
       store(o);

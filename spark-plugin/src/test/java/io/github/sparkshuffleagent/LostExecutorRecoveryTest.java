@@ -23,8 +23,6 @@ import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.FilterFileSystem;
 import org.apache.hadoop.fs.Path;
-import org.apache.spark.scheduler.MapStatus;
-import org.apache.spark.storage.BlockManagerId;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -38,37 +36,6 @@ import org.junit.jupiter.api.io.TempDir;
 class LostExecutorRecoveryTest {
   private static final String APP = "app-20261206000000-0000";
   private static final String LOST = "3";
-
-  /** A map status with exact sizes (Spark's own need a running Spark; recovery only asks for sizes). */
-  private static final class Sizes implements MapStatus {
-    private final long mapId;
-    private final long[] sizes;
-
-    Sizes(long mapId, long... sizes) {
-      this.mapId = mapId;
-      this.sizes = sizes;
-    }
-
-    @Override
-    public BlockManagerId location() {
-      return null;
-    }
-
-    @Override
-    public void updateLocation(BlockManagerId id) {
-      throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public long getSizeForBlock(int reduceId) {
-      return sizes[reduceId];
-    }
-
-    @Override
-    public long mapId() {
-      return mapId;
-    }
-  }
 
   /** The tracker, reduced to what recovery asks of it; it acts only on the status it still holds. */
   private static class FakeRegistry implements MapOutputRegistry {
@@ -187,7 +154,7 @@ class LostExecutorRecoveryTest {
   }
 
   private static MapOutputRef output(int mapIndex, long mapId, long... sizes) {
-    return new MapOutputRef(0, mapIndex, mapId, null, new Sizes(mapId, sizes));
+    return new MapOutputRef(0, mapIndex, mapId, null, new ExactSizeStatus(mapId, sizes));
   }
 
   /** Stores the copy the agent would have written: Spark's index and data, in FallbackStorage's layout. */

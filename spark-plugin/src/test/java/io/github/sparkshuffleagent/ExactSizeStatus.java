@@ -1,0 +1,38 @@
+package io.github.sparkshuffleagent;
+
+import org.apache.spark.scheduler.MapStatus;
+import org.apache.spark.storage.BlockManagerId;
+
+/**
+ * A map status with exact sizes, for tests of driver-side pieces that only ask a status for its
+ * sizes (Spark's own statuses need a running Spark).
+ */
+final class ExactSizeStatus implements MapStatus {
+  private final long mapId;
+  private final long[] sizes;
+
+  ExactSizeStatus(long mapId, long... sizes) {
+    this.mapId = mapId;
+    this.sizes = sizes;
+  }
+
+  @Override
+  public BlockManagerId location() {
+    return null;
+  }
+
+  @Override
+  public void updateLocation(BlockManagerId id) {
+    throw new UnsupportedOperationException();
+  }
+
+  @Override
+  public long getSizeForBlock(int reduceId) {
+    return sizes[reduceId];
+  }
+
+  @Override
+  public long mapId() {
+    return mapId;
+  }
+}
