@@ -5,8 +5,9 @@
  * the S3A jars are made by scripts/setup-test-env.sh (which `npm test` runs first).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -133,7 +134,26 @@ export class SparkDriver {
     this.exited = exited;
   }
 
+  /**
+   * Starts a driver whose app id no other live driver on this machine has. local-cluster's
+   * master names an app `app-<yyyyMMddHHmmss>-0000`, so two drivers started in the same second
+   * (test files run in parallel) get the same id, and their executors share the worker's
+   * `SPARK_HOME/work/<appId>/<executorId>` directory. A driver that loses the claim is stopped
+   * and started again (in a later second).
+   */
   static async start(line: SparkLine, opts: DriverOptions): Promise<SparkDriver> {
+    for (let attempt = 1; ; attempt++) {
+      const driver = await SparkDriver.startOnce(line, opts);
+      if (claimAppId(driver.appId, driver.pid)) {
+        void driver.exited.then(() => releaseAppId(driver.appId, driver.pid));
+        return driver;
+      }
+      await driver.stop();
+      if (attempt === 3) throw new Error(`app id ${driver.appId} is held by another live driver three times in a row`);
+    }
+  }
+
+  private static async startOnce(line: SparkLine, opts: DriverOptions): Promise<SparkDriver> {
     const n = opts.executors ?? 2;
     const mem = opts.executorMemoryMb ?? 512;
     const cp = [PLUGIN_JAR, TEST_LISTENER_JAR, ...(opts.jars ?? [])].join(':');
@@ -321,6 +341,45 @@ export class SparkDriver {
       await this.exited;
       clearTimeout(timer);
     }
+  }
+}
+
+/** Where drivers claim their app ids: one file per live app, holding the driver's pid. */
+const APP_IDS = join(tmpdir(), 'spark-harness-app-ids');
+
+/** Claims `appId` for the driver `pid`; false when another live driver holds it. */
+function claimAppId(appId: string, pid: number): boolean {
+  mkdirSync(APP_IDS, { recursive: true });
+  const file = join(APP_IDS, appId);
+  for (let tries = 0; tries < 2; tries++) {
+    try {
+      writeFileSync(file, String(pid), { flag: 'wx' });
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
+    const holder = Number(readFileSync(file, 'utf8'));
+    if (holder > 0 && isAlive(holder)) return false;
+    rmSync(file, { force: true }); // left by a driver that died without releasing it
+  }
+  return false;
+}
+
+function releaseAppId(appId: string, pid: number): void {
+  const file = join(APP_IDS, appId);
+  try {
+    if (Number(readFileSync(file, 'utf8')) === pid) rmSync(file, { force: true });
+  } catch {
+    // already gone
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
