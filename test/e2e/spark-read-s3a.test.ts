@@ -93,13 +93,34 @@ describe.each(SPARK_LINES)('Spark $version over s3a:// through a fault proxy: th
 
     const read = await pluginCounters(driver);
     let gets = 0;
-    proxy.plan = (r) => (r.method === 'GET' && ++gets % 3 === 0 ? 'slowdown-503' : undefined);
+    // The byte ranges each data object was asked for (answered GETs only: a refused one is asked
+    // again); a GET without a closed range counts as [-1, ∞).
+    const ranges = new Map<string, Array<[number, number]>>();
+    proxy.plan = (r) => {
+      if (r.method !== 'GET') return undefined;
+      if (++gets % 3 === 0) return 'slowdown-503';
+      if (r.url.split('?')[0]!.endsWith('.data')) {
+        const m = /^bytes=(\d+)-(\d+)$/.exec(r.range ?? '');
+        ranges.set(r.url, [...(ranges.get(r.url) ?? []), m ? [Number(m[1]), Number(m[2])] : [-1, Infinity]]);
+      }
+      return undefined;
+    };
     try {
       expect(await driver.ok({ cmd: 'action', name: 'throttled' })).toMatchObject({ correct: true, mapPartitionsComputed: MAPS });
     } finally {
       proxy.plan = () => undefined;
     }
     expect(proxy.injected['slowdown-503']).toBeGreaterThan(0);
+    // One request per block asks for exactly that block: no readahead past it (S3A's default
+    // readahead would ask every GET for 64 KiB or the object's rest, overlapping the next blocks).
+    expect(ranges.size).toBeGreaterThan(0);
+    for (const [url, rs] of ranges) {
+      const distinct = [...new Map(rs.map(([a, b]) => [`${a}-${b}`, [a, b] as const])).values()].sort((x, y) => x[0] - y[0]);
+      expect(distinct[0]![0], `${url}: a GET without a closed range`).toBeGreaterThanOrEqual(0);
+      for (let i = 1; i < distinct.length; i++) {
+        expect(distinct[i]![0], `${url}: ranges ${JSON.stringify(distinct)} overlap`).toBeGreaterThan(distinct[i - 1]![1]);
+      }
+    }
     const after = await driver.counts();
     expect(computed(after, before)).toEqual([]);
     expect(after.fetchFailures).toBe(before.fetchFailures);

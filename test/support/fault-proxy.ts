@@ -19,6 +19,8 @@ export interface ProxiedRequest {
   url: string;
   /** True for requests that carry an object body (PutObject, UploadPart). */
   hasBody: boolean;
+  /** The request's Range header (`bytes=first-last`), if any. */
+  range?: string;
 }
 
 export type FaultPlan = (req: ProxiedRequest) => Fault | undefined;
@@ -73,6 +75,7 @@ export class FaultProxy {
       method: req.method ?? 'GET',
       url: req.url ?? '/',
       hasBody: req.method === 'PUT' && Number(req.headers['content-length'] ?? 0) > 0 && !('x-amz-copy-source' in req.headers),
+      ...(req.headers.range !== undefined ? { range: req.headers.range } : {}),
     };
     const fault = this.plan(info);
     if (fault) this.injected[fault]++;

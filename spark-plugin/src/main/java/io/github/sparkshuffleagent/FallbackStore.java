@@ -90,10 +90,27 @@ final class FallbackStore {
     return retry.run("read " + p, () -> {
       byte[] buf = new byte[len];
       try (FSDataInputStream in = open(p, dataLen, "random")) {
+        noReadahead(in);
         in.readFully(start, buf, 0, len);
       }
       return buf;
     });
+  }
+
+  /**
+   * Asks for exactly the bytes read. S3A's random-access GET otherwise covers at least its
+   * readahead range ({@code fs.s3a.readahead.range}, 64 KiB by default) and drains the rest when
+   * the stream closes: ten times a typical block's bytes through the store, the network and the
+   * SDK's stream wrappers, which profiling showed as most of the executor's CPU per block.
+   */
+  private static void noReadahead(FSDataInputStream in) {
+    try {
+      in.setReadahead(0L);
+    } catch (UnsupportedOperationException e) {
+      // A file system without readahead reads what it is asked.
+    } catch (IOException e) {
+      // Never thrown by S3A's setReadahead; a file system that fails here reads as before.
+    }
   }
 
   /**
