@@ -11,7 +11,7 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
-import { SparkLikeExecutor } from './spark-writer.js';
+import { SparkLikeExecutor } from '../test/kit/spark-writer.js';
 import { FileStore } from '../agent/store/file-store.js';
 import { fallbackKey } from '../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../agent/spark/file-names.js';

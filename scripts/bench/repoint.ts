@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { s3aJars, SPARK_LINES, sparkHome, type SparkLine } from '../spark-harness.js';
+import { s3aJars, SPARK_LINES, sparkHome, type SparkLine } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
 
 const args = process.argv.slice(2);

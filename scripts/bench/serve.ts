@@ -27,7 +27,7 @@ import { promisify } from 'node:util';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import { frameMessage } from '../../agent/serve/grpc-wire.js';
 import { loadProto, SERVICE_PATH, type Chunk } from '../../agent/serve/proto.js';
-import { javaClientCommand } from '../../test/support/java-client.js';
+import { javaClientCommand } from '../../test/kit/java-client.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 

@@ -20,7 +20,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pluginConf, SPARK_LINES, SparkDriver, startAgentCli, waitForExit, waitPersisted, type SparkLine } from '../spark-harness.js';
+import { pluginConf, SPARK_LINES, SparkDriver, startAgentCli, waitForExit, waitPersisted, type SparkLine } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
 
 const ROUNDS = Number(flag('rounds', '2'));

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
-import { SparkLikeExecutor } from '../spark-writer.js';
+import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
 import { percentile, procStats } from './proc-stats.js';
 import { flag } from './args.js';
 

@@ -14,9 +14,9 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess, CLI } from '../support/agent-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
+import { AgentProcess, CLI } from '../kit/agent-process.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import { frameMessage } from '../../agent/serve/grpc-wire.js';
 

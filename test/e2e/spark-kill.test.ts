@@ -6,7 +6,7 @@
 import { readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { javaRuntime, SPARK_LINES, type JavaMajor, type SparkLine } from '../support/spark.js';
+import { javaRuntime, SPARK_LINES, type JavaMajor, type SparkLine } from '../kit/spark-harness.js';
 import { busiest, computeAndStore, localShuffleFiles, MAPS, SHUFFLE, SPARK_TEST_TIMEOUT, startRun, stopRuns, storedFiles, waitForFile, type Run } from '../support/spark-run.js';
 
 const T = SPARK_TEST_TIMEOUT;

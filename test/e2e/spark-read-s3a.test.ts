@@ -12,13 +12,13 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess } from '../support/agent-process.js';
-import { FaultProxy } from '../support/fault-proxy.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { FaultProxy } from '../kit/fault-proxy.js';
 import { busiestOf, computed, countersWhen, currentOutputs, killAndRepoint, labels, pluginCounters } from '../support/map-outputs.js';
-import { createBucket, swiftS3, type S3Server } from '../support/s3-servers.js';
-import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../support/spark.js';
+import { createBucket, swiftS3, type S3Server } from '../kit/s3-servers.js';
+import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../kit/spark-harness.js';
 import { MAPS, SHUFFLE, SPARK_TEST_TIMEOUT } from '../support/spark-run.js';
-import { tempDir } from '../support/temp-dir.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 const T = SPARK_TEST_TIMEOUT;
 

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/grpc-fixtures.js';
 import { differingPartitions, interopFixture, type InteropFixture } from '../support/interop-fixture.js';
-import { javaClient, javaClientCommand } from '../support/java-client.js';
+import { javaClient, javaClientCommand } from '../kit/java-client.js';
 
 const APP = 'spark-java';
 /** Each call starts a JVM (about 1 s; more on a busy machine). */

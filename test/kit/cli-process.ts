@@ -1,9 +1,10 @@
 /** The built CLI as a child process: real signals, parsed JSON log lines, exit status. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { AGENT_CLI } from './repo-root.js';
 
-export const CLI = fileURLToPath(new URL('../../dist/agent/bin.cjs', import.meta.url));
+/** The built CLI this module runs. */
+export const CLI = AGENT_CLI;
 
 export type LogLine = Record<string, unknown> & { msg?: string; level?: string };
 

@@ -9,14 +9,12 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ROOT } from './repo-root.js';
 
 const run = promisify(execFile);
 
-/** The repository root, from test/support or from its build under dist/. */
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)).replace(/\/dist\/?$/, ''));
 const PROTO_DIR = join(ROOT, 'proto');
 const PROTO = join(PROTO_DIR, 'shuffle_agent.proto');
 const SOURCE = join(ROOT, 'test', 'support', 'java', 'ShuffleAgentJavaClient.java');

@@ -1,5 +1,5 @@
 /**
- * Real Spark for the tests and bench:spark-kill: a pyspark driver (test/support/spark_driver.py)
+ * Real Spark for the tests and bench:spark-kill: a pyspark driver (test/kit/spark_driver.py)
  * in `local-cluster` mode, whose executors are separate JVMs a test can SIGKILL, with the plugin
  * jar on the driver's and executors' class paths. The pinned pyspark venvs, the plugin jars and
  * the S3A jars are made by scripts/setup-test-env.sh (which `npm test` runs first).
@@ -8,21 +8,10 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { AGENT_CLI, ROOT } from './repo-root.js';
 
-/** The repository root: this module runs from source (vitest) and compiled (dist/scripts). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
-
-const ROOT = repoRoot();
+export { AGENT_CLI };
 export const CACHE = join(ROOT, '.cache');
 
 export interface SparkLine {
@@ -66,7 +55,7 @@ export function javaRuntime(major: JavaMajor): { home: string; javaHome: string 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 export const PLUGIN_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}.jar`);
 export const TEST_LISTENER_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}-tests.jar`);
-const DRIVER = join(ROOT, 'test/support/spark_driver.py');
+const DRIVER = join(ROOT, 'test/kit/spark_driver.py');
 
 export function venv(line: SparkLine): string {
   return join(CACHE, `pyspark-${line.version}`);
@@ -350,9 +339,6 @@ export async function waitForExit(pid: number, timeoutMs = 5_000): Promise<void>
   }
   throw new Error(`process ${pid} did not exit within ${timeoutMs} ms`);
 }
-
-/** The built agent CLI (benchmarks; the tests use test/support/agent-process.ts). */
-export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'bin.cjs');
 
 /**
  * The built agent CLI on the executors' local dirs; resolves once its first scan is done.

@@ -5,10 +5,10 @@
  */
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AgentProcess } from './agent-process.js';
-import { until } from './events.js';
-import { pluginConf, SparkDriver, type SparkLine } from './spark.js';
-import { tempDir } from './temp-dir.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { until } from '../kit/wait.js';
+import { pluginConf, SparkDriver, type SparkLine } from '../kit/spark-harness.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 export interface Run {
   dir: string;
