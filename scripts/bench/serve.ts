@@ -365,7 +365,7 @@ async function main(): Promise<void> {
     }
 
     if (!SKIP_PYTHON && wanted('whole file, Python grpcio')) {
-      const script = join(ROOT, 'test', 'support', 'python_grpc_client.py');
+      const script = join(ROOT, 'test', 'kit', 'python_grpc_client.py');
       try {
         const pm = await measure(agentPids, async () => {
           const { stdout } = await run('/usr/bin/python3', [script, 'bench', target, APP, '0', '0', '0', String(PARTS), '3'], { maxBuffer: 1 << 20 });

@@ -1,7 +1,7 @@
 /**
  * Issue 16, point 3, on S3 as users run it: the agent writes to OpenStack Swift's s3api, Spark
  * (with the plugin and its read path) reaches the same store through S3A and a fault proxy
- * (test/support/fault-proxy.ts). After an executor is SIGKILLed and its outputs re-pointed, the
+ * (test/kit/fault-proxy.ts). After an executor is SIGKILLed and its outputs re-pointed, the
  * store throttles (503 SlowDown on a third of the GETs: the reads are retried, nothing is
  * recomputed) and then goes away (the proxy closes: the job still finishes, recomputing exactly
  * the lost executor's outputs). Both Spark lines: 3.5.8 with hadoop-aws 3.3.4 (AWS SDK v1),

@@ -1,6 +1,6 @@
 /**
  * Interop: grpc-java (Debian's libgrpc-java over Netty, stubs generated from proto/ at test time,
- * see test/support/java-client.ts) fetches partitions from the Node server; bytes compared here.
+ * see test/kit/java-client.ts) fetches partitions from the Node server; bytes compared here.
  * Spark executors are JVMs, so this is the client that matters. Without the Java toolchain the test
  * fails (it must not pass by skipping) with the apt packages to install.
  */

@@ -1,6 +1,6 @@
 /**
  * The grpc-java client of the interop test and the serve benchmark
- * (test/support/java/ShuffleAgentJavaClient.java), built from Debian's packages: stubs generated
+ * (test/kit/java/ShuffleAgentJavaClient.java), built from Debian's packages: stubs generated
  * from proto/ with protoc and grpc_java_plugin, compiled with javac once into a cache directory
  * keyed by the proto, the source and the classpath (protoc + javac take seconds; repeated runs and
  * the benchmark reuse it), then run with `java`. Missing packages are an error that names them.
@@ -17,7 +17,7 @@ const run = promisify(execFile);
 
 const PROTO_DIR = join(ROOT, 'proto');
 const PROTO = join(PROTO_DIR, 'shuffle_agent.proto');
-const SOURCE = join(ROOT, 'test', 'support', 'java', 'ShuffleAgentJavaClient.java');
+const SOURCE = join(ROOT, 'test', 'kit', 'java', 'ShuffleAgentJavaClient.java');
 const MAIN_CLASS = 'ShuffleAgentJavaClient';
 const JARS_DIR = '/usr/share/java';
 const GRPC_JAVA_PLUGIN = '/usr/bin/grpc_java_plugin';
