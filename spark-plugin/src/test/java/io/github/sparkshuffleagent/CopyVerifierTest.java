@@ -38,12 +38,12 @@ class CopyVerifierTest {
 
   /** Spark's own status for fewer than 2000 reducers (one encoded size per partition). */
   private static MapOutputRef ref(long mapId, long... sizes) {
-    return new MapOutputRef(0, 0, mapId, null, new CompressedMapStatus(null, sizes, mapId));
+    return new MapOutputRef(0, 0, mapId, SparkInternals.reportedSizes(new CompressedMapStatus(null, sizes, mapId)), null);
   }
 
   /** What Spark reports for 2000 reducers and more (empties, huge blocks, one mean for the rest). */
   private static MapOutputRef highlyCompressed(long mapId, long... sizes) {
-    return new MapOutputRef(0, 0, mapId, null, new LikeHighlyCompressed(mapId, sizes));
+    return new MapOutputRef(0, 0, mapId, SparkInternals.reportedSizes(new LikeHighlyCompressed(mapId, sizes)), null);
   }
 
   /**
@@ -192,7 +192,7 @@ class CopyVerifierTest {
   @Test
   void aCopyWithFewerPartitionsThanTheShuffleIsInvalid() throws IOException {
     // Spark's status for shuffles under 2000 reducers knows the count exactly.
-    MapOutputRef o = new MapOutputRef(0, 0, 14, null, new CompressedMapStatus(null, new long[] {10, 0, 0}, 14));
+    MapOutputRef o = ref(14, 10, 0, 0);
     store(o, 10, 0); // one partition short
     Verdict v = verifier.verify(o, null);
     assertEquals(Verdict.Kind.INVALID, v.kind());

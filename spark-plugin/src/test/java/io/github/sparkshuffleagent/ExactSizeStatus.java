@@ -16,6 +16,16 @@ final class ExactSizeStatus implements MapStatus {
     this.sizes = sizes;
   }
 
+  /**
+   * An output of shuffle 0 as a fake registry lists it: these sizes as SparkInternals reports
+   * them, and a handle of its own (a fake registry compares handles by identity, as the tracker
+   * compares statuses).
+   */
+  static MapOutputRef ref(int mapIndex, long mapId, long... sizes) {
+    return new MapOutputRef(0, mapIndex, mapId, SparkInternals.reportedSizes(new ExactSizeStatus(mapId, sizes)),
+        new MapOutputRegistry.Handle() {});
+  }
+
   @Override
   public BlockManagerId location() {
     return null;

@@ -82,7 +82,7 @@ class FailedReadHandlerTest {
     recovery = new LostExecutorRecovery(registry, verifier, AgentConf.from(new AgentConf.Settings(k -> null)), new RecoveryMetrics());
     handler = new FailedReadHandler(registry, recovery);
     for (int i = 0; i < 3; i++) {
-      MapOutputRef o = new MapOutputRef(0, i, 100 + i, null, new ExactSizeStatus(100 + i, new long[] {10, 20}));
+      MapOutputRef o = ExactSizeStatus.ref(i, 100 + i, 10, 20);
       outputs.add(o);
       at.put(o, FALLBACK);
       store(o);

@@ -68,7 +68,7 @@ class LostExecutorRecoveryTest {
     @Override
     public boolean repointToFallback(MapOutputRef output) {
       MapOutputRef now = current.get(key(output));
-      if (now == null || now.status() != output.status()) {
+      if (now == null || now.handle() != output.handle()) {
         return false;
       }
       atFallback.put(key(output), "fallback");
@@ -77,7 +77,7 @@ class LostExecutorRecoveryTest {
 
     @Override
     public void unregister(MapOutputRef output) {
-      current.computeIfPresent(key(output), (k, now) -> now.status() == output.status() ? null : now);
+      current.computeIfPresent(key(output), (k, now) -> now.handle() == output.handle() ? null : now);
     }
 
     @Override
@@ -154,7 +154,7 @@ class LostExecutorRecoveryTest {
   }
 
   private static MapOutputRef output(int mapIndex, long mapId, long... sizes) {
-    return new MapOutputRef(0, mapIndex, mapId, null, new ExactSizeStatus(mapId, sizes));
+    return ExactSizeStatus.ref(mapIndex, mapId, sizes);
   }
 
   /** Stores the copy the agent would have written: Spark's index and data, in FallbackStorage's layout. */
