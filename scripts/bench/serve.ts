@@ -20,7 +20,7 @@ import { once, setMaxListeners } from 'node:events';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -28,6 +28,7 @@ import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import { frameMessage } from '../../agent/serve/grpc-wire.js';
 import { loadProto, SERVICE_PATH, type Chunk } from '../../agent/serve/proto.js';
 import { javaClientCommand } from '../../test/kit/java-client.js';
+import { ROOT } from '../../test/kit/repo-root.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 
@@ -36,7 +37,6 @@ const GiB = 1024 * 1024 * 1024;
 const PART = 64 * 1024;
 const PARTS = GiB / PART;
 const APP = 'spark-bench';
-const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/dist\/?$/, ''));
 
 const argv = process.argv.slice(2);
 const SECONDS = Number(argv[argv.indexOf('--seconds') + 1] ?? 3) || 3;

@@ -20,7 +20,7 @@ interface Result {
 }
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  const p = new CliProcess(args, env);
+  const p = new CliProcess(args, { env });
   const exit = await p.exited;
   // The exit can come before the last lines of the pipes were read.
   await new Promise((r) => setImmediate(r));
