@@ -3,17 +3,12 @@ package io.github.sparkshuffleagent;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
-import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
-import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.scheduler.CompressedMapStatus;
 import org.apache.spark.scheduler.MapStatus;
 import org.apache.spark.storage.BlockManagerId;
@@ -26,14 +21,14 @@ class CopyVerifierTest {
   private static final String APP = "app-20261202000000-0000";
 
   @TempDir Path dir;
+  private LocalFallbackDir store;
   private CopyVerifier verifier;
   private final ShuffleGuard guard = new ShuffleGuard();
 
   @BeforeEach
   void setUp() throws IOException {
-    org.apache.hadoop.fs.Path base = new org.apache.hadoop.fs.Path(dir.toUri());
-    FileSystem fs = base.getFileSystem(new Configuration());
-    verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20, guard);
+    store = new LocalFallbackDir(dir, APP);
+    verifier = new CopyVerifier(store.fs, store.base, () -> APP, 1 << 20, guard);
   }
 
   /** Spark's own status for fewer than 2000 reducers (one encoded size per partition). */
@@ -95,27 +90,11 @@ class CopyVerifierTest {
   }
 
   private Path object(MapOutputRef o, String name) throws IOException {
-    Path p = dir.resolve(APP).resolve("0").resolve(Integer.toString(CopyVerifier.nonNegativeHash(name))).resolve(name);
-    Files.createDirectories(p.getParent());
-    return p;
+    return store.object(name);
   }
 
-  /** Writes the copy Spark's IndexShuffleBlockResolver would: offsets, and data unless empty. */
   private void store(MapOutputRef o, long... partitionLengths) throws IOException {
-    long total = 0;
-    try (OutputStream f = Files.newOutputStream(object(o, o.indexName())); DataOutputStream out = new DataOutputStream(f)) {
-      out.writeLong(0);
-      for (long len : partitionLengths) {
-        total += len;
-        out.writeLong(total);
-      }
-    }
-    if (total > 0) {
-      // Sparse: a huge partition costs no memory or disk.
-      try (RandomAccessFile data = new RandomAccessFile(object(o, o.dataName()).toFile(), "rw")) {
-        data.setLength(total);
-      }
-    }
+    store.store(o, partitionLengths);
   }
 
   @Test
@@ -173,11 +152,7 @@ class CopyVerifierTest {
     MapOutputRef o = ref(12, 1);
     Files.write(object(o, o.indexName()), new byte[12]); // not a multiple of 8
     assertEquals(Verdict.Kind.INVALID, verifier.verify(o, null).kind());
-    try (DataOutputStream out = new DataOutputStream(Files.newOutputStream(object(o, o.indexName())))) {
-      out.writeLong(0);
-      out.writeLong(20);
-      out.writeLong(10); // decreasing
-    }
+    store.writeOffsets(o.indexName(), 0, 20, 10); // decreasing
     Files.write(object(o, o.dataName()), new byte[10]);
     assertTrue(verifier.verify(o, null).reason().contains("decreases"));
   }
