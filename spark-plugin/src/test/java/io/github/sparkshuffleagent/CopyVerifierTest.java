@@ -10,8 +10,6 @@ import java.util.Map;
 
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.spark.scheduler.CompressedMapStatus;
-import org.apache.spark.scheduler.MapStatus;
-import org.apache.spark.storage.BlockManagerId;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -47,15 +45,12 @@ class CopyVerifierTest {
    * (100 MiB), the integer mean of the other non-empty blocks. Spark's own class needs a running
    * SparkEnv (its logging, its network classes) to be built; the real-Spark tests use it.
    */
-  private static final class LikeHighlyCompressed implements MapStatus {
+  private static final class LikeHighlyCompressed extends ExactSizeStatus {
     private static final long ACCURATE_BLOCK_THRESHOLD = 100L << 20;
-    private final long mapId;
-    private final long[] sizes;
     private final long mean;
 
     LikeHighlyCompressed(long mapId, long[] sizes) {
-      this.mapId = mapId;
-      this.sizes = sizes.clone();
+      super(mapId, sizes.clone());
       long sum = 0;
       int n = 0;
       for (long s : sizes) {
@@ -65,21 +60,6 @@ class CopyVerifierTest {
         }
       }
       this.mean = n == 0 ? 0 : sum / n;
-    }
-
-    @Override
-    public BlockManagerId location() {
-      return null;
-    }
-
-    @Override
-    public void updateLocation(BlockManagerId id) {
-      throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public long mapId() {
-      return mapId;
     }
 
     @Override

@@ -5,11 +5,12 @@ import org.apache.spark.storage.BlockManagerId;
 
 /**
  * A map status with exact sizes, for tests of driver-side pieces that only ask a status for its
- * sizes (Spark's own statuses need a running Spark).
+ * sizes (Spark's own statuses need a running Spark). A subclass reports its sizes otherwise.
  */
-final class ExactSizeStatus implements MapStatus {
+class ExactSizeStatus implements MapStatus {
   private final long mapId;
-  private final long[] sizes;
+  /** The blocks' real sizes. */
+  protected final long[] sizes;
 
   ExactSizeStatus(long mapId, long... sizes) {
     this.mapId = mapId;
