@@ -29,6 +29,7 @@ import { frameMessage } from '../../agent/serve/grpc-wire.js';
 import { loadProto, SERVICE_PATH, type Chunk } from '../../agent/serve/proto.js';
 import { javaClientCommand } from '../../test/kit/java-client.js';
 import { ROOT } from '../../test/kit/repo-root.js';
+import { until } from '../../test/kit/wait.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 
@@ -182,18 +183,20 @@ http {
   await writeFile(join(prefix, 'nginx.conf'), conf);
   const child = spawn('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'error.log')], { stdio: 'inherit' });
   // Ready when the port answers.
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'HEAD' }, (res) => {
-        res.resume();
-        resolve(true);
-      });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'HEAD' }, (res) => {
+          res.resume();
+          resolve(true);
+        });
+        req.on('error', () => resolve(false));
+        req.end();
+      }),
+    `nginx to answer on port ${port}`,
+    5_000,
+    50,
+  );
   const pid = child.pid as number;
   return { child, port, pids: async () => [pid, ...(await childPids(pid))] };
 }
