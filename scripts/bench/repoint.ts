@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BucketAlreadyOwnedByYou, CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
-import { s3aJars, SPARK_LINES, sparkHome, type SparkLine } from '../spark-harness.js';
+import { s3aJars, sparkHome, sparkLine } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
 
 const args = process.argv.slice(2);
@@ -37,7 +37,7 @@ interface Plan {
 const FILE_PLAN: Plan = { outputs: flag('outputs', '10000'), threads: flag('threads', '1,8,32'), runs: flag('runs', '5'), registries: 'memory,spark' };
 const S3_PLAN: Plan = { outputs: flag('s3-outputs', '1000'), threads: flag('s3-threads', '8,32'), runs: flag('s3-runs', '2'), registries: 'memory' };
 // RepointBench is compiled against 3.5 (MapStatus.apply's signature differs on 4.x).
-const SPARK_LINE = SPARK_LINES.find((l) => l.version === '3.5.8') as SparkLine;
+const SPARK_LINE = sparkLine('3.5.8');
 const BUCKET = 'bench-repoint';
 
 async function bench(base: string, plan: Plan, extraCp: string[], hadoop: string[]): Promise<void> {

@@ -14,6 +14,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { until } from '../../test/kit/wait.js';
 import { procStats } from './proc-stats.js';
 
 const run = promisify(execFile);
@@ -179,20 +180,25 @@ async function childStore(kind: StoreKind, bin: string, args: string[], endpoint
       }
     },
   };
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${kind} exited (${child.exitCode}):\n${log.join('').slice(-3000)}`);
-    try {
-      await newBucket(store, 'ready');
-      return store;
-    } catch (err) {
-      if (Date.now() > deadline) {
-        await store.close();
-        throw new Error(`${kind} not ready after 120 s:\n${log.join('').slice(-3000)}`, { cause: err });
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+  let lastError: unknown;
+  try {
+    await until(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`${kind} exited (${child.exitCode}):\n${log.join('').slice(-3000)}`);
+        return newBucket(store, 'ready').then(
+          () => true,
+          (err: unknown) => void (lastError = err),
+        );
+      },
+      () => `${kind} to answer (last: ${String(lastError)}):\n${log.join('').slice(-3000)}`,
+      120_000,
+      500,
+    );
+  } catch (err) {
+    await store.close();
+    throw err;
   }
+  return store;
 }
 
 export interface Ceiling {

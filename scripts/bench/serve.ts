@@ -20,14 +20,16 @@ import { once, setMaxListeners } from 'node:events';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import { frameMessage } from '../../agent/serve/grpc-wire.js';
 import { loadProto, SERVICE_PATH, type Chunk } from '../../agent/serve/proto.js';
-import { javaClientCommand } from '../../test/support/java-client.js';
+import { javaClientCommand } from '../../test/kit/java-client.js';
+import { ROOT } from '../../test/kit/repo-root.js';
+import { until } from '../../test/kit/wait.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 
@@ -36,7 +38,6 @@ const GiB = 1024 * 1024 * 1024;
 const PART = 64 * 1024;
 const PARTS = GiB / PART;
 const APP = 'spark-bench';
-const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)).replace(/\/dist\/?$/, ''));
 
 const argv = process.argv.slice(2);
 const SECONDS = Number(argv[argv.indexOf('--seconds') + 1] ?? 3) || 3;
@@ -182,18 +183,20 @@ http {
   await writeFile(join(prefix, 'nginx.conf'), conf);
   const child = spawn('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'error.log')], { stdio: 'inherit' });
   // Ready when the port answers.
-  for (let i = 0; i < 100; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'HEAD' }, (res) => {
-        res.resume();
-        resolve(true);
-      });
-      req.on('error', () => resolve(false));
-      req.end();
-    });
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await until(
+    () =>
+      new Promise<boolean>((resolve) => {
+        const req = http.request({ host: '127.0.0.1', port, path: '/', method: 'HEAD' }, (res) => {
+          res.resume();
+          resolve(true);
+        });
+        req.on('error', () => resolve(false));
+        req.end();
+      }),
+    `nginx to answer on port ${port}`,
+    5_000,
+    50,
+  );
   const pid = child.pid as number;
   return { child, port, pids: async () => [pid, ...(await childPids(pid))] };
 }
@@ -365,7 +368,7 @@ async function main(): Promise<void> {
     }
 
     if (!SKIP_PYTHON && wanted('whole file, Python grpcio')) {
-      const script = join(ROOT, 'test', 'support', 'python_grpc_client.py');
+      const script = join(ROOT, 'test', 'kit', 'python_grpc_client.py');
       try {
         const pm = await measure(agentPids, async () => {
           const { stdout } = await run('/usr/bin/python3', [script, 'bench', target, APP, '0', '0', '0', String(PARTS), '3'], { maxBuffer: 1 << 20 });

@@ -20,13 +20,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pluginConf, SPARK_LINES, SparkDriver, startAgentCli, waitForExit, waitPersisted, type SparkLine } from '../spark-harness.js';
+import { pluginConf, sparkLine, SparkDriver, startAgentCli, waitForExit, waitPersisted, type SparkLine } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
 
 const ROUNDS = Number(flag('rounds', '2'));
 const PAUSE_S = Number(flag('pause', '20'));
-const LINE = SPARK_LINES.find((l) => l.version === flag('spark', '3.5.8'));
-if (!LINE) throw new Error(`unknown Spark line; known: ${SPARK_LINES.map((l) => l.version).join(', ')}`);
+const LINE = sparkLine(flag('spark', '3.5.8'));
 const MAPS = 24;
 const JOB = { cmd: 'define', name: 'a', rows: 48_000, maps: MAPS, reducers: 8, keys: 997, pad: 1000, random: true };
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -147,7 +146,7 @@ function cell(xs: number[], digits = 1): string {
 }
 
 async function main(): Promise<void> {
-  const line = LINE as SparkLine;
+  const line = LINE;
   console.log(`Spark ${line.version}, ${ROUNDS} rounds, sides alternating; ${MAPS} map partitions, ~46 MiB incompressible shuffle; idle pause ${PAUSE_S} s; load ${loadavg()[0]?.toFixed(1)}`);
   const da: DaResult[] = [];
   const decom: DecomResult[] = [];

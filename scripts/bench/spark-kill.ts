@@ -27,7 +27,7 @@ import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { AGENT_CLI as CLI, PLUGIN_JAR, pluginConf, SPARK_LINES, SparkDriver, startAgentCli as startAgent, waitPersisted, type SparkLine, type TaskCounts } from '../spark-harness.js';
+import { AGENT_CLI as CLI, PLUGIN_JAR, pluginConf, sparkLine, SparkDriver, startAgentCli as startAgent, waitPersisted, type SparkLine, type TaskCounts } from '../../test/kit/spark-harness.js';
 import { procStats, treeCpuSeconds } from './proc-stats.js';
 import { flag } from './args.js';
 
@@ -38,11 +38,7 @@ const PAD = Number(flag('pad', '1000'));
 const REDUCERS = Number(flag('reducers', '8'));
 const LINES = flag('spark', '3.5.8')
   .split(',')
-  .map((v) => {
-    const line = SPARK_LINES.find((l) => l.version === v);
-    if (!line) throw new Error(`unknown Spark line ${v}; known: ${SPARK_LINES.map((l) => l.version).join(', ')}`);
-    return line;
-  });
+  .map(sparkLine);
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/scripts/bench -> repository root
 const root = resolve(here, '..', '..', '..');

@@ -21,7 +21,7 @@ import { resolveOptions } from '../../agent/config/option-table.js';
 import { RUN_OPTIONS, type RunConfig } from '../../agent/config/run-options.js';
 import { silentLogger } from '../../agent/observability/logger.js';
 import { startAgent } from '../../agent/main.js';
-import { SparkLikeExecutor } from '../spark-writer.js';
+import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
 
 const args = process.argv.slice(2);
 const REPS = Number(args[args.indexOf('--reps') + 1] ?? 10) || 10;

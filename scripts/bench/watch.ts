@@ -10,67 +10,49 @@
  *
  * Usage: npm run bench:watch [-- --files 100000 --rate 200 --seconds 20]
  */
-import { spawn, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
-import { SparkLikeExecutor } from '../spark-writer.js';
+import { AgentProcess } from '../../test/kit/agent-process.js';
+import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
+import { until } from '../../test/kit/wait.js';
 import { percentile, procStats } from './proc-stats.js';
 import { flag } from './args.js';
 
-const CLI = fileURLToPath(new URL('../../agent/bin.cjs', import.meta.url));
-
-
 interface Agent {
-  pid: number;
   stop: () => Promise<void>;
   waitFor: (msg: string) => Promise<Record<string, unknown>>;
   onLine: (f: (l: Record<string, unknown>) => void) => void;
   peak: () => { peakRssMiB: number; cpuSeconds: number };
 }
 
-function startAgent(local: string, store: string, logLevel: string): Agent {
-  const child = spawn(process.execPath, [CLI, 'run', '--local-dirs', local, '--store', `file:${store}`, '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', logLevel, '--app-id', 'bench'], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+/** The built agent (the kit's launcher) on `local`, its peak RSS sampled every 100 ms. */
+async function startAgent(local: string, store: string, logLevel: string): Promise<Agent> {
+  // A discovery of a large tree takes seconds on a busy machine: the start may take minutes.
+  const agent = await AgentProcess.start(['--local-dirs', local, '--store', `file:${store}`, '--log-level', logLevel, '--app-id', 'bench'], {
+    inheritStderr: true,
+    startTimeoutMs: 600_000,
   });
-  const rl = createInterface({ input: child.stdout });
-  const listeners: Array<(l: Record<string, unknown>) => void> = [];
   let peak = { peakRssMiB: 0, cpuSeconds: 0 };
-  const sampler = setInterval(() => {
-    const s = procStats(child.pid as number);
+  const sample = (): void => {
+    const s = procStats(agent.pid);
     if (s) peak = { peakRssMiB: Math.max(peak.peakRssMiB, s.peakRssMiB), cpuSeconds: s.cpuSeconds };
-  }, 100);
-  rl.on('line', (line) => {
-    try {
-      const l = JSON.parse(line) as Record<string, unknown>;
-      for (const f of listeners) f(l);
-    } catch {
-      // not a log line
-    }
-  });
+  };
+  const sampler = setInterval(sample, 100);
   return {
-    pid: child.pid as number,
-    onLine: (f) => listeners.push(f),
-    waitFor: (msg) =>
-      new Promise((resolve) => {
-        listeners.push((l) => {
-          if (l.msg === msg) resolve(l);
-        });
-      }),
+    onLine: (f) => agent.onLine(f),
+    waitFor: (msg) => agent.waitForLog((l) => l.msg === msg, 600_000),
     peak: () => {
-      const s = procStats(child.pid as number);
-      if (s) peak = { peakRssMiB: Math.max(peak.peakRssMiB, s.peakRssMiB), cpuSeconds: s.cpuSeconds };
+      sample();
       return peak;
     },
     stop: async () => {
       clearInterval(sampler);
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await agent.stop('SIGKILL');
     },
   };
 }
@@ -109,7 +91,7 @@ async function discovery(files: number): Promise<void> {
 
     t0 = process.hrtime.bigint();
     // Write-back to a store on the same disk runs concurrently, as it would in production.
-    const agent = startAgent(local, join(base, 'store'), 'info');
+    const agent = await startAgent(local, join(base, 'store'), 'info');
     const done = await agent.waitFor('initial scan done');
     const agentMs = Number(process.hrtime.bigint() - t0) / 1e6;
     const stats = agent.peak();
@@ -128,7 +110,7 @@ async function lag(rate: number, seconds: number): Promise<void> {
   try {
     const local = join(base, 'local');
     await mkdir(local, { recursive: true });
-    const agent = startAgent(local, join(base, 'store'), 'debug');
+    const agent = await startAgent(local, join(base, 'store'), 'debug');
     await agent.waitFor('initial scan done');
     const committedAt = new Map<string, number>();
     const lags: number[] = [];
@@ -156,8 +138,8 @@ async function lag(rate: number, seconds: number): Promise<void> {
       }),
     );
     const sendSeconds = (Date.now() - start) / 1000;
-    const deadline = Date.now() + 30_000;
-    while (lags.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    // Bounded: what is not persisted by then counts as missing in the line below.
+    await until(() => lags.length >= total, 'every output persisted', 30_000, 50).catch(() => undefined);
     const stats = agent.peak();
     await agent.stop();
     lags.sort((a, b) => a - b);

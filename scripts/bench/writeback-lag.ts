@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../agent/store/s3/s3-store.js';
-import { SparkLikeExecutor } from '../spark-writer.js';
+import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
 import { percentile, procStats } from './proc-stats.js';
 import { flag } from './args.js';
 

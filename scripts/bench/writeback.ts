@@ -27,7 +27,7 @@ import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { flag } from './args.js';
 import { procStats } from './proc-stats.js';
-import { AGENT_CLI } from '../spark-harness.js';
+import { AGENT_CLI } from '../../test/kit/spark-harness.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;

@@ -8,8 +8,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CliProcess } from '../support/cli-process.js';
-import { createBucket, startS3rver, type S3Server } from '../support/s3-servers.js';
+import { CliProcess } from '../kit/cli-process.js';
+import { createBucket, startS3rver, type S3Server } from '../kit/s3-servers.js';
 
 const SUBCOMMANDS = ['run', 'wait-safe-exit', 'fetch', 'app-token', 'verify', 'gc'];
 
@@ -20,7 +20,7 @@ interface Result {
 }
 
 async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
-  const p = new CliProcess(args, env);
+  const p = new CliProcess(args, { env });
   const exit = await p.exited;
   // The exit can come before the last lines of the pipes were read.
   await new Promise((r) => setImmediate(r));

@@ -21,13 +21,14 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { AgentProcess, CLI } from '../support/agent-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { until } from '../support/events.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { cliScope } from '../support/cli-scope.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { until } from '../kit/wait.js';
 import { readPartitionsLikeSpark } from '../support/fallback-reader.js';
-import { SparkLikeExecutor, type CommittedFiles } from '../../scripts/spark-writer.js';
+import { SparkLikeExecutor, type CommittedFiles } from '../kit/spark-writer.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
@@ -71,17 +72,7 @@ function manifestProbePaths(): string[] {
 }
 
 describe('DaemonSet layout: two apps, three executors, one agent', () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  let agent: AgentProcess | undefined;
-
-  beforeAll(() => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
-  });
-
-  afterEach(async () => {
-    await agent?.stop('SIGKILL');
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const { cleanups, start } = cliScope();
 
   it('stores and serves each app under its own app id, lists both apps, and exits 0 on SIGTERM', async () => {
     const t = await tempDir('ssa-daemonset-');
@@ -97,7 +88,7 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
     // Committed before the agent starts: found by the initial scan.
     expected.push({ appId: APP_A, files: await a1.commit({ shuffleId: 0, mapId: 0, partitions: [100, 0, 2_000] }) });
 
-    agent = await AgentProcess.start([
+    const agent = await start([
       '--local-dirs',
       localRoot,
       '--local-dirs-layout',
@@ -180,7 +171,7 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
     const expected: Array<{ appId: string; files: CommittedFiles }> = [];
     expected.push({ appId: APP_A, files: await a1.commit({ shuffleId: 0, mapId: 0, partitions: [100, 0, 2_000] }) });
 
-    agent = await AgentProcess.start(['--local-dirs', localRoot, '--local-dirs-layout', '{appId}/{executorId}', '--store', `file:${storeDir}`, '--rescan-interval', '0', '--incomplete-grace', '1']);
+    const agent = await start(['--local-dirs', localRoot, '--local-dirs-layout', '{appId}/{executorId}', '--store', `file:${storeDir}`, '--rescan-interval', '0', '--incomplete-grace', '1']);
     const running = agent;
     const victimSub = dirname(expected[0]?.files.dataPath as string);
     const planted = await plantHostileFiles({
@@ -272,7 +263,7 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
     const attacker = new SparkLikeExecutor([attackerDir]);
     const attackerElsewhere = new SparkLikeExecutor([attackerElsewhereDir]);
 
-    agent = await AgentProcess.start(layoutArgs(node1));
+    const agent = await start(layoutArgs(node1));
     const running = agent;
     const expected: CommittedFiles[] = [];
     for (let m = 0; m < 5; m++) expected.push(await victim.commit({ shuffleId: 0, mapId: m, partitions: [1_000 + m, 2_000, 0, 300] }));

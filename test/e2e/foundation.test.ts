@@ -3,15 +3,15 @@
  * byte-identical, are read back the way FallbackStorage reads them, survive SIGKILL at any
  * moment, and bad input is reported without losing anything.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { AgentProcess, CLI } from '../support/agent-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { AgentProcess, CLI } from '../kit/agent-process.js';
+import { cliScope } from '../support/cli-scope.js';
+import { tempDir } from '../kit/temp-dir.js';
 import { readPartitionsLikeSpark } from '../support/fallback-reader.js';
-import { SparkLikeExecutor, type CommittedFiles } from '../../scripts/spark-writer.js';
+import { SparkLikeExecutor, type CommittedFiles } from '../kit/spark-writer.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
@@ -40,17 +40,8 @@ function expectedKeys(app: string, outputs: CommittedFiles[]): string[] {
 }
 
 describe('shuffle-agent run (end to end)', () => {
-  const agents: AgentProcess[] = [];
-  const cleanups: Array<() => Promise<void>> = [];
-
-  beforeAll(() => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
-  });
-
-  afterEach(async () => {
-    for (const a of agents.splice(0)) await a.stop('SIGKILL');
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const scope = cliScope();
+  const cleanups = scope.cleanups;
 
   async function setup(): Promise<{ local: string; storeDir: string; base: string }> {
     const t = await tempDir('ssa-e2e-');
@@ -69,9 +60,7 @@ describe('shuffle-agent run (end to end)', () => {
   }
 
   async function start(local: string, storeDir: string, extra: string[] = []): Promise<AgentProcess> {
-    const agent = await AgentProcess.start(['--local-dirs', local, '--store', `file:${storeDir}`, '--app-id', 'app-e2e', '--log-level', 'debug', ...extra]);
-    agents.push(agent);
-    return agent;
+    return scope.start(['--local-dirs', local, '--store', `file:${storeDir}`, '--app-id', 'app-e2e', '--log-level', 'debug', ...extra]);
   }
 
   it('stores committed outputs byte-identical, readable the FallbackStorage way; SIGTERM exits 0', async () => {

@@ -10,13 +10,13 @@
  */
 import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess, CLI } from '../support/agent-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
+import { describe, expect, it } from 'vitest';
+import { cliScope } from '../support/cli-scope.js';
+import { mulberry32 } from '../kit/prng.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import { frameMessage } from '../../agent/serve/grpc-wire.js';
 
@@ -26,18 +26,6 @@ const EXECUTOR = 'app-a-exec-1';
 const HTTP_REQUESTS = 2_400;
 const GRPC_REQUESTS = 1_200;
 const IN_FLIGHT = 24;
-
-/** A small deterministic PRNG (mulberry32): the same run of requests every time. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs `count` tasks, at most `limit` at once. */
 async function bounded(count: number, limit: number, task: (i: number) => Promise<void>): Promise<void> {
@@ -177,17 +165,7 @@ async function malformedGrpc(rnd: () => number, port: number): Promise<void> {
 }
 
 describe('malformed requests never stop the agent (issue 17, item 1)', () => {
-  const cleanups: Array<() => Promise<void>> = [];
-  let agent: AgentProcess | undefined;
-
-  beforeAll(() => {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build first (npm test does)`);
-  });
-
-  afterEach(async () => {
-    await agent?.stop('SIGKILL');
-    for (const c of cleanups.splice(0).reverse()) await c();
-  });
+  const { cleanups, start } = cliScope();
 
   it(`survives ${HTTP_REQUESTS} malformed HTTP and ${GRPC_REQUESTS} malformed gRPC requests and answers every well-formed one after`, async () => {
     const t = await tempDir('ssa-fuzz-');
@@ -199,7 +177,7 @@ describe('malformed requests never stop the agent (issue 17, item 1)', () => {
     await mkdir(executorDir, { recursive: true });
     const exec = new SparkLikeExecutor([executorDir]);
     const files = await exec.commit({ shuffleId: 0, mapId: 0, partitions: [100, 0, 3_000] });
-    agent = await AgentProcess.start([
+    const agent = await start([
       '--local-dirs', localRoot,
       '--local-dirs-layout', '{namespace}/{appId}/{executorId}',
       '--store', `file:${join(t.path, 'store')}`,
@@ -209,7 +187,8 @@ describe('malformed requests never stop the agent (issue 17, item 1)', () => {
     const running = agent;
     await running.waitForStatus((s) => s.persistedOutputs === 1);
 
-    const rnd = prng(17);
+    // A seeded PRNG: the same run of requests every time.
+    const rnd = mulberry32(17);
     await bounded(HTTP_REQUESTS, IN_FLIGHT, async () => rawExchange(running.httpPort, malformedHttp(rnd, running.httpPort)));
     await bounded(GRPC_REQUESTS, IN_FLIGHT, async () => malformedGrpc(rnd, running.grpcPort));
 

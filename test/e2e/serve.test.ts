@@ -7,9 +7,9 @@ import { execFile } from 'node:child_process';
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { AgentProcess, CLI } from '../support/agent-process.js';
-import { tempDir } from '../support/temp-dir.js';
-import { SparkLikeExecutor, type CommittedFiles } from '../../scripts/spark-writer.js';
+import { AgentProcess, CLI } from '../kit/agent-process.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { SparkLikeExecutor, type CommittedFiles } from '../kit/spark-writer.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import { statusOf } from '../support/grpc-client-helpers.js';
 

@@ -7,9 +7,9 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AgentProcess } from '../support/agent-process.js';
-import { SPARK_LINES, type SparkLine } from '../support/spark.js';
-import { until } from '../support/events.js';
+import type { AgentProcess } from '../kit/agent-process.js';
+import { SPARK_LINES, type SparkLine } from '../kit/spark-harness.js';
+import { until } from '../kit/wait.js';
 import { filesUnder, SPARK_TEST_TIMEOUT, startRun, stopRuns, type Run } from '../support/spark-run.js';
 
 afterEach(stopRuns);

@@ -8,7 +8,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SPARK_LINES, waitForExit } from '../support/spark.js';
+import { SPARK_LINES, waitForExit } from '../kit/spark-harness.js';
 import { busiest, computeAndStore, filesUnder, isAppMarker, MAPS, SPARK_TEST_TIMEOUT, startRun, stopRuns } from '../support/spark-run.js';
 
 const T = SPARK_TEST_TIMEOUT;

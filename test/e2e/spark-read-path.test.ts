@@ -7,7 +7,7 @@
  */
 import { rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { SPARK_LINES } from '../support/spark.js';
+import { SPARK_LINES } from '../kit/spark-harness.js';
 import { busiest, computeAndStore, localShuffleFiles, MAPS, SPARK_TEST_TIMEOUT, startRun, stopRuns, storedFiles } from '../support/spark-run.js';
 
 const T = SPARK_TEST_TIMEOUT;

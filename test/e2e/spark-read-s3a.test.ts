@@ -1,7 +1,7 @@
 /**
  * Issue 16, point 3, on S3 as users run it: the agent writes to OpenStack Swift's s3api, Spark
  * (with the plugin and its read path) reaches the same store through S3A and a fault proxy
- * (test/support/fault-proxy.ts). After an executor is SIGKILLed and its outputs re-pointed, the
+ * (test/kit/fault-proxy.ts). After an executor is SIGKILLed and its outputs re-pointed, the
  * store throttles (503 SlowDown on a third of the GETs: the reads are retried, nothing is
  * recomputed) and then goes away (the proxy closes: the job still finishes, recomputing exactly
  * the lost executor's outputs). Both Spark lines: 3.5.8 with hadoop-aws 3.3.4 (AWS SDK v1),
@@ -12,13 +12,13 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AgentProcess } from '../support/agent-process.js';
-import { FaultProxy } from '../support/fault-proxy.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { FaultProxy } from '../kit/fault-proxy.js';
 import { busiestOf, computed, countersWhen, currentOutputs, killAndRepoint, labels, pluginCounters } from '../support/map-outputs.js';
-import { createBucket, swiftS3, type S3Server } from '../support/s3-servers.js';
-import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../support/spark.js';
+import { createBucket, swiftS3, type S3Server } from '../kit/s3-servers.js';
+import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../kit/spark-harness.js';
 import { MAPS, SHUFFLE, SPARK_TEST_TIMEOUT } from '../support/spark-run.js';
-import { tempDir } from '../support/temp-dir.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 const T = SPARK_TEST_TIMEOUT;
 

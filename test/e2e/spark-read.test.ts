@@ -12,7 +12,7 @@
 import { rm } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { busiestOf, computed, copyNames, countersWhen, currentOutputs, killAndRepoint, labels, pluginCounters, type MapOutput } from '../support/map-outputs.js';
-import { SPARK_LINES } from '../support/spark.js';
+import { SPARK_LINES } from '../kit/spark-harness.js';
 import { MAPS, persisted, SHUFFLE, SPARK_TEST_TIMEOUT, startRun, stopRuns, storedFiles, type Run } from '../support/spark-run.js';
 
 const T = SPARK_TEST_TIMEOUT;

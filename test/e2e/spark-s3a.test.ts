@@ -8,11 +8,11 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { AgentProcess } from '../support/agent-process.js';
-import { createBucket, rawClient, swiftS3, type S3Server } from '../support/s3-servers.js';
-import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../support/spark.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { createBucket, rawClient, swiftS3, type S3Server } from '../kit/s3-servers.js';
+import { pluginConf, s3aJars, SPARK_LINES, SparkDriver } from '../kit/spark-harness.js';
 import { busiest } from '../support/spark-run.js';
-import { tempDir } from '../support/temp-dir.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 const line = SPARK_LINES[0]!;
 const MAPS = 8;

@@ -9,12 +9,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import { AgentProcess } from '../support/agent-process.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
+import { AgentProcess } from '../kit/agent-process.js';
 import { commitOutputs, storedIntact, type Committed } from '../support/committed-outputs.js';
-import { until } from '../support/events.js';
-import type { LogLine } from '../support/cli-process.js';
-import { s3rverStoreFixture, type StoreFixture } from '../support/store-fixtures.js';
+import { until } from '../kit/wait.js';
+import type { LogLine } from '../kit/cli-process.js';
+import { s3rverStoreFixture, type StoreFixture } from '../kit/store-fixtures.js';
 
 const APP = 'app-store-down';
 const DOWN_MS = 60_000;

@@ -7,14 +7,14 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import { AgentProcess } from '../support/agent-process.js';
-import { CliProcess } from '../support/cli-process.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { CliProcess } from '../kit/cli-process.js';
 import { FakeHttpServer, json } from '../support/fake-http.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
 import type { AgentStatus, DrainProgressMessage } from '../../agent/serve/proto.js';
 import { commitOutputs, storedIntact, type Committed } from '../support/committed-outputs.js';
-import { STORE_FIXTURES, type StoreFixture } from '../support/store-fixtures.js';
+import { STORE_FIXTURES, type StoreFixture } from '../kit/store-fixtures.js';
 
 const APP = 'app-safe';
 const MiB = 1024 * 1024;

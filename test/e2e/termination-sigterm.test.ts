@@ -7,11 +7,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
-import { AgentProcess } from '../support/agent-process.js';
+import { AgentProcess } from '../kit/agent-process.js';
 import { commitOutputs, keysOf, storedIntact, type Committed } from '../support/committed-outputs.js';
-import { STORE_FIXTURES, type StoreFixture } from '../support/store-fixtures.js';
+import { STORE_FIXTURES, type StoreFixture } from '../kit/store-fixtures.js';
 
 const APP = 'app-e2e';
 const MiB = 1024 * 1024;

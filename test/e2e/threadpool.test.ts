@@ -6,8 +6,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AgentProcess } from '../support/agent-process.js';
-import { tempDir } from '../support/temp-dir.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 describe('thread pool', () => {
   const cleanups: Array<() => Promise<unknown>> = [];

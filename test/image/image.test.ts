@@ -17,8 +17,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { until } from '../support/events.js';
-import { tempDir } from '../support/temp-dir.js';
+import { until } from '../kit/wait.js';
+import { tempDir } from '../kit/temp-dir.js';
 import { PLUGIN_JAR_IN_IMAGE } from '../k8s/plugin-jar.js';
 import { AGENT_UID, SPARK_GID } from '../k8s/agent-uid.js';
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppTokenIssuer, MAX_TOKEN_REQUESTS_PER_PEER, PROOF_FILE, type AppTokenIssuerOptions, type TokenRequest } from '../../agent/serve/app-token-proof.js';
 import { appToken } from '../../agent/serve/auth.js';
 import { parseLayout } from '../../agent/watch/layout.js';
-import { tempDir } from '../support/temp-dir.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 const KEY = Buffer.from('k'.repeat(48));
 const APP = 'spark-0a1b2c3d4e5f60718293a4b5c6d7e8f9';

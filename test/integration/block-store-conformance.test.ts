@@ -1,7 +1,7 @@
 import { FileStore } from '../../agent/store/file-store.js';
 import { blockStoreConformance } from '../support/block-store-conformance.js';
 import { tempDir } from '../support/local-files.js';
-import { createBucket, startS3rver, storeOn, swiftS3 } from '../support/s3-servers.js';
+import { createBucket, startS3rver, storeOn, swiftS3 } from '../kit/s3-servers.js';
 
 const MiB = 1024 * 1024;
 // Small enough that the large-file case goes through multipart (three parts of 5, 5 and 1 MiB),

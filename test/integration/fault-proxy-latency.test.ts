@@ -6,7 +6,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { FaultProxy, type ProxiedRequest } from '../support/fault-proxy.js';
+import { FaultProxy, type ProxiedRequest } from '../kit/fault-proxy.js';
 
 let upstream: Server;
 let proxy: FaultProxy;

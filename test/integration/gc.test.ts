@@ -21,8 +21,8 @@ import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { listMapOutputs } from '../../agent/serve/list-outputs.js';
 import { verifyStore } from '../../agent/store/verify.js';
 import { writeMapOutput } from '../support/local-files.js';
-import { createBucket, startS3rver, storeOn, swiftS3, type S3Server } from '../support/s3-servers.js';
-import { tempDir } from '../support/temp-dir.js';
+import { createBucket, startS3rver, storeOn, swiftS3, type S3Server } from '../kit/s3-servers.js';
+import { tempDir } from '../kit/temp-dir.js';
 import { ownerMarker } from '../../agent/tenancy/app-owners.js';
 
 const HOUR = 3_600_000;

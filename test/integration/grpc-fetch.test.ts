@@ -8,7 +8,7 @@ import type { Chunk } from '../../agent/serve/proto.js';
 import { startGrpcServer, type RunningGrpcServer } from '../../agent/serve/server.js';
 import { FileStore } from '../../agent/store/file-store.js';
 import { collect, statusOf } from '../support/grpc-client-helpers.js';
-import { until } from '../support/events.js';
+import { until } from '../kit/wait.js';
 import { CountingStore, countingHandle, MapLookup, RecordingMetrics, storeOutput, tempDir, writeBigOutput, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';
 
 const APP = 'spark-0123456789abcdef0123456789abcdef';

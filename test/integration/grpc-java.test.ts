@@ -1,6 +1,6 @@
 /**
  * Interop: grpc-java (Debian's libgrpc-java over Netty, stubs generated from proto/ at test time,
- * see test/support/java-client.ts) fetches partitions from the Node server; bytes compared here.
+ * see test/kit/java-client.ts) fetches partitions from the Node server; bytes compared here.
  * Spark executors are JVMs, so this is the client that matters. Without the Java toolchain the test
  * fails (it must not pass by skipping) with the apt packages to install.
  */
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tempDir } from '../support/grpc-fixtures.js';
 import { differingPartitions, interopFixture, type InteropFixture } from '../support/interop-fixture.js';
-import { javaClient, javaClientCommand } from '../support/java-client.js';
+import { javaClient, javaClientCommand } from '../kit/java-client.js';
 
 const APP = 'spark-java';
 /** Each call starts a JVM (about 1 s; more on a busy machine). */

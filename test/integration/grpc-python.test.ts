@@ -15,7 +15,7 @@ import { differingPartitions, interopFixture, type InteropFixture } from '../sup
 
 const run = promisify(execFile);
 const PYTHON = '/usr/bin/python3';
-const CLIENT = fileURLToPath(new URL('../support/python_grpc_client.py', import.meta.url));
+const CLIENT = fileURLToPath(new URL('../kit/python_grpc_client.py', import.meta.url));
 const APP = 'spark-py';
 
 async function python(...args: string[]): Promise<unknown> {

@@ -14,7 +14,7 @@ import { startGrpcServer, type RunningGrpcServer } from '../../agent/serve/serve
 import { FileStore } from '../../agent/store/file-store.js';
 import { frameMessage } from '../../agent/serve/grpc-wire.js';
 import { FakeLifecycle, MapLookup, RecordingMetrics, tempDir, writeOutput, type WrittenOutput } from '../support/grpc-fixtures.js';
-import { until } from '../support/events.js';
+import { until } from '../kit/wait.js';
 
 const APP = 'spark-wire';
 const FETCH = `${SERVICE_PATH}/FetchShuffleBlock`;

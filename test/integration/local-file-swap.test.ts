@@ -16,7 +16,7 @@ import type { MapOutput } from '../../agent/watch/map-output.js';
 import { identityOf } from '../../agent/util/safe-file.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
-import { tempDir } from '../support/temp-dir.js';
+import { tempDir } from '../kit/temp-dir.js';
 import { writeMapOutput } from '../support/local-files.js';
 import { mkfifo } from '../support/hostile-tenant.js';
 

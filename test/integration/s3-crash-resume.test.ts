@@ -14,7 +14,7 @@ import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
 import { readAll, tempDir, writeMapOutput } from '../support/local-files.js';
-import { createBucket, storeOn, swiftS3, type S3Server } from '../support/s3-servers.js';
+import { createBucket, storeOn, swiftS3, type S3Server } from '../kit/s3-servers.js';
 
 const MiB = 1024 * 1024;
 const APP = 'app-crash';

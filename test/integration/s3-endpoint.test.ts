@@ -9,9 +9,9 @@ import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { openS3Target } from '../../agent/store/s3/s3-target.js';
-import { FaultProxy } from '../support/fault-proxy.js';
+import { FaultProxy } from '../kit/fault-proxy.js';
 import { RecordingS3Metrics } from '../support/recording-metrics.js';
-import { createBucket, rawClient, startS3rver, type S3Server } from '../support/s3-servers.js';
+import { createBucket, rawClient, startS3rver, type S3Server } from '../kit/s3-servers.js';
 import { randomFile, tempDir } from '../support/local-files.js';
 
 const ENDPOINT_ENV = ['AWS_ENDPOINT_URL_S3', 'AWS_ENDPOINT_URL', 'AWS_USE_FIPS_ENDPOINT', 'AWS_USE_DUALSTACK_ENDPOINT'] as const;

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { etagComparable } from '../../agent/store/s3/s3-errors.js';
 import { StoreError } from '../../agent/store/block-store.js';
 import { readAll, randomFile, tempDir } from '../support/local-files.js';
-import { createBucket, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';
+import { createBucket, startS3rver, storeOn, type S3Server } from '../kit/s3-servers.js';
 import { SseProxy, type SseMode } from '../support/sse-proxy.js';
 
 const MiB = 1024 * 1024;

@@ -9,11 +9,11 @@ import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import type { S3Store } from '../../agent/store/s3/s3-store.js';
-import { FaultProxy, type Fault } from '../support/fault-proxy.js';
+import { FaultProxy, type Fault } from '../kit/fault-proxy.js';
 import { readAll, tempDir, writeMapOutput } from '../support/local-files.js';
 import { RecordingS3Metrics, RecordingWritebackMetrics } from '../support/recording-metrics.js';
 import { CreateBucketCommand } from '@aws-sdk/client-s3';
-import { createBucket, rawClient, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';
+import { createBucket, rawClient, startS3rver, storeOn, type S3Server } from '../kit/s3-servers.js';
 
 const MiB = 1024 * 1024;
 const APP = 'app-faults';

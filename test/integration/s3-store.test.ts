@@ -13,10 +13,10 @@ import type { S3Store } from '../../agent/store/s3/s3-store.js';
 import { classify } from '../../agent/store/s3/s3-errors.js';
 import { openStore, isBandwidthLimited } from '../../agent/store/open-store.js';
 import { FileStore } from '../../agent/store/file-store.js';
-import { FaultProxy } from '../support/fault-proxy.js';
+import { FaultProxy } from '../kit/fault-proxy.js';
 import { RecordingS3Metrics } from '../support/recording-metrics.js';
 import { randomFile, readAll, tempDir } from '../support/local-files.js';
-import { createBucket, rawClient, startS3rver, storeOn, swiftS3, type S3Server } from '../support/s3-servers.js';
+import { createBucket, rawClient, startS3rver, storeOn, swiftS3, type S3Server } from '../kit/s3-servers.js';
 
 const MiB = 1024 * 1024;
 const multipart = { multipartThreshold: 6 * MiB, partSize: 5 * MiB };

@@ -2,7 +2,7 @@ import { afterEach, expect, it } from 'vitest';
 import { rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { TreeWatch } from '../../agent/watch/tree-watch.js';
-import { tempDir } from '../support/temp-dir.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 let done: Array<() => Promise<void>> = [];
 afterEach(async () => {

@@ -15,7 +15,7 @@ import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';
 import type { BlockStore } from '../../agent/store/block-store.js';
 import { tempDir, writeMapOutput } from '../support/local-files.js';
-import { createBucket, rawClient, startS3rver, storeOn, type S3Server } from '../support/s3-servers.js';
+import { createBucket, rawClient, startS3rver, storeOn, type S3Server } from '../kit/s3-servers.js';
 
 const APP = 'app-verify';
 const dataKey = (s: number, m: string): string => fallbackKey(APP, s, shuffleFileName(s, m, 'data'));

@@ -12,9 +12,9 @@ import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { LocalDirWatcher, type WatchProblem } from '../../agent/watch/local-dir-watcher.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import { tempDir } from '../support/temp-dir.js';
-import { until, waitFor } from '../support/events.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { until, waitFor } from '../kit/wait.js';
 import { inotifyWatches, plantHostileFiles } from '../support/hostile-tenant.js';
 
 const VICTIM = 'spark-victim';

@@ -6,9 +6,9 @@ import { join } from 'node:path';
 import { LocalDirWatcher, type RemovedOutput, type WatchProblem } from '../../agent/watch/local-dir-watcher.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import { tempDir } from '../support/temp-dir.js';
-import { waitFor } from '../support/events.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { waitFor } from '../kit/wait.js';
 
 describe('LocalDirWatcher', () => {
   let root: string;

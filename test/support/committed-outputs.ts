@@ -3,8 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import type { StoreFixture } from './store-fixtures.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
+import type { StoreFixture } from '../kit/store-fixtures.js';
 
 export interface Committed {
   id: string;

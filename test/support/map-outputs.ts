@@ -3,7 +3,7 @@
  * ran again (from the TaskCounter listener's list of successful map tasks), and the plugin's
  * counters. `pluginConf()` turns the plugin's read path on (`spark.shuffle.manager`).
  */
-import type { Answer, SparkDriver, TaskCounts } from './spark.js';
+import type { Answer, SparkDriver, TaskCounts } from '../kit/spark-harness.js';
 
 /** One computed map output: which shuffle and map partition, on which executor, under which map id. */
 export interface MapOutput {

@@ -5,10 +5,10 @@
  */
 import { mkdir, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AgentProcess } from './agent-process.js';
-import { until } from './events.js';
-import { pluginConf, SparkDriver, type SparkLine } from './spark.js';
-import { tempDir } from './temp-dir.js';
+import { AgentProcess } from '../kit/agent-process.js';
+import { until } from '../kit/wait.js';
+import { pluginConf, sparkAgentArgs, SparkDriver, type SparkLine } from '../kit/spark-harness.js';
+import { tempDir } from '../kit/temp-dir.js';
 
 export interface Run {
   dir: string;
@@ -43,13 +43,7 @@ export async function startRun(line: SparkLine, opts: { plugin: boolean; agent?:
   const run: Run = { dir: t.path, driver, cleanup: t.cleanup };
   runs.push(run);
   if (opts.agent !== false) {
-    run.agent = await AgentProcess.start([
-      '--local-dirs', local,
-      '--local-dirs-layout', 'spark-*/executor-*',
-      '--app-id', driver.appId,
-      '--store', `file://${store}`,
-      '--rescan-interval', '5',
-    ]);
+    run.agent = await AgentProcess.start(sparkAgentArgs(local, store, driver.appId));
   }
   return run;
 }

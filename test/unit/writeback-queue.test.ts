@@ -7,9 +7,9 @@ import { NotFoundError, StoreError } from '../../agent/store/block-store.js';
 import { readLocal } from '../../agent/store/local-file.js';
 import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
-import { SparkLikeExecutor } from '../../scripts/spark-writer.js';
-import { tempDir } from '../support/temp-dir.js';
-import { until, waitFor } from '../support/events.js';
+import { SparkLikeExecutor } from '../kit/spark-writer.js';
+import { tempDir } from '../kit/temp-dir.js';
+import { until, waitFor } from '../kit/wait.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 
 /** An in-memory store that reads the local file for real and can be told to fail or wait. */

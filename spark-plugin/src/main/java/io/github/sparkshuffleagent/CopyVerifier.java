@@ -15,7 +15,6 @@ import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.LocatedFileStatus;
 import org.apache.hadoop.fs.Path;
 import org.apache.hadoop.fs.RemoteIterator;
-import org.apache.spark.scheduler.MapStatus;
 
 /**
  * Decides whether the fallback store holds a map output reducers can read, through Spark's own
@@ -157,7 +156,7 @@ final class CopyVerifier {
       return Verdict.invalid("index " + indexPath + " expects " + expected + " data bytes, data object has "
           + (data == null ? "none" : dataLen + " bytes"));
     }
-    return checkAgainstStatus(out.status(), offsets, indexPath);
+    return checkAgainstStatus(out.sizes(), offsets, indexPath);
   }
 
   /**
@@ -165,20 +164,19 @@ final class CopyVerifier {
    * empty exactly where it says so, and each length what the status reports within the precision
    * of its size encoding (MapStatusSizes). A foreign or stale copy is not.
    */
-  static Verdict checkAgainstStatus(MapStatus status, long[] offsets, Path indexPath) {
+  static Verdict checkAgainstStatus(ReportedSizes status, long[] offsets, Path indexPath) {
     int partitions = offsets.length - 1;
-    if (partitions > 0 && !SparkInternals.hasPartition(status, partitions - 1)) {
+    if (partitions > 0 && status.sizeOf(partitions - 1) < 0) {
       return Verdict.invalid(indexPath + " has " + partitions + " partitions, more than the shuffle's");
     }
-    boolean exact = SparkInternals.hasExactPartitionCount(status);
-    if (exact && SparkInternals.hasPartition(status, partitions)) {
+    if (status.exactPerPartition() && status.sizeOf(partitions) >= 0) {
       return Verdict.invalid(indexPath + " has " + partitions + " partitions, fewer than the shuffle's");
     }
     long[] lengths = new long[partitions];
     for (int p = 0; p < partitions; p++) {
       lengths[p] = offsets[p + 1] - offsets[p];
     }
-    String mismatch = MapStatusSizes.mismatch(status, lengths, exact);
+    String mismatch = MapStatusSizes.mismatch(status, lengths);
     return mismatch == null ? Verdict.OK : Verdict.invalid(indexPath + ": " + mismatch);
   }
 

@@ -1,31 +1,29 @@
 package io.github.sparkshuffleagent;
 
-import org.apache.spark.scheduler.MapStatus;
-import org.apache.spark.storage.BlockManagerId;
-
 /**
  * One registered map output as the driver's tracker held it when the executor was lost.
  *
  * @param shuffleId the shuffle
  * @param mapIndex the map partition (index into the shuffle's statuses)
  * @param mapId the map task's id, the {@code M} of {@code shuffle_S_M_0.index}
- * @param location where the tracker points reducers (the lost executor)
- * @param status the tracker's own status object: its block sizes cross-check the copy, and its
- *     identity proves the tracker still holds this very output when the plugin acts
+ * @param sizes what the tracker's status reports per partition: they cross-check the copy
+ * @param handle the registry's own token for the status it listed (SparkInternals: the status and
+ *     its location then); handed back to re-point or unregister, it lets the registry act only
+ *     if it still holds this very output
  */
 final class MapOutputRef {
   private final int shuffleId;
   private final int mapIndex;
   private final long mapId;
-  private final BlockManagerId location;
-  private final MapStatus status;
+  private final ReportedSizes sizes;
+  private final MapOutputRegistry.Handle handle;
 
-  MapOutputRef(int shuffleId, int mapIndex, long mapId, BlockManagerId location, MapStatus status) {
+  MapOutputRef(int shuffleId, int mapIndex, long mapId, ReportedSizes sizes, MapOutputRegistry.Handle handle) {
     this.shuffleId = shuffleId;
     this.mapIndex = mapIndex;
     this.mapId = mapId;
-    this.location = location;
-    this.status = status;
+    this.sizes = sizes;
+    this.handle = handle;
   }
 
   int shuffleId() {
@@ -40,12 +38,12 @@ final class MapOutputRef {
     return mapId;
   }
 
-  BlockManagerId location() {
-    return location;
+  ReportedSizes sizes() {
+    return sizes;
   }
 
-  MapStatus status() {
-    return status;
+  MapOutputRegistry.Handle handle() {
+    return handle;
   }
 
   String indexName() {

@@ -4,6 +4,12 @@ import java.util.List;
 
 /** The few operations on the driver's map output tracker that recovery needs. */
 interface MapOutputRegistry {
+  /**
+   * A registry's opaque token for one listed output (a {@link MapOutputRef#handle()}): only the
+   * registry that made it looks inside.
+   */
+  interface Handle {}
+
   /** Outputs registered at the executor now, across all shuffles. */
   List<MapOutputRef> outputsOn(String executorId);
 
@@ -12,7 +18,7 @@ interface MapOutputRegistry {
 
   /**
    * Points reducers at the fallback store for this output, only if the tracker still holds this
-   * very status at the lost location. Returns false (and changes nothing) otherwise.
+   * very output (the ref's handle) at the lost location. Returns false (and changes nothing) otherwise.
    */
   boolean repointToFallback(MapOutputRef output);
 

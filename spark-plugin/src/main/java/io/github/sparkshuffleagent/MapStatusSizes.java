@@ -3,8 +3,6 @@ package io.github.sparkshuffleagent;
 import java.util.ArrayList;
 import java.util.List;
 
-import org.apache.spark.scheduler.MapStatus;
-
 /**
  * Whether a copy's partition lengths are the ones the driver's {@code MapStatus} describes, as
  * closely as Spark's size encoding lets anyone tell. A copy written by someone else (another app
@@ -27,15 +25,16 @@ final class MapStatusSizes {
   private MapStatusSizes() {}
 
   /**
-   * Null when the copy's partition lengths fit the status, else the reason they do not.
-   * {@code exactPerPartition}: the status keeps one encoded size per partition (Compressed).
+   * Null when the copy's partition lengths fit the status's reported sizes, else the reason they
+   * do not. The status has every partition of {@code lengths} (CopyVerifier checks that first).
    */
-  static String mismatch(MapStatus status, long[] lengths, boolean exactPerPartition) {
+  static String mismatch(ReportedSizes status, long[] lengths) {
+    boolean exactPerPartition = status.exactPerPartition();
     long[] reported = new long[lengths.length];
     List<Integer> averaged = new ArrayList<>();
     for (int p = 0; p < lengths.length; p++) {
       long copy = lengths[p];
-      long spark = status.getSizeForBlock(p);
+      long spark = status.sizeOf(p);
       reported[p] = spark;
       if (copy == 0 || spark == 0) {
         if (copy != spark) {

@@ -32,7 +32,8 @@ import scala.Option;
 
 /**
  * The only class that touches Spark's internal (private[spark], public in bytecode) APIs: the
- * driver's MapOutputTrackerMaster and FallbackStorage's block manager id. Each call used here has
+ * driver's MapOutputTrackerMaster, its MapStatus objects (the rest of the plugin sees them as
+ * ReportedSizes and an opaque MapOutputRegistry.Handle) and FallbackStorage's block manager id. Each call used here has
  * the same Java signature on Spark 3.5 (Scala 2.12) and 4.1 (Scala 2.13); the real-Spark tests
  * run this jar on both. A new Spark line that changes them changes this file only.
  */
@@ -83,7 +84,8 @@ final class SparkInternals implements MapOutputRegistry {
       for (int i = 0; i < statuses.length; i++) {
         MapStatus s = statuses[i];
         if (s != null && executorId.equals(s.location().executorId())) {
-          out.add(new MapOutputRef(shuffleId, i, s.mapId(), s.location(), s));
+          Listed listed = new Listed(s, s.location());
+          out.add(new MapOutputRef(shuffleId, i, s.mapId(), listed, listed));
         }
       }
     }
@@ -102,11 +104,12 @@ final class SparkInternals implements MapOutputRegistry {
     if (status.isEmpty()) {
       return false;
     }
+    Listed listed = listed(output);
     MapStatus[] statuses = status.get().mapStatuses();
     // Spark's updateMapOutput moves whatever status sits at the map id's index; a newer attempt of
     // that partition must never be moved to a copy of the old one.
     MapStatus current = output.mapIndex() < statuses.length ? statuses[output.mapIndex()] : null;
-    if (current != output.status() || !output.location().equals(current.location())) {
+    if (current != listed.status || !listed.location.equals(current.location())) {
       return false;
     }
     tracker.updateMapOutput(output.shuffleId(), output.mapId(), fallbackId);
@@ -115,7 +118,7 @@ final class SparkInternals implements MapOutputRegistry {
 
   @Override
   public void unregister(MapOutputRef output) {
-    tracker.unregisterMapOutput(output.shuffleId(), output.mapIndex(), output.location());
+    tracker.unregisterMapOutput(output.shuffleId(), output.mapIndex(), listed(output).location);
   }
 
   @Override
@@ -129,11 +132,53 @@ final class SparkInternals implements MapOutputRegistry {
   }
 
   /**
+   * The tracker's own status and the location it pointed at when listed (a status's location
+   * changes in place when Spark moves it): the handle of the refs this registry lists. Its status's
+   * identity proves the tracker still holds this very output when the plugin acts.
+   */
+  private static final class Listed implements MapOutputRegistry.Handle, ReportedSizes {
+    private final MapStatus status;
+    private final BlockManagerId location;
+    private final boolean exact;
+
+    Listed(MapStatus status, BlockManagerId location) {
+      this.status = status;
+      this.location = location;
+      this.exact = hasExactPartitionCount(status);
+    }
+
+    @Override
+    public long sizeOf(int p) {
+      return reportedSize(status, p);
+    }
+
+    @Override
+    public boolean exactPerPartition() {
+      return exact;
+    }
+  }
+
+  private static Listed listed(MapOutputRef output) {
+    if (!(output.handle() instanceof Listed)) {
+      throw new IllegalArgumentException("map output " + output.indexName() + " was not listed by Spark's tracker");
+    }
+    return (Listed) output.handle();
+  }
+
+  /**
+   * The reported sizes of a map status, as CopyVerifier reads them (tests and RepointBench build
+   * statuses of their own).
+   */
+  static ReportedSizes reportedSizes(MapStatus status) {
+    return new Listed(status, status.location());
+  }
+
+  /**
    * Whether a status knows its number of reduce partitions exactly: Spark's CompressedMapStatus
    * (fewer than spark.shuffle.minNumPartitionsToHighlyCompress reducers) holds one size per
    * reducer, and asking past the last throws.
    */
-  static boolean hasExactPartitionCount(MapStatus status) {
+  private static boolean hasExactPartitionCount(MapStatus status) {
     return status instanceof CompressedMapStatus;
   }
 
@@ -302,13 +347,12 @@ final class SparkInternals implements MapOutputRegistry {
     return new FetchFailedException(blamed, shuffleId, mapId, mapIndex, reduceId, message, cause);
   }
 
-  /** Next-to-last check of the partition count: true when reduce id {@code p} exists in the status. */
-  static boolean hasPartition(MapStatus status, int p) {
+  /** The size a status reports for reduce id {@code p}, or -1 when it has no such partition. */
+  private static long reportedSize(MapStatus status, int p) {
     try {
-      status.getSizeForBlock(p);
-      return true;
+      return status.getSizeForBlock(p);
     } catch (ArrayIndexOutOfBoundsException e) {
-      return false;
+      return -1;
     }
   }
 }

@@ -3,20 +3,13 @@ package io.github.sparkshuffleagent;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.io.RandomAccessFile;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Map;
 
-import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
-import org.apache.hadoop.fs.FileSystem;
 import org.apache.spark.scheduler.CompressedMapStatus;
-import org.apache.spark.scheduler.MapStatus;
-import org.apache.spark.storage.BlockManagerId;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,24 +19,24 @@ class CopyVerifierTest {
   private static final String APP = "app-20261202000000-0000";
 
   @TempDir Path dir;
+  private LocalFallbackDir store;
   private CopyVerifier verifier;
   private final ShuffleGuard guard = new ShuffleGuard();
 
   @BeforeEach
   void setUp() throws IOException {
-    org.apache.hadoop.fs.Path base = new org.apache.hadoop.fs.Path(dir.toUri());
-    FileSystem fs = base.getFileSystem(new Configuration());
-    verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20, guard);
+    store = new LocalFallbackDir(dir, APP);
+    verifier = new CopyVerifier(store.fs, store.base, () -> APP, 1 << 20, guard);
   }
 
   /** Spark's own status for fewer than 2000 reducers (one encoded size per partition). */
   private static MapOutputRef ref(long mapId, long... sizes) {
-    return new MapOutputRef(0, 0, mapId, null, new CompressedMapStatus(null, sizes, mapId));
+    return new MapOutputRef(0, 0, mapId, SparkInternals.reportedSizes(new CompressedMapStatus(null, sizes, mapId)), null);
   }
 
   /** What Spark reports for 2000 reducers and more (empties, huge blocks, one mean for the rest). */
   private static MapOutputRef highlyCompressed(long mapId, long... sizes) {
-    return new MapOutputRef(0, 0, mapId, null, new LikeHighlyCompressed(mapId, sizes));
+    return new MapOutputRef(0, 0, mapId, SparkInternals.reportedSizes(new LikeHighlyCompressed(mapId, sizes)), null);
   }
 
   /**
@@ -52,15 +45,12 @@ class CopyVerifierTest {
    * (100 MiB), the integer mean of the other non-empty blocks. Spark's own class needs a running
    * SparkEnv (its logging, its network classes) to be built; the real-Spark tests use it.
    */
-  private static final class LikeHighlyCompressed implements MapStatus {
+  private static final class LikeHighlyCompressed extends ExactSizeStatus {
     private static final long ACCURATE_BLOCK_THRESHOLD = 100L << 20;
-    private final long mapId;
-    private final long[] sizes;
     private final long mean;
 
     LikeHighlyCompressed(long mapId, long[] sizes) {
-      this.mapId = mapId;
-      this.sizes = sizes.clone();
+      super(mapId, sizes.clone());
       long sum = 0;
       int n = 0;
       for (long s : sizes) {
@@ -73,21 +63,6 @@ class CopyVerifierTest {
     }
 
     @Override
-    public BlockManagerId location() {
-      return null;
-    }
-
-    @Override
-    public void updateLocation(BlockManagerId id) {
-      throw new UnsupportedOperationException();
-    }
-
-    @Override
-    public long mapId() {
-      return mapId;
-    }
-
-    @Override
     public long getSizeForBlock(int reduceId) {
       long s = reduceId < sizes.length ? sizes[reduceId] : 1;
       return s == 0 ? 0 : s >= ACCURATE_BLOCK_THRESHOLD ? SparkInternals.encodedSize(s) : mean;
@@ -95,27 +70,11 @@ class CopyVerifierTest {
   }
 
   private Path object(MapOutputRef o, String name) throws IOException {
-    Path p = dir.resolve(APP).resolve("0").resolve(Integer.toString(CopyVerifier.nonNegativeHash(name))).resolve(name);
-    Files.createDirectories(p.getParent());
-    return p;
+    return store.object(name);
   }
 
-  /** Writes the copy Spark's IndexShuffleBlockResolver would: offsets, and data unless empty. */
   private void store(MapOutputRef o, long... partitionLengths) throws IOException {
-    long total = 0;
-    try (OutputStream f = Files.newOutputStream(object(o, o.indexName())); DataOutputStream out = new DataOutputStream(f)) {
-      out.writeLong(0);
-      for (long len : partitionLengths) {
-        total += len;
-        out.writeLong(total);
-      }
-    }
-    if (total > 0) {
-      // Sparse: a huge partition costs no memory or disk.
-      try (RandomAccessFile data = new RandomAccessFile(object(o, o.dataName()).toFile(), "rw")) {
-        data.setLength(total);
-      }
-    }
+    store.store(o, partitionLengths);
   }
 
   @Test
@@ -173,11 +132,7 @@ class CopyVerifierTest {
     MapOutputRef o = ref(12, 1);
     Files.write(object(o, o.indexName()), new byte[12]); // not a multiple of 8
     assertEquals(Verdict.Kind.INVALID, verifier.verify(o, null).kind());
-    try (DataOutputStream out = new DataOutputStream(Files.newOutputStream(object(o, o.indexName())))) {
-      out.writeLong(0);
-      out.writeLong(20);
-      out.writeLong(10); // decreasing
-    }
+    store.writeOffsets(o.indexName(), 0, 20, 10); // decreasing
     Files.write(object(o, o.dataName()), new byte[10]);
     assertTrue(verifier.verify(o, null).reason().contains("decreases"));
   }
@@ -192,7 +147,7 @@ class CopyVerifierTest {
   @Test
   void aCopyWithFewerPartitionsThanTheShuffleIsInvalid() throws IOException {
     // Spark's status for shuffles under 2000 reducers knows the count exactly.
-    MapOutputRef o = new MapOutputRef(0, 0, 14, null, new CompressedMapStatus(null, new long[] {10, 0, 0}, 14));
+    MapOutputRef o = ref(14, 10, 0, 0);
     store(o, 10, 0); // one partition short
     Verdict v = verifier.verify(o, null);
     assertEquals(Verdict.Kind.INVALID, v.kind());

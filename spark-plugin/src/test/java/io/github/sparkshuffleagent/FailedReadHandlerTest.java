@@ -2,9 +2,7 @@ package io.github.sparkshuffleagent;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -12,8 +10,6 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 
-import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -70,19 +66,19 @@ class FailedReadHandlerTest {
   };
 
   @TempDir Path dir;
+  private LocalFallbackDir copies;
   private LostExecutorRecovery recovery;
   private FailedReadHandler handler;
   private final List<MapOutputRef> outputs = new ArrayList<>();
 
   @BeforeEach
   void setUp() throws IOException {
-    org.apache.hadoop.fs.Path base = new org.apache.hadoop.fs.Path(dir.toUri());
-    FileSystem fs = base.getFileSystem(new Configuration());
-    CopyVerifier verifier = new CopyVerifier(fs, base, () -> APP, 1 << 20, new ShuffleGuard());
+    copies = new LocalFallbackDir(dir, APP);
+    CopyVerifier verifier = new CopyVerifier(copies.fs, copies.base, () -> APP, 1 << 20, new ShuffleGuard());
     recovery = new LostExecutorRecovery(registry, verifier, AgentConf.from(new AgentConf.Settings(k -> null)), new RecoveryMetrics());
     handler = new FailedReadHandler(registry, recovery);
     for (int i = 0; i < 3; i++) {
-      MapOutputRef o = new MapOutputRef(0, i, 100 + i, null, new ExactSizeStatus(100 + i, new long[] {10, 20}));
+      MapOutputRef o = ExactSizeStatus.ref(i, 100 + i, 10, 20);
       outputs.add(o);
       at.put(o, FALLBACK);
       store(o);
@@ -95,18 +91,11 @@ class FailedReadHandlerTest {
   }
 
   private Path object(String name) throws IOException {
-    Path p = dir.resolve(APP).resolve("0").resolve(Integer.toString(CopyVerifier.nonNegativeHash(name))).resolve(name);
-    Files.createDirectories(p.getParent());
-    return p;
+    return copies.object(name);
   }
 
   private void store(MapOutputRef o) throws IOException {
-    try (OutputStream f = Files.newOutputStream(object(o.indexName())); DataOutputStream out = new DataOutputStream(f)) {
-      out.writeLong(0);
-      out.writeLong(10);
-      out.writeLong(30);
-    }
-    Files.write(object(o.dataName()), new byte[30]);
+    copies.store(o, 10, 20);
   }
 
   private void delete(MapOutputRef o) throws IOException {

@@ -5,18 +5,14 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.io.ByteArrayOutputStream;
-import java.io.DataOutputStream;
 import java.io.FileNotFoundException;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.Random;
 
-import org.apache.hadoop.conf.Configuration;
-import org.apache.hadoop.fs.FileSystem;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,20 +22,18 @@ class FallbackStoreTest {
   private static final String APP = "app-20261206000000-0000";
 
   @TempDir Path dir;
+  private LocalFallbackDir copies;
   private FallbackStore store;
   private final ReadMetrics metrics = new ReadMetrics();
 
   @BeforeEach
   void setUp() throws IOException {
-    org.apache.hadoop.fs.Path base = new org.apache.hadoop.fs.Path(dir.toUri());
-    FileSystem fs = base.getFileSystem(new Configuration());
-    store = new FallbackStore(fs, base, APP, new ReadRetry(2, 0, ms -> {}, metrics), 1 << 20);
+    copies = new LocalFallbackDir(dir, APP);
+    store = new FallbackStore(copies.fs, copies.base, APP, new ReadRetry(2, 0, ms -> {}, metrics), 1 << 20);
   }
 
   private Path object(String name) throws IOException {
-    Path p = dir.resolve(APP).resolve("0").resolve(Integer.toString(CopyVerifier.nonNegativeHash(name))).resolve(name);
-    Files.createDirectories(p.getParent());
-    return p;
+    return copies.object(name);
   }
 
   /** Stores an output as Spark's IndexShuffleBlockResolver writes it; returns the data bytes. */
@@ -47,15 +41,7 @@ class FallbackStoreTest {
     int total = Arrays.stream(partitionLengths).sum();
     byte[] data = new byte[total];
     new Random(mapId).nextBytes(data);
-    try (OutputStream f = Files.newOutputStream(object(FallbackStore.indexName(0, mapId)));
-        DataOutputStream out = new DataOutputStream(f)) {
-      long off = 0;
-      out.writeLong(0);
-      for (int len : partitionLengths) {
-        off += len;
-        out.writeLong(off);
-      }
-    }
+    copies.writeIndex(FallbackStore.indexName(0, mapId), Arrays.stream(partitionLengths).asLongStream().toArray());
     Files.write(object(FallbackStore.dataName(0, mapId)), data);
     return data;
   }
@@ -97,11 +83,7 @@ class FallbackStoreTest {
   void aTornIndexIsRefused() throws IOException {
     Files.write(object(FallbackStore.indexName(0, 7)), new byte[12]);
     assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 7));
-    try (DataOutputStream out = new DataOutputStream(Files.newOutputStream(object(FallbackStore.indexName(0, 8))))) {
-      out.writeLong(0);
-      out.writeLong(10);
-      out.writeLong(5); // decreasing
-    }
+    copies.writeOffsets(FallbackStore.indexName(0, 8), 0, 10, 5); // decreasing
     assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 8));
   }
 

@@ -5,20 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Optional;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.atomic.AtomicInteger;
 
-import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.fs.FileStatus;
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.FilterFileSystem;
@@ -68,7 +63,7 @@ class LostExecutorRecoveryTest {
     @Override
     public boolean repointToFallback(MapOutputRef output) {
       MapOutputRef now = current.get(key(output));
-      if (now == null || now.status() != output.status()) {
+      if (now == null || now.handle() != output.handle()) {
         return false;
       }
       atFallback.put(key(output), "fallback");
@@ -77,7 +72,7 @@ class LostExecutorRecoveryTest {
 
     @Override
     public void unregister(MapOutputRef output) {
-      current.computeIfPresent(key(output), (k, now) -> now.status() == output.status() ? null : now);
+      current.computeIfPresent(key(output), (k, now) -> now.handle() == output.handle() ? null : now);
     }
 
     @Override
@@ -120,6 +115,7 @@ class LostExecutorRecoveryTest {
   }
 
   @TempDir java.nio.file.Path dir;
+  private LocalFallbackDir copies;
   private HookedFs fs;
   private FakeRegistry registry;
   private RecoveryMetrics metrics;
@@ -127,8 +123,8 @@ class LostExecutorRecoveryTest {
 
   @BeforeEach
   void setUp() throws IOException {
-    Path base = new Path(dir.toUri());
-    fs = new HookedFs(base.getFileSystem(new Configuration()));
+    copies = new LocalFallbackDir(dir, APP);
+    fs = new HookedFs(copies.fs);
     registry = new FakeRegistry();
     metrics = new RecoveryMetrics();
   }
@@ -148,32 +144,22 @@ class LostExecutorRecoveryTest {
     settings.put(AgentConf.MAX_INDEX_BYTES, String.valueOf(1 << 20));
     settings.put(AgentConf.CLEANUP_SHUFFLES, "false");
     AgentConf conf = AgentConf.from(new AgentConf.Settings(settings::get));
-    CopyVerifier verifier = new CopyVerifier(fs, new Path(dir.toUri()), () -> APP, 1 << 20, new ShuffleGuard());
+    CopyVerifier verifier = new CopyVerifier(fs, copies.base, () -> APP, 1 << 20, new ShuffleGuard());
     recovery = new LostExecutorRecovery(registry, verifier, conf, metrics);
     return recovery;
   }
 
   private static MapOutputRef output(int mapIndex, long mapId, long... sizes) {
-    return new MapOutputRef(0, mapIndex, mapId, null, new ExactSizeStatus(mapId, sizes));
+    return ExactSizeStatus.ref(mapIndex, mapId, sizes);
   }
 
   /** Stores the copy the agent would have written: Spark's index and data, in FallbackStorage's layout. */
   private void store(MapOutputRef o, long... lengths) throws IOException {
-    long total = 0;
-    try (OutputStream f = Files.newOutputStream(object(o.indexName())); DataOutputStream out = new DataOutputStream(f)) {
-      out.writeLong(0);
-      for (long len : lengths) {
-        total += len;
-        out.writeLong(total);
-      }
-    }
-    Files.write(object(o.dataName()), new byte[(int) total]);
+    copies.store(o, lengths);
   }
 
   private java.nio.file.Path object(String name) throws IOException {
-    java.nio.file.Path p = dir.resolve(APP).resolve("0").resolve(Integer.toString(CopyVerifier.nonNegativeHash(name))).resolve(name);
-    Files.createDirectories(p.getParent());
-    return p;
+    return copies.object(name);
   }
 
   @Test

@@ -162,7 +162,7 @@ public final class RepointBench {
     try {
       List<Future<Void>> writes = new ArrayList<>();
       for (int i = 0; i < outputs; i++) {
-        MapOutputRef o = new MapOutputRef(i / perShuffle, i % perShuffle, i, LOST, null); // names only
+        MapOutputRef o = new MapOutputRef(i / perShuffle, i % perShuffle, i, null, null); // names only
         writes.add(pool.submit(() -> {
           put(fs, verifier.objectPath(o.shuffleId(), o.dataName()), data);
           put(fs, verifier.objectPath(o.shuffleId(), o.indexName()), indexBytes);
@@ -217,6 +217,17 @@ public final class RepointBench {
    * costs without Spark's per-update work.
    */
   private static final class MemoryRegistry implements MapOutputRegistry {
+    /** What SparkInternals's handle holds: the status listed, and where it was then. */
+    private static final class Held implements MapOutputRegistry.Handle {
+      final MapStatus status;
+      final BlockManagerId location;
+
+      Held(MapStatus status) {
+        this.status = status;
+        this.location = status.location();
+      }
+    }
+
     private final MapStatus[][] statuses = new MapStatus[SHUFFLES][];
     private final BlockManagerId fallback;
 
@@ -237,7 +248,7 @@ public final class RepointBench {
         MapStatus[] st = statuses[s];
         for (int m = 0; m < st.length; m++) {
           if (st[m] != null && executorId.equals(st[m].location().executorId())) {
-            out.add(new MapOutputRef(s, m, st[m].mapId(), st[m].location(), st[m]));
+            out.add(new MapOutputRef(s, m, st[m].mapId(), SparkInternals.reportedSizes(st[m]), new Held(st[m])));
           }
         }
       }
@@ -255,7 +266,8 @@ public final class RepointBench {
       // The tracker's write lock: one per shuffle.
       synchronized (st) {
         MapStatus current = st[output.mapIndex()];
-        if (current != output.status() || !output.location().equals(current.location())) {
+        Held held = (Held) output.handle();
+        if (current != held.status || !held.location.equals(current.location())) {
           return false;
         }
         current.updateLocation(fallback);

@@ -1,10 +1,13 @@
 /**
  * `shuffle-agent run` as a child process, as an SRE would run it: real signals, real files, real
  * ports (0: the agent picks free ones and logs them). Spawning and log parsing are CliProcess's.
+ * The kit's one agent launcher: the tests and the benchmarks (through spark-harness's
+ * startAgentCli) start the agent here.
  */
-import { CLI, CliProcess, type Exit, type LogLine } from './cli-process.js';
+import { CLI, CliProcess, type Exit, type LaunchOptions, type LogLine } from './cli-process.js';
+import { until } from './wait.js';
 
-export { CLI, type LogLine };
+export { CLI, type LaunchOptions, type LogLine };
 
 /** Rejects after `ms` with `what` (a bound on waiting, not a sleep). */
 function within<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
@@ -15,27 +18,40 @@ function within<T>(p: Promise<T>, ms: number, what: () => string): Promise<T> {
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
+export interface StartOptions extends LaunchOptions {
+  /** How long each step of the start (HTTP, gRPC, the initial scan) may take; default 20 s. */
+  startTimeoutMs?: number;
+}
+
 export class AgentProcess extends CliProcess {
   httpPort = 0;
   grpcPort = 0;
   private hasExited = false;
 
-  private constructor(args: string[], env?: NodeJS.ProcessEnv) {
-    super(args, env);
+  private constructor(args: string[], options: LaunchOptions) {
+    super(args, options);
     void this.exited.then(() => (this.hasExited = true));
   }
 
   /**
    * Start `shuffle-agent run ...args` (free ports, log level info unless `args` set one) and wait
-   * until its HTTP and gRPC servers listen and its initial scan is done.
+   * until its HTTP and gRPC servers listen and its initial scan is done. When that does not come
+   * (a timeout, or the agent exits), the agent is killed and waited for before this rejects: no
+   * child outlives a failed start.
    */
-  static async start(args: string[], options: { env?: NodeJS.ProcessEnv } = {}): Promise<AgentProcess> {
-    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info', ...args], options.env);
-    const http = await agent.waitForLog((l) => l.msg === 'http listening', 20_000);
-    const grpc = await agent.waitForLog((l) => l.msg === 'grpc listening', 20_000);
-    agent.httpPort = (http.http as { port: number }).port;
-    agent.grpcPort = (grpc.grpc as { port: number }).port;
-    await agent.waitForLog((l) => l.msg === 'initial scan done', 20_000);
+  static async start(args: string[], options: StartOptions = {}): Promise<AgentProcess> {
+    const agent = new AgentProcess(['run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info', ...args], options);
+    const timeoutMs = options.startTimeoutMs ?? 20_000;
+    try {
+      const http = await agent.waitForLog((l) => l.msg === 'http listening', timeoutMs);
+      const grpc = await agent.waitForLog((l) => l.msg === 'grpc listening', timeoutMs);
+      agent.httpPort = (http.http as { port: number }).port;
+      agent.grpcPort = (grpc.grpc as { port: number }).port;
+      await agent.waitForLog((l) => l.msg === 'initial scan done', timeoutMs);
+    } catch (err) {
+      await agent.stop('SIGKILL');
+      throw new Error(`the agent did not start: ${(err as Error).message}`, { cause: err });
+    }
     return agent;
   }
 
@@ -66,14 +82,16 @@ export class AgentProcess extends CliProcess {
 
   /** Poll /v1/status until `predicate` holds (the only view of a child's state from outside). */
   async waitForStatus(predicate: (s: Record<string, unknown>) => boolean, timeoutMs = 20_000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
     let last: Record<string, unknown> = {};
-    while (Date.now() < deadline) {
-      last = await this.status();
-      if (predicate(last)) return last;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    throw new Error(`status never matched; last: ${JSON.stringify(last)}`);
+    return until(
+      async () => {
+        last = await this.status();
+        return predicate(last) && last;
+      },
+      () => `a status that matches; last: ${JSON.stringify(last)}`,
+      timeoutMs,
+      20,
+    );
   }
 
   /** Send `signal` (unless it already exited) and wait for the exit. */

@@ -7,9 +7,9 @@
 import { randomUUID, randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { localPlacement } from '../agent/spark/java-hash.js';
-import { encodeIndex } from '../agent/spark/index-file.js';
-import { shuffleFileName } from '../agent/spark/file-names.js';
+import { localPlacement } from '../../agent/spark/java-hash.js';
+import { encodeIndex } from '../../agent/spark/index-file.js';
+import { shuffleFileName } from '../../agent/spark/file-names.js';
 
 export interface CommittedFiles {
   shuffleId: number;

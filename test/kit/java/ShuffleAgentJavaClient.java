@@ -1,7 +1,7 @@
 /*
  * A grpc-java client of spark-shuffle-agent, for the Java interop test and the serve benchmark.
  * Spark executors are JVMs: this is the contract as grpc-java (Debian's libgrpc-java, Netty
- * transport) compiles and speaks it. Stubs are generated from proto/ by test/support/java-client.ts
+ * transport) compiles and speaks it. Stubs are generated from proto/ by test/kit/java-client.ts
  * (protoc --java_out, grpc_java_plugin) and compiled with this file; no build tool.
  *
  * Usage (one JSON line on stdout per run; failures go to stderr with exit status 1):

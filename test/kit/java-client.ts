@@ -1,6 +1,6 @@
 /**
  * The grpc-java client of the interop test and the serve benchmark
- * (test/support/java/ShuffleAgentJavaClient.java), built from Debian's packages: stubs generated
+ * (test/kit/java/ShuffleAgentJavaClient.java), built from Debian's packages: stubs generated
  * from proto/ with protoc and grpc_java_plugin, compiled with javac once into a cache directory
  * keyed by the proto, the source and the classpath (protoc + javac take seconds; repeated runs and
  * the benchmark reuse it), then run with `java`. Missing packages are an error that names them.
@@ -9,17 +9,15 @@ import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { ROOT } from './repo-root.js';
 
 const run = promisify(execFile);
 
-/** The repository root, from test/support or from its build under dist/. */
-const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)).replace(/\/dist\/?$/, ''));
 const PROTO_DIR = join(ROOT, 'proto');
 const PROTO = join(PROTO_DIR, 'shuffle_agent.proto');
-const SOURCE = join(ROOT, 'test', 'support', 'java', 'ShuffleAgentJavaClient.java');
+const SOURCE = join(ROOT, 'test', 'kit', 'java', 'ShuffleAgentJavaClient.java');
 const MAIN_CLASS = 'ShuffleAgentJavaClient';
 const JARS_DIR = '/usr/share/java';
 const GRPC_JAVA_PLUGIN = '/usr/bin/grpc_java_plugin';

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import S3rver from 's3rver';
+import { ROOT } from './repo-root.js';
 import { S3Store, type S3StoreOptions } from '../../agent/store/s3/s3-store.js';
 
 const run = promisify(execFile);
@@ -42,7 +43,7 @@ export async function startS3rver(): Promise<S3Server> {
 export async function swiftS3(): Promise<S3Server> {
   let endpoint = process.env.SWIFT_S3_ENDPOINT;
   if (!endpoint) {
-    const script = new URL('../../scripts/swift-s3.sh', import.meta.url).pathname;
+    const script = join(ROOT, 'scripts', 'swift-s3.sh');
     try {
       const { stdout } = await run('bash', [script, 'start'], { timeout: 300_000 });
       endpoint = stdout.trim().split('\n').pop();

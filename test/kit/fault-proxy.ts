@@ -6,9 +6,9 @@
  * request, so a caller can count them). `delayMs` holds back every forwarded answer by that
  * long, as a remote store's first byte would (bench:spark-read uses it as its latency proxy).
  */
-import { createServer, request as httpRequest, Agent, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
+import { HttpProxy } from './http-proxy.js';
 
 export type Fault = 'reset' | 'reset-after-upstream' | 'stall' | 'error-500' | 'slowdown-503' | 'corrupt-body';
 
@@ -25,51 +25,30 @@ export interface ProxiedRequest {
 
 export type FaultPlan = (req: ProxiedRequest) => Fault | undefined;
 
-export class FaultProxy {
+export class FaultProxy extends HttpProxy {
   readonly injected: Record<Fault, number> = { reset: 0, 'reset-after-upstream': 0, stall: 0, 'error-500': 0, 'slowdown-503': 0, 'corrupt-body': 0 };
   forwarded = 0;
   plan: FaultPlan;
   /** Milliseconds each forwarded answer waits before its status line reaches the client. */
   delayMs = 0;
   private n = 0;
-  private readonly sockets = new Set<Socket>();
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 32 });
 
-  private constructor(
-    private readonly server: Server,
-    private readonly upstream: URL,
-    plan: FaultPlan,
-  ) {
+  private constructor(upstream: URL, plan: FaultPlan) {
+    super(upstream);
     this.plan = plan;
-    server.on('connection', (s) => {
-      this.sockets.add(s);
-      s.on('close', () => this.sockets.delete(s));
-    });
-    server.on('request', (req, res) => this.handle(req, res));
   }
 
   static async start(upstream: string, plan: FaultPlan = () => undefined): Promise<FaultProxy> {
-    const server = createServer();
-    const proxy = new FaultProxy(server, new URL(upstream), plan);
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const proxy = new FaultProxy(new URL(upstream), plan);
+    await proxy.listen();
     return proxy;
-  }
-
-  get endpoint(): string {
-    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
   }
 
   get totalInjected(): number {
     return Object.values(this.injected).reduce((a, b) => a + b, 0);
   }
 
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    this.agent.destroy();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
+  protected override handle(req: IncomingMessage, res: ServerResponse): void {
     const info: ProxiedRequest = {
       n: ++this.n,
       method: req.method ?? 'GET',
@@ -106,24 +85,21 @@ export class FaultProxy {
   }
 
   private forward(req: IncomingMessage, res: ServerResponse, fault: Fault | undefined): void {
-    const upstreamReq = httpRequest(
-      { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers, agent: this.agent },
-      (upstreamRes) => {
-        if (fault === 'reset-after-upstream') {
-          // The server did the work; the client never learns it.
-          upstreamRes.resume();
-          upstreamRes.on('end', () => req.socket.destroy());
-          return;
-        }
-        this.forwarded++;
-        const send = (): void => {
-          res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
-          upstreamRes.pipe(res);
-        };
-        if (this.delayMs > 0) setTimeout(send, this.delayMs);
-        else send();
-      },
-    );
+    const upstreamReq = this.upstreamRequest(req, (upstreamRes) => {
+      if (fault === 'reset-after-upstream') {
+        // The server did the work; the client never learns it.
+        upstreamRes.resume();
+        upstreamRes.on('end', () => req.socket.destroy());
+        return;
+      }
+      this.forwarded++;
+      const send = (): void => {
+        res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+        upstreamRes.pipe(res);
+      };
+      if (this.delayMs > 0) setTimeout(send, this.delayMs);
+      else send();
+    });
     upstreamReq.on('error', () => req.socket.destroy());
     req.on('error', () => upstreamReq.destroy());
     if (fault === 'corrupt-body') {

