@@ -7,7 +7,10 @@
  * the lost executor's outputs). Both Spark lines: 3.5.8 with hadoop-aws 3.3.4 (AWS SDK v1),
  * 4.1.1 with hadoop-aws 3.4.2 (AWS SDK v2 modules), fetched by scripts/setup-test-env.sh.
  *
- * One app per line serves both tests (the second needs the store gone for good, so it runs last).
+ * Two apps per line: one with the read path's defaults, where each executor fetches a small data
+ * object whole once (`read.wholeObjectMaxBytes`, 8 MiB) and reads its blocks from local disk, serves
+ * both tests (the second needs the store gone for good, so it runs last); one with
+ * `read.wholeObjectMaxBytes=0`, where every block is its own ranged GET, runs the throttling test.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -22,7 +25,13 @@ import { tempDir } from '../kit/temp-dir.js';
 
 const T = SPARK_TEST_TIMEOUT;
 
-describe.each(SPARK_LINES)('Spark $version over s3a:// through a fault proxy: the store throttles, then goes away', (line) => {
+const CASES = SPARK_LINES.flatMap((line) => [
+  { line, version: line.version, mode: 'whole small objects on local disk (defaults)', wholeObjectMax: '8m' },
+  { line, version: line.version, mode: 'one ranged GET per block', wholeObjectMax: '0' },
+]);
+
+describe.each(CASES)('Spark $version over s3a:// through a fault proxy, $mode: the store throttles, then goes away', ({ line, wholeObjectMax }) => {
+  const perBlock = wholeObjectMax === '0';
   let swift: S3Server;
   let proxy: FaultProxy;
   let driver: SparkDriver;
@@ -42,6 +51,7 @@ describe.each(SPARK_LINES)('Spark $version over s3a:// through a fault proxy: th
       jars: s3aJars(line),
       conf: {
         ...pluginConf(`s3a://${bucket}/fallback/`),
+        'spark.shuffleAgent.read.wholeObjectMaxBytes': wholeObjectMax,
         'spark.hadoop.fs.s3a.endpoint': proxy.endpoint,
         'spark.hadoop.fs.s3a.path.style.access': 'true',
         'spark.hadoop.fs.s3a.connection.ssl.enabled': 'false',
@@ -111,14 +121,21 @@ describe.each(SPARK_LINES)('Spark $version over s3a:// through a fault proxy: th
       proxy.plan = () => undefined;
     }
     expect(proxy.injected['slowdown-503']).toBeGreaterThan(0);
-    // One request per block asks for exactly that block: no readahead past it (S3A's default
-    // readahead would ask every GET for 64 KiB or the object's rest, overlapping the next blocks).
     expect(ranges.size).toBeGreaterThan(0);
     for (const [url, rs] of ranges) {
       const distinct = [...new Map(rs.map(([a, b]) => [`${a}-${b}`, [a, b] as const])).values()].sort((x, y) => x[0] - y[0]);
       expect(distinct[0]![0], `${url}: a GET without a closed range`).toBeGreaterThanOrEqual(0);
-      for (let i = 1; i < distinct.length; i++) {
-        expect(distinct[i]![0], `${url}: ranges ${JSON.stringify(distinct)} overlap`).toBeGreaterThan(distinct[i - 1]![1]);
+      if (perBlock) {
+        // One request per block asks for exactly that block: no readahead past it (S3A's default
+        // readahead would ask every GET for 64 KiB or the object's rest, overlapping the next blocks).
+        for (let i = 1; i < distinct.length; i++) {
+          expect(distinct[i]![0], `${url}: ranges ${JSON.stringify(distinct)} overlap`).toBeGreaterThan(distinct[i - 1]![1]);
+        }
+      } else {
+        // The whole object, once per reading executor (two survivors and the replacement).
+        expect(distinct, url).toHaveLength(1);
+        expect(distinct[0]![0], url).toBe(0);
+        expect(rs.length, url).toBeLessThanOrEqual(3);
       }
     }
     const after = await driver.counts();
@@ -132,7 +149,7 @@ describe.each(SPARK_LINES)('Spark $version over s3a:// through a fault proxy: th
     expect(now('readFailuresReported')).toBe(read('readFailuresReported'));
   }, T);
 
-  it('the store unreachable after the re-point: the job finishes, exactly the lost outputs are recomputed, the app stops promptly', async () => {
+  if (!perBlock) it('the store unreachable after the re-point: the job finishes, exactly the lost outputs are recomputed, the app stops promptly', async () => {
     await computeAndStore('unreachable');
     const before = await driver.counts();
     const shuffle = Number((await driver.ok({ cmd: 'shuffleId', name: 'unreachable' })).shuffleId);

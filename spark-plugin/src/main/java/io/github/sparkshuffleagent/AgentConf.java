@@ -48,6 +48,13 @@ public final class AgentConf {
   public static final String REPOINT_WITH_STOCK_READ = "spark.shuffleAgent.repoint.withStockRead";
   /** Spark's key naming the shuffle manager; the plugin's read path is {@link AgentShuffleManager}. */
   public static final String SHUFFLE_MANAGER = "spark.shuffle.manager";
+  /**
+   * A data object of at most this many bytes is fetched whole, once per executor, onto its local
+   * disk, and its blocks read from there (0: every block is its own ranged GET).
+   */
+  public static final String READ_WHOLE_OBJECT_MAX_BYTES = "spark.shuffleAgent.read.wholeObjectMaxBytes";
+  /** Local disk the whole copies of an executor may take (least recently used deleted first). */
+  public static final String READ_LOCAL_COPY_BYTES = "spark.shuffleAgent.read.localCopyBytes";
   /** Threads of an executor that wait on store reads (shared by its tasks; each task is capped). */
   public static final String READ_THREADS = "spark.shuffleAgent.read.threads";
 
@@ -64,6 +71,8 @@ public final class AgentConf {
   public final long readRetryWaitMs;
   public final long readIndexCacheBytes;
   public final int readThreads;
+  public final long readWholeObjectMaxBytes;
+  public final long readLocalCopyBytes;
   /** Whether the executors read fallback blocks through {@link AgentShuffleManager}. */
   public final boolean readPathConfigured;
   public final boolean repointWithStockRead;
@@ -103,6 +112,15 @@ public final class AgentConf {
     }
     this.readPathConfigured = AgentShuffleManager.class.getName().equals(conf.get(SHUFFLE_MANAGER, "sort").trim());
     this.repointWithStockRead = conf.getBoolean(REPOINT_WITH_STOCK_READ, false);
+    // 8 MiB: one GET of the whole object costs about what three small ranged GETs cost on S3 (the
+    // first byte dominates), and an executor running a share of 100s of reducers reads far more
+    // blocks than that of each output; a larger object is read block by block.
+    this.readWholeObjectMaxBytes = conf.getSizeAsBytes(READ_WHOLE_OBJECT_MAX_BYTES, "8m");
+    this.readLocalCopyBytes = conf.getSizeAsBytes(READ_LOCAL_COPY_BYTES, "1g");
+    if (readWholeObjectMaxBytes < 0 || readWholeObjectMaxBytes > readLocalCopyBytes) {
+      throw new IllegalArgumentException(READ_WHOLE_OBJECT_MAX_BYTES + " must be between 0 and "
+          + READ_LOCAL_COPY_BYTES + " (" + readLocalCopyBytes + "), got " + readWholeObjectMaxBytes);
+    }
     this.readThreads = conf.getInt(READ_THREADS, 64);
     if (readThreads < 1 || readThreads > 4096) {
       throw new IllegalArgumentException(READ_THREADS + " must be between 1 and 4096, got " + readThreads);

@@ -39,6 +39,8 @@ final class FallbackReads implements FallbackBlock.Source {
   private final ReadMetrics metrics;
   private final ReadFailures failures;
   private final Map<Long, TaskReads> tasks = new ConcurrentHashMap<>();
+  /** Null when turned off or when the executor has no local dir. */
+  private final LocalCopies copies;
 
   FallbackReads(AgentConf conf, FileSystem fs, Path base, String appId, ReadMetrics metrics) {
     this.conf = conf;
@@ -53,6 +55,26 @@ final class FallbackReads implements FallbackBlock.Source {
     p.allowCoreThreadTimeOut(true);
     this.pool = p;
     this.failures = new ReadFailures(metrics);
+    this.copies = localCopies(conf, metrics);
+  }
+
+  private LocalCopies localCopies(AgentConf c, ReadMetrics m) {
+    if (c.readWholeObjectMaxBytes == 0) {
+      return null;
+    }
+    java.io.File root = SparkInternals.executorLocalRoot();
+    if (root == null) {
+      return null;
+    }
+    try {
+      java.nio.file.Path dir = java.nio.file.Files.createTempDirectory(root.toPath(), "shuffle-agent-copies-");
+      return new LocalCopies(dir, c.readLocalCopyBytes,
+          (shuffleId, mapId, dataLen) -> store.openRange(shuffleId, mapId, dataLen, 0, dataLen), m);
+    } catch (IOException e) {
+      LOG.warn("no local copies of small data objects (every block is its own request): cannot create a directory under {}",
+          root, e);
+      return null;
+    }
   }
 
   /**
@@ -165,6 +187,13 @@ final class FallbackReads implements FallbackBlock.Source {
 
   @Override
   public byte[] read(FallbackBlock b) throws IOException {
+    if (copies != null && b.dataLength() <= conf.readWholeObjectMaxBytes && b.size() < b.dataLength()) {
+      try {
+        return copies.read(b.shuffleId, b.mapId, b.dataLength(), b.start(), (int) b.size());
+      } catch (LocalCopies.LocalDiskException e) {
+        LOG.warn("local copy of shuffle {} map {} failed; reading the block from the store", b.shuffleId, b.mapId, e);
+      }
+    }
     return store.readRange(b.shuffleId, b.mapId, b.dataLength(), b.start(), (int) b.size());
   }
 
@@ -175,9 +204,15 @@ final class FallbackReads implements FallbackBlock.Source {
 
   void shuffleUnregistered(int shuffleId) {
     indexes.dropShuffle(shuffleId);
+    if (copies != null) {
+      copies.dropShuffle(shuffleId);
+    }
   }
 
   void stop() {
     pool.shutdownNow();
+    if (copies != null) {
+      copies.close();
+    }
   }
 }

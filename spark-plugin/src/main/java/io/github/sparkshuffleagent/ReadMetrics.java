@@ -19,6 +19,8 @@ final class ReadMetrics {
   final Counter retries = new Counter();
   /** Blocks streamed rather than held whole (over the task's byte budget). */
   final Counter streamed = new Counter();
+  /** Small data objects fetched whole onto the executor's disk (see {@link LocalCopies}). */
+  final Counter localCopies = new Counter();
   /** Reads that failed for good and were reported to the driver. */
   final Counter failuresReported = new Counter();
 
@@ -28,6 +30,7 @@ final class ReadMetrics {
     registry.register("fallbackRequests", requests);
     registry.register("fallbackRetries", retries);
     registry.register("fallbackBlocksStreamed", streamed);
+    registry.register("fallbackLocalCopies", localCopies);
     registry.register("fallbackReadFailures", failuresReported);
   }
 }

@@ -231,6 +231,20 @@ final class SparkInternals implements MapOutputRegistry {
   }
 
   /**
+   * The executor's local root (the directory holding its {@code blockmgr-*} dirs: Spark's local
+   * dir, or on Kubernetes the pod's), or null outside an executor. {@code DiskBlockManager.localDirs}
+   * has the same signature on 3.5 and 4.x, where {@code Utils.getLocalDir} does not.
+   */
+  static java.io.File executorLocalRoot() {
+    SparkEnv env = SparkEnv.get();
+    if (env == null || env.blockManager() == null) {
+      return null;
+    }
+    java.io.File[] dirs = env.blockManager().diskBlockManager().localDirs();
+    return dirs.length == 0 ? null : dirs[0].getAbsoluteFile().getParentFile();
+  }
+
+  /**
    * The map ids of a shuffle's outputs at the fallback location that hold data for reduce
    * partitions {@code [start, end)}, from the executor's cached map statuses (the reader fetched
    * them just before); empty when they are not at hand. Lets an executor read the indexes of a
