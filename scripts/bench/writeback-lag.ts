@@ -9,6 +9,12 @@
  * "output persisted" log line.
  *
  *   npm run bench:writeback-lag [-- --output-kib 1024 --partitions 8 --seconds 20 --fractions 0.5,0.8]
+ *   --rate R          commit R outputs/s instead of fractions of a measured ceiling
+ *   --bypass-merge-sort   write each output as Spark's bypass-merge-sort writer does (a scratch
+ *                     file per partition, the attempt file partition by partition): the inotify
+ *                     events of a real Spark map stage without Spark's CPU (issue 19)
+ *
+ * Prints the agent's CPU per GiB from its first scan done to the last output persisted.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -35,6 +41,8 @@ const outputBytes = Number(flag('output-kib', '1024')) * 1024;
 const partitions = Number(flag('partitions', '8'));
 const seconds = Number(flag('seconds', '20'));
 const fractions = flag('fractions', '0.5,0.8').split(',').map(Number);
+const fixedRate = Number(flag('rate', '0'));
+const bypassMergeSort = process.argv.includes('--bypass-merge-sort');
 
 /** Outputs per second the store takes at most for this output size (data and index PUTs), from a raw PUT loop. */
 async function ceiling(endpoint: string, admin: S3Store): Promise<number> {
@@ -99,7 +107,7 @@ async function lagAt(endpoint: string, admin: S3Store, rate: number): Promise<vo
         for (let i = lane; i < total; i += lanes) {
           const wait = start + (i * 1000) / rate - Date.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-          await exec.commit({ shuffleId: 0, mapId: i, partitions: Array.from({ length: partitions }, () => Math.floor(outputBytes / partitions)) });
+          await exec.commit({ shuffleId: 0, mapId: i, partitions: Array.from({ length: partitions }, () => Math.floor(outputBytes / partitions)), bypassMergeSort });
           committedAt.set(`bench/0/${i}`, Date.now());
         }
       }),
@@ -112,7 +120,7 @@ async function lagAt(endpoint: string, admin: S3Store, rate: number): Promise<vo
     const mibps = (total * outputBytes) / MiB / sendSeconds;
     console.log(
       `rate ${rate.toFixed(1)} outputs/s (${mibps.toFixed(1)} MiB/s, achieved ${(total / sendSeconds).toFixed(1)}/s) for ${sendSeconds.toFixed(0)} s, load ${load.toFixed(1)}: persisted ${lags.length}/${total}; ` +
-        `lag p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms; agent CPU ${((cpu / sendSeconds) * 100).toFixed(0)}% of a core, peak RSS ${peak.toFixed(0)} MiB`,
+        `lag p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms; agent CPU ${((cpu / sendSeconds) * 100).toFixed(0)}% of a core, ${(cpu / ((lags.length * outputBytes) / 1024 ** 3)).toFixed(2)} s/GiB${bypassMergeSort ? ' (bypass-merge-sort scratch files)' : ''}, peak RSS ${peak.toFixed(0)} MiB`,
     );
   } finally {
     clearInterval(sampler);
@@ -133,7 +141,10 @@ await client.send(new CreateBucketCommand({ Bucket: BUCKET })).catch((err: { nam
 });
 client.destroy();
 const admin = new S3Store({ bucket: BUCKET, endpoint, forcePathStyle: true, credentials, checksums: 'when_required' });
-const top = await ceiling(endpoint, admin);
-console.log(`store ceiling for ${outputBytes / 1024} KiB outputs (${partitions} partitions): ${top.toFixed(1)} outputs/s, ${((top * outputBytes) / MiB).toFixed(1)} MiB/s (raw PUTs, 16 at once)`);
-for (const f of fractions) await lagAt(endpoint, admin, top * f);
+if (fixedRate > 0) await lagAt(endpoint, admin, fixedRate);
+else {
+  const top = await ceiling(endpoint, admin);
+  console.log(`store ceiling for ${outputBytes / 1024} KiB outputs (${partitions} partitions): ${top.toFixed(1)} outputs/s, ${((top * outputBytes) / MiB).toFixed(1)} MiB/s (raw PUTs, 16 at once)`);
+  for (const f of fractions) await lagAt(endpoint, admin, top * f);
+}
 await admin.close();

@@ -6,7 +6,8 @@
  * each run to a fresh prefix. Prints throughput, CPU seconds per GiB and peak RSS per tool, the
  * agent/rclone ratio of each round, and the agent as a fraction of the ceiling.
  *
- *   npm run bench:writeback [-- --mix small,mid,large,classic --rounds 3 --tools agent,rclone,rclone-t16,ceiling]
+ *   npm run bench:writeback [-- --mix small,mid,large,classic,spark,random,tiny,huge --rounds 3 --tools agent,agent-cli,rclone,rclone-t16,ceiling]
+ *   --agent-node-args "--cpu-prof --cpu-prof-dir DIR"   Node flags for the agent-cli process (profiling)
  *   env: BENCH_ROUNDS, BENCH_AGENT_CONCURRENCY (4), BENCH_SIZE_MIB (1024, the classic mix)
  *
  * Needs root on Debian for the first run (installs swift, memcached, rclone when missing).
@@ -25,6 +26,7 @@ import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
+import { OWNER_OBJECT } from '../../agent/tenancy/app-owners.js';
 import { flag } from './args.js';
 import { procStats } from './proc-stats.js';
 import { AGENT_CLI } from '../../test/kit/spark-harness.js';
@@ -44,6 +46,8 @@ const agentConcurrency = Number(process.env.BENCH_AGENT_CONCURRENCY ?? 4);
 const mixes = flag('mix', 'small,mid,large,classic').split(',');
 // Seed of the random, tiny and huge mixes (the mixes the agent was not tuned on).
 const seed = Number(flag('seed', process.env.BENCH_SEED ?? '19'));
+// Node flags for the agent-cli tool's process, e.g. "--cpu-prof --cpu-prof-dir bench/out/prof".
+const agentNodeArgs = flag('agent-node-args', '').split(' ').filter(Boolean);
 const tools = flag('tools', 'agent,rclone,rclone-t16,ceiling').split(',') as Tool[];
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const APP = 'app-bench';
@@ -140,6 +144,13 @@ function mixOutputs(mix: string): number[][] {
       for (let m = 0; m < 3000; m++) outputs.push(spread(Math.floor(r() * 48 * 1024), 50 + Math.floor(r() * 350)));
       return outputs;
     }
+    case 'spark': {
+      // The shape of bench:spark-overhead's job (120 map outputs x 200 reducers, about 1.6 MiB each,
+      // 196 MiB), so that its "real Spark vs synthetic" CPU per GiB compares only what real Spark
+      // output adds (scratch files, renames, inotify events), not a different shape.
+      for (let m = 0; m < 120; m++) outputs.push(spread(1_700_000 + Math.floor(rnd() * 20_000), 200));
+      return outputs;
+    }
     case 'huge': {
       // A few very large outputs: 1.2 and 0.8 GiB plus 3 of 1–5 MiB, 2000 partitions each.
       const r = prng(seed + 2);
@@ -148,7 +159,7 @@ function mixOutputs(mix: string): number[][] {
       return outputs;
     }
     default:
-      throw new RangeError(`unknown mix ${mix}: expected small, mid, large, classic, random, tiny or huge`);
+      throw new RangeError(`unknown mix ${mix}: expected small, mid, large, classic, spark, random, tiny or huge`);
   }
 }
 
@@ -200,11 +211,11 @@ async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promi
  * (from /proc just before it exits). The outputs appear once its first scan is done, as Spark's
  * would: not "found at start", so nothing is looked up in the store before it is sent.
  */
-async function agentCli(dataset: { dir: string; outputs: number }, endpoint: string, prefix: string): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number }> {
+async function agentCli(dataset: { dir: string; outputs: number }, endpoint: string, prefix: string): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number; transferSeconds: number; transferCpuSeconds: number }> {
   const local = await mkdtemp(join(outDir, 'agent-cli-local-'));
   const bm = (await readdir(dataset.dir)).find((d) => d.startsWith('blockmgr-')) as string;
   const started = performance.now();
-  const child = spawn(process.execPath, [AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--local-dirs', local, '--app-id', APP,
+  const child = spawn(process.execPath, [...agentNodeArgs, AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--local-dirs', local, '--app-id', APP,
     '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--upload-concurrency', String(agentConcurrency)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
@@ -227,6 +238,8 @@ async function agentCli(dataset: { dir: string; outputs: number }, endpoint: str
         if (l.msg === 'initial scan done') resolveReady(`http://127.0.0.1:${port}`);
       });
     });
+    // From here on, the write-back phase: what bench:spark-overhead counts from the action's start.
+    const phase = { at: performance.now(), cpu: procStats(child.pid as number)?.cpuSeconds ?? NaN };
     await rename(join(dataset.dir, bm), join(local, bm));
     moved = true;
     for (;;) {
@@ -234,12 +247,16 @@ async function agentCli(dataset: { dir: string; outputs: number }, endpoint: str
       if (s.persistedOutputs >= dataset.outputs && s.pendingOutputs === 0) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    const wall = (performance.now() - started) / 1000;
+    const now = performance.now();
     const stats = procStats(child.pid as number);
-    return { stdout: '', wall, cpu: stats?.cpuSeconds ?? NaN, rssMiB: stats?.peakRssMiB ?? NaN };
+    const cpu = stats?.cpuSeconds ?? NaN;
+    return { stdout: '', wall: (now - started) / 1000, cpu, rssMiB: stats?.peakRssMiB ?? NaN, transferSeconds: (now - phase.at) / 1000, transferCpuSeconds: cpu - phase.cpu };
   } finally {
-    child.kill('SIGKILL');
+    // SIGINT (nothing is pending: it exits at once, and a --cpu-prof is written); SIGKILL if not.
+    child.kill('SIGINT');
+    const killer = setTimeout(() => child.kill('SIGKILL'), 10_000);
     await exited;
+    clearTimeout(killer);
     if (moved) await rename(join(local, bm), join(dataset.dir, bm));
     await rm(local, { recursive: true, force: true });
   }
@@ -314,7 +331,10 @@ async function main(): Promise<void> {
         let transferSeconds: number | undefined;
         let transferCpuSeconds: number | undefined;
         if (tool === 'agent-cli') {
-          m = await agentCli(dataset, endpoint, prefix);
+          const cli = await agentCli(dataset, endpoint, prefix);
+          m = cli;
+          transferSeconds = cli.transferSeconds;
+          transferCpuSeconds = cli.transferCpuSeconds;
         } else if (tool.startsWith('agent')) {
           const spec = { dir: dataset.dir, appId: APP, endpoint, bucket: BUCKET, prefix, credentials, concurrency: tool === 'agent' ? agentConcurrency : Number(tool.slice('agent-c'.length)) };
           m = await timed(process.execPath, [join(here, 'writeback-agent.js')], { ...process.env, BENCH_AGENT: JSON.stringify(spec) });
@@ -332,15 +352,19 @@ async function main(): Promise<void> {
         // Count what landed, then remove it (untimed) so the server's disk does not fill up.
         const keys: string[] = [];
         let bytes = 0;
+        let files = 0;
         for await (const o of admin.list(`${prefix}/`)) {
           keys.push(o.key);
+          // The agent's `<app>/_owner` marker (tenancy) is not a copy of a file: removed, not counted.
+          if (o.key.endsWith(`/${OWNER_OBJECT}`)) continue;
           bytes += o.size;
+          files++;
         }
         await removeAll(admin, keys);
-        if (keys.length !== dataset.files || bytes !== dataset.bytes) {
-          throw new Error(`${tool} stored ${keys.length} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
+        if (files !== dataset.files || bytes !== dataset.bytes) {
+          throw new Error(`${tool} stored ${files} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
         }
-        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: keys.length, bytes, load, ...(transferSeconds ? { transferSeconds } : {}), ...(transferCpuSeconds ? { transferCpuSeconds } : {}) };
+        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: files, bytes, load, ...(transferSeconds ? { transferSeconds } : {}), ...(transferCpuSeconds ? { transferCpuSeconds } : {}) };
         results.push(r);
         console.log(
           `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s, cpu ${((transferCpuSeconds ?? NaN) / (bytes / 1024 ** 3)).toFixed(2)} s/GiB)` : ''}`,

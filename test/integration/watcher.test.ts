@@ -77,6 +77,22 @@ describe('LocalDirWatcher', () => {
     expect(problems).toEqual([]);
   });
 
+  it("takes in outputs written by Spark's bypass-merge-sort writer (a scratch file per partition) once each, the scratch files never", async () => {
+    const w = await startWatcher();
+    const exec = new SparkLikeExecutor([root]);
+    const partitions = Array.from({ length: 50 }, (_, i) => 100 + i);
+    const expected = partitions.reduce((a, b) => a + b, 0);
+    for (let m = 0; m < 4; m++) {
+      const event = waitFor<[MapOutput]>(w, 'committed');
+      await exec.commit({ shuffleId: 2, mapId: m, partitions, bypassMergeSort: true });
+      const [output] = await event;
+      expect(output).toMatchObject({ id: `app-1/2/${m}`, dataLength: expected, foundAtStart: false });
+    }
+    await w.rescan();
+    expect(committed.map((o) => o.mapId)).toEqual(['0', '1', '2', '3']);
+    expect(problems).toEqual([]);
+  });
+
   it('accepts a data-less output (every partition empty)', async () => {
     const w = await startWatcher();
     const exec = new SparkLikeExecutor([root]);

@@ -5,7 +5,7 @@
  * and deletions (data, then index, then checksum). Used by tests, the demo and benchmarks.
  */
 import { randomUUID, randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { localPlacement } from '../../agent/spark/java-hash.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
@@ -31,6 +31,13 @@ export interface CommitOptions {
   /** Called between the index rename and the data rename (to observe the half-committed state). */
   betweenRenames?: () => Promise<void> | void;
   checksum?: boolean;
+  /**
+   * Write the output the way Spark's bypass-merge-sort writer does (up to
+   * `spark.shuffle.sort.bypassMergeThreshold` reducers): one `temp_shuffle_*` scratch file per
+   * partition, each created, written and deleted, then the attempt file written partition by
+   * partition. Each of those calls is an inotify event in a watched directory (issue 19).
+   */
+  bypassMergeSort?: boolean;
 }
 
 export class SparkLikeExecutor {
@@ -75,7 +82,24 @@ export class SparkLikeExecutor {
     const dataTmp = join(dataDir, `${dataName}.${randomUUID()}`);
     const indexTmp = join(indexDir, `${indexName}.${randomUUID()}`);
     const hasData = data.length > 0;
-    if (hasData) await writeFile(dataTmp, data);
+    if (hasData && options.bypassMergeSort) {
+      const scratch: string[] = [];
+      for (const part of parts) {
+        const name = `temp_shuffle_${randomUUID()}`;
+        const path = join(await this.dirFor(name), name);
+        await writeFile(path, part);
+        scratch.push(path);
+      }
+      const out = await open(dataTmp, 'w');
+      try {
+        for (const [i, path] of scratch.entries()) {
+          await out.write(parts[i] as Buffer);
+          await unlink(path);
+        }
+      } finally {
+        await out.close();
+      }
+    } else if (hasData) await writeFile(dataTmp, data);
     await writeFile(indexTmp, encodeIndex(offsets));
     if (!options.leaveDebris) await unlink(spill);
 
