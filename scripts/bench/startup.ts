@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { flag } from './args.js';
 import { procStats } from './proc-stats.js';
-import { AGENT_CLI } from '../spark-harness.js';
+import { AGENT_CLI } from '../../test/kit/repo-root.js';
 
 const runs = Number(flag('runs', '7'));
 const compileCache = flag('compile-cache', '');
