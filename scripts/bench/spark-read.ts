@@ -116,6 +116,11 @@ interface ActionResult {
   /** Largest JVMHeapMemory peak of the action's stages over the executors, MiB. */
   peakHeapMiB: number;
   cpuSeconds: number;
+  /** Summed over the action's tasks (Spark's task metrics): time waiting for shuffle blocks, and running. */
+  fetchWaitSeconds: number;
+  taskRunSeconds: number;
+  /** Per executor: its tasks' summed run time, s (where the stage's time went). */
+  runSecondsByExecutor: Record<string, number>;
 }
 
 interface AppResult {
@@ -168,6 +173,29 @@ interface StageData {
   peakExecutorMetrics?: { JVMHeapMemory?: number };
 }
 
+interface TaskData {
+  executorId: string;
+  taskMetrics?: { executorRunTime?: number; shuffleReadMetrics?: { fetchWaitTime?: number } };
+}
+
+/** Where the action's task time went: fetch wait and run time summed over its tasks (ms → s). */
+async function taskTimes(driver: SparkDriver, mine: StageData[]): Promise<Pick<ActionResult, 'fetchWaitSeconds' | 'taskRunSeconds' | 'runSecondsByExecutor'>> {
+  let wait = 0;
+  let run = 0;
+  const byExecutor: Record<string, number> = {};
+  for (const st of mine) {
+    const r = await fetch(`${driver.ui}/api/v1/applications/${driver.appId}/stages/${st.stageId}/${st.attemptId}/taskList?length=100000`);
+    if (!r.ok) continue;
+    for (const t of (await r.json()) as TaskData[]) {
+      const ms = t.taskMetrics?.executorRunTime ?? 0;
+      wait += t.taskMetrics?.shuffleReadMetrics?.fetchWaitTime ?? 0;
+      run += ms;
+      byExecutor[t.executorId] = (byExecutor[t.executorId] ?? 0) + ms / 1000;
+    }
+  }
+  return { fetchWaitSeconds: wait / 1000, taskRunSeconds: run / 1000, runSecondsByExecutor: byExecutor };
+}
+
 async function stages(driver: SparkDriver): Promise<StageData[]> {
   const r = await fetch(`${driver.ui}/api/v1/applications/${driver.appId}/stages`);
   if (!r.ok) throw new Error(`GET stages from ${driver.ui}: HTTP ${r.status}`);
@@ -192,12 +220,14 @@ async function measuredAction(driver: SparkDriver, counting: { requests: Request
   // The status store learns of task ends asynchronously (and may keep a stage's peak only after
   // its last task ended): wait briefly for the action's stages to carry their peaks.
   let heap = 0;
+  let mine: StageData[] = [];
   for (let i = 0; i < 50; i++) {
-    const mine = (await stages(driver)).filter((s) => s.stageId > maxStage);
+    mine = (await stages(driver)).filter((s) => s.stageId > maxStage);
     heap = Math.max(0, ...mine.map((s) => s.peakExecutorMetrics?.JVMHeapMemory ?? 0));
     if (heap > 0) break;
     await new Promise((r) => setTimeout(r, 200));
   }
+  const times = await taskTimes(driver, mine);
   return {
     wallSeconds: Number(answer.wall),
     mapTasksRerun: counts1.mapTasks - counts0.mapTasks,
@@ -207,6 +237,7 @@ async function measuredAction(driver: SparkDriver, counting: { requests: Request
     requests,
     peakHeapMiB: heap / MiB,
     cpuSeconds: cpu1 - cpu0,
+    ...times,
   };
 }
 
@@ -351,6 +382,8 @@ function report(results: AppResult[], ceilings: Map<StoreKind, { direct: Ceiling
       row('requests per fallback block', (r, app) => (app && app.fallbackBlocks > 0 ? storeRequests(r) / app.fallbackBlocks : undefined), 2);
       row('peak executor heap (JVMHeapMemory), MiB', (r) => r.peakHeapMiB, 0);
       row('CPU s (driver + executors + Python)', (r) => r.cpuSeconds, 1);
+      row("tasks' run time, summed, s", (r) => r.taskRunSeconds, 1);
+      row("tasks' shuffle fetch wait, summed, s", (r) => r.fetchWaitSeconds, 1);
       for (const col of cols) console.log(`- ${col.name} requests: ${requestMix(col.rs)}`);
       const med = (cfg: Config | 'a'): number => median(cfg === 'a' ? of(aApp).map((r) => r.noKill.wallSeconds) : of(cfg).map((r) => r.afterKill.wallSeconds));
       const ratios: string[] = [];
@@ -402,7 +435,8 @@ async function main(): Promise<void> {
               console.log(`${kind} ${latency} ms round ${round} ${CONFIG_NAMES[config]}: first action ${r.firstActionSeconds.toFixed(1)} s, shuffle ${(r.shuffleBytes / MiB).toFixed(0)} MiB; `
                 + `(a) ${r.noKill.wallSeconds.toFixed(2)} s; after the kill ${k.wallSeconds.toFixed(2)} s, map tasks re-run ${k.mapTasksRerun}, held ${r.held}, re-pointed ${r.repointed}, `
                 + `shuffle-object requests ${storeRequests(k)}${r.fallbackBlocks > 0 ? ` (${(storeRequests(k) / r.fallbackBlocks).toFixed(2)} per block)` : ''} [${requestMix([k])}], `
-                + `peak heap ${k.peakHeapMiB.toFixed(0)} MiB ((a) ${r.noKill.peakHeapMiB.toFixed(0)}), fetch failures ${k.fetchFailures}, recovery ${r.recoverySeconds.toFixed(1)} s, load ${r.loadBefore.toFixed(1)}`);
+                + `peak heap ${k.peakHeapMiB.toFixed(0)} MiB ((a) ${r.noKill.peakHeapMiB.toFixed(0)}), fetch failures ${k.fetchFailures}, recovery ${r.recoverySeconds.toFixed(1)} s, load ${r.loadBefore.toFixed(1)}; `
+                + `tasks' run time ${k.taskRunSeconds.toFixed(1)} s ((a) ${r.noKill.taskRunSeconds.toFixed(1)}), fetch wait ${k.fetchWaitSeconds.toFixed(1)} s ((a) ${r.noKill.fetchWaitSeconds.toFixed(1)}), run s by executor ${JSON.stringify(Object.fromEntries(Object.entries(k.runSecondsByExecutor).map(([e, v]) => [e, Math.round(v)])))}`);
             }
           }
         }
