@@ -222,7 +222,8 @@ export interface Ceiling {
  */
 export async function getCeiling(store: BenchStore, endpoint: string, bucket: string, concurrency: number, requests: number, rangeBytes: number): Promise<Ceiling> {
   const c = client(endpoint, store.credentials, concurrency);
-  const size = 8 * 1024 * 1024;
+  // Twice the range at least, so that ranges start at random offsets (a shape with blocks over 4 MiB).
+  const size = Math.max(8 * 1024 * 1024, 2 * rangeBytes);
   const key = 'ceiling/object.data';
   try {
     await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Buffer.alloc(size, 7) }));
