@@ -112,9 +112,9 @@ public final class AgentConf {
     }
     this.readPathConfigured = AgentShuffleManager.class.getName().equals(conf.get(SHUFFLE_MANAGER, "sort").trim());
     this.repointWithStockRead = conf.getBoolean(REPOINT_WITH_STOCK_READ, false);
-    // 8 MiB: one GET of the whole object costs about what three small ranged GETs cost on S3 (the
-    // first byte dominates), and an executor running a share of 100s of reducers reads far more
-    // blocks than that of each output; a larger object is read block by block.
+    // 8 MiB: one GET of an object this size costs the time of a few small ranged GETs on S3 (each
+    // pays the first byte), while an executor running its share of hundreds of reducers reads
+    // many more blocks of each output than that; a larger object is read block by block.
     this.readWholeObjectMaxBytes = conf.getSizeAsBytes(READ_WHOLE_OBJECT_MAX_BYTES, "8m");
     this.readLocalCopyBytes = conf.getSizeAsBytes(READ_LOCAL_COPY_BYTES, "1g");
     if (readWholeObjectMaxBytes < 0 || readWholeObjectMaxBytes > readLocalCopyBytes) {

@@ -1,8 +1,10 @@
 package io.github.sparkshuffleagent;
 
+import java.io.File;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.ByteBuffer;
+import java.nio.file.Files;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
@@ -62,12 +64,12 @@ final class FallbackReads implements FallbackBlock.Source {
     if (c.readWholeObjectMaxBytes == 0) {
       return null;
     }
-    java.io.File root = SparkInternals.executorLocalRoot();
+    File root = SparkInternals.executorLocalRoot();
     if (root == null) {
       return null;
     }
     try {
-      java.nio.file.Path dir = java.nio.file.Files.createTempDirectory(root.toPath(), "shuffle-agent-copies-");
+      java.nio.file.Path dir = Files.createTempDirectory(root.toPath(), "shuffle-agent-copies-");
       return new LocalCopies(dir, c.readLocalCopyBytes,
           (shuffleId, mapId, dataLen) -> store.openRange(shuffleId, mapId, dataLen, 0, dataLen), m);
     } catch (IOException e) {

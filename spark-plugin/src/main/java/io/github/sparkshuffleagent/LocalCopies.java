@@ -15,7 +15,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 
 /**
@@ -47,12 +46,14 @@ final class LocalCopies {
 
   private static final class Entry {
     final int shuffleId;
+    final long mapId;
     final long dataLen;
     final Path file;
     final CompletableFuture<Path> done = new CompletableFuture<>();
 
-    Entry(int shuffleId, long dataLen, Path file) {
+    Entry(int shuffleId, long mapId, long dataLen, Path file) {
       this.shuffleId = shuffleId;
+      this.mapId = mapId;
       this.dataLen = dataLen;
       this.file = file;
     }
@@ -108,13 +109,13 @@ final class LocalCopies {
       }
       e = entries.get(key);
       if (e == null) {
-        e = new Entry(shuffleId, dataLen, dir.resolve("s" + shuffleId + "-m" + mapId + "-" + (seq++) + ".copy"));
+        e = new Entry(shuffleId, mapId, dataLen, dir.resolve("s" + shuffleId + "-m" + mapId + "-" + (seq++) + ".copy"));
         entries.put(key, e);
         mine = true;
       }
     }
     if (mine) {
-      fetch(key, e, mapId);
+      fetch(key, e);
     }
     try {
       return e.done.get();
@@ -134,9 +135,9 @@ final class LocalCopies {
     return shuffleId + "/" + mapId + "/" + dataLen;
   }
 
-  private void fetch(String key, Entry e, long mapId) {
+  private void fetch(String key, Entry e) {
     try {
-      write(e, mapId);
+      write(e);
       metrics.localCopies.inc();
       synchronized (this) {
         if (entries.get(key) == e) {
@@ -155,10 +156,10 @@ final class LocalCopies {
   }
 
   /** One streamed GET of the whole object into the file; store errors pass through as they are. */
-  private void write(Entry e, long mapId) throws IOException {
+  private void write(Entry e) throws IOException {
     byte[] buf = new byte[64 * 1024];
     long written = 0;
-    try (InputStream in = fetcher.open(e.shuffleId, mapId, e.dataLen);
+    try (InputStream in = fetcher.open(e.shuffleId, e.mapId, e.dataLen);
         FileChannel out = openForWrite(e.file)) {
       for (int n; (n = in.read(buf)) > 0;) {
         ByteBuffer bb = ByteBuffer.wrap(buf, 0, n);
@@ -173,7 +174,7 @@ final class LocalCopies {
       }
     }
     if (written != e.dataLen) {
-      throw new java.io.EOFException("data object of shuffle " + e.shuffleId + " map " + mapId + " ended at "
+      throw new java.io.EOFException("data object of shuffle " + e.shuffleId + " map " + e.mapId + " ended at "
           + written + " bytes, its index says " + e.dataLen);
     }
   }
@@ -253,7 +254,7 @@ final class LocalCopies {
     }
     try (var files = Files.list(dir)) {
       files.forEach(LocalCopies::deleteQuietly);
-    } catch (IOException | UncheckedIOException | CompletionException e) {
+    } catch (IOException | UncheckedIOException e) {
       // The executor's local dirs go with it.
     }
     deleteQuietly(dir);
