@@ -35,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../agent/store/s3/s3-store.js';
-import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SPARK_LINES, SparkDriver, startAgentCli, type SparkLine } from '../../test/kit/spark-harness.js';
+import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SparkDriver, sparkLine, startAgentCli, type SparkLine } from '../../test/kit/spark-harness.js';
 import { procStats, treeCpuSeconds } from './proc-stats.js';
 import { flag } from './args.js';
 
@@ -54,12 +54,7 @@ const AGENT_NICE = Number(flag('agent-nice', '0'));
 const AGENT_NODE_ARGS = flag('agent-node-args', '').split(' ').filter(Boolean);
 const AGENT_ARGS = flag('agent-args', '').split(' ').filter(Boolean);
 const SIDES = flag('sides', 'stock,agent').split(',') as Side[];
-const LINE: SparkLine = (() => {
-  const v = flag('spark', '3.5.8');
-  const line = SPARK_LINES.find((l) => l.version === v);
-  if (!line) throw new Error(`unknown Spark line ${v}; known: ${SPARK_LINES.map((l) => l.version).join(', ')}`);
-  return line;
-})();
+const LINE: SparkLine = sparkLine(flag('spark', '3.5.8'));
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/scripts/bench -> repository root
 const root = resolve(here, '..', '..', '..');

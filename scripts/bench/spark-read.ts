@@ -40,7 +40,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FaultProxy } from '../../test/kit/fault-proxy.js';
-import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SPARK_LINES, SparkDriver, startAgentCli, waitPersisted, type SparkLine, type TaskCounts } from '../../test/kit/spark-harness.js';
+import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SparkDriver, sparkLine, startAgentCli, waitPersisted, type SparkLine, type TaskCounts } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
 import { treeCpuSeconds } from './proc-stats.js';
 import { getCeiling, newBucket, startStore, STORE_KINDS, type BenchStore, type Ceiling, type StoreKind } from './s3-bench-stores.js';
@@ -70,8 +70,7 @@ const EXECUTORS = 3;
 const EXECUTOR_MB = 1024;
 const CEILING_CONCURRENCY = Number(flag('ceiling-concurrency', '32'));
 const CEILING_REQUESTS = Number(flag('ceiling-requests', '3000'));
-const LINE = SPARK_LINES.find((l) => l.version === flag('spark', '3.5.8'));
-if (!LINE) throw new Error(`unknown Spark line; known: ${SPARK_LINES.map((l) => l.version).join(', ')}`);
+const LINE: SparkLine = sparkLine(flag('spark', '3.5.8'));
 /** Read-path settings for (b), e.g. `--read-conf spark.shuffleAgent.read.maxBytesInFlight=48m`. */
 const READ_CONF = Object.fromEntries(
   list('read-conf', '').map((kv) => {
@@ -256,11 +255,11 @@ async function runApp(store: BenchStore, latencyMs: number, config: Config, roun
     return undefined;
   });
   proxy.delayMs = latencyMs;
-  const driver = await SparkDriver.start(LINE as SparkLine, {
+  const driver = await SparkDriver.start(LINE, {
     executors: EXECUTORS,
     executorMemoryMb: EXECUTOR_MB,
     localDir: local,
-    jars: s3aJars(LINE as SparkLine),
+    jars: s3aJars(LINE),
     conf: confFor(config, store, proxy.endpoint, bucket),
   });
   let agent: Awaited<ReturnType<typeof startAgentCli>> | undefined;
@@ -401,7 +400,7 @@ function report(results: AppResult[], ceilings: Map<StoreKind, { direct: Ceiling
 async function main(): Promise<void> {
   if (!existsSync(AGENT_CLI) || !existsSync(PLUGIN_JAR)) throw new Error('build first: npm run build (needs Maven for the plugin jar)');
   if (KEYS < REDUCERS) throw new Error('more reducers than keys: some blocks would be empty');
-  console.log(`Spark ${(LINE as SparkLine).version}, local-cluster[${EXECUTORS},1,${EXECUTOR_MB + 256}] (executor heap ${EXECUTOR_MB} MiB); job: ${ROWS} rows of ${PAD} B random padding in ${MAPS} map partitions → ${REDUCERS} reducers, ${WORK} SHA-256 rounds per row; `
+  console.log(`Spark ${LINE.version}, local-cluster[${EXECUTORS},1,${EXECUTOR_MB + 256}] (executor heap ${EXECUTOR_MB} MiB); job: ${ROWS} rows of ${PAD} B random padding in ${MAPS} map partitions → ${REDUCERS} reducers, ${WORK} SHA-256 rounds per row; `
     + `stores ${STORES.join(', ')}; added latency ${LATENCIES.join(', ')} ms; configurations ${CONFIGS.join(', ')} (+ (a) in each); ${ROUNDS} round(s); read settings ${JSON.stringify(READ_CONF)}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const dir = await mkdtemp(join(tmpdir(), 'bench-spark-read-stores-'));
   const results: AppResult[] = [];
