@@ -55,3 +55,94 @@ export function treeCpuSeconds(rootPid: number): number {
   for (const [pid, t] of ticks) if (inTree(pid)) sum += t;
   return sum / 100;
 }
+
+/** CPU seconds of one Spark process tree's parts, by role (see {@link sparkCpuByRole}). */
+export type SparkCpu = Record<string, number>;
+
+/**
+ * CPU seconds so far of a local-cluster Spark driver's tree, by role: `driver` (the pyspark
+ * driver and its JVM), `exec:<id>` (an executor JVM), `jit:<id>`, `gc:<id>`, `task:<id>`,
+ * `read:<id>` (that JVM's live JIT compiler, GC, task and shuffle-agent read threads, also counted
+ * in `exec:<id>`; a thread that ended is only in `exec:<id>`), `py:<id>` (the Python workers an
+ * executor forked, reaped ones included through cutime). Two readings subtracted say where an action's CPU went.
+ */
+export function sparkCpuByRole(rootPid: number): SparkCpu {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, number>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      parent.set(Number(d), Number(f[1]));
+      ticks.set(Number(d), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
+    } catch {
+      continue; // exited meanwhile
+    }
+  }
+  const executorOf = new Map<number, string>();
+  for (const pid of ticks.keys()) {
+    try {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!argv.some((a) => a.endsWith('CoarseGrainedExecutorBackend'))) continue;
+      const i = argv.indexOf('--executor-id');
+      executorOf.set(pid, i >= 0 ? (argv[i + 1] ?? '?') : '?');
+    } catch {
+      continue;
+    }
+  }
+  const out: SparkCpu = {};
+  const add = (k: string, v: number): void => {
+    out[k] = (out[k] ?? 0) + v / 100;
+  };
+  for (const [pid, t] of ticks) {
+    let role: string | undefined;
+    let inTree = false;
+    for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
+      const id = executorOf.get(p);
+      if (role === undefined && id !== undefined) role = p === pid ? `exec:${id}` : `py:${id}`;
+      if (p === rootPid) {
+        inTree = true;
+        break;
+      }
+    }
+    if (!inTree) continue;
+    add(role ?? 'driver', t);
+    if (role?.startsWith('exec:')) {
+      for (const [kind, n] of Object.entries(threadTicks(pid))) add(`${kind}:${role.slice(5)}`, n);
+    }
+  }
+  return out;
+}
+
+/** Thread kinds of an executor JVM by their name (comm, truncated to 15 characters by Linux). */
+const THREAD_KINDS: [string, RegExp][] = [
+  ['jit', /^C\d CompilerThre/],
+  ['gc', /^(GC Thread|G1 |VM Thread)/],
+  ['task', /^Executor task l/],
+  ['read', /^shuffle-agent-r/],
+];
+
+/** User + system ticks of a JVM's live threads, by kind (THREAD_KINDS; others are not counted). */
+function threadTicks(pid: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const t of tids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/task/${t}/comm`, 'utf8');
+      const kind = THREAD_KINDS.find(([, re]) => re.test(comm))?.[0];
+      if (kind === undefined) continue;
+      const stat = readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out[kind] = (out[kind] ?? 0) + Number(f[11]) + Number(f[12]);
+    } catch {
+      continue;
+    }
+  }
+  return out;
+}

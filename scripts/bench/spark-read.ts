@@ -12,7 +12,12 @@
  *   (a) the same action again with no kill (every app measures it: the read path's cost while no
  *       executor is lost shows as (a) of each configuration),
  *   then SIGKILLs the executor holding most map outputs (its local dirs deleted, as a pod's) and
- *   runs the same action again, in one of three configurations:
+ *   runs the same action again, in one of three configurations. With `--replacement elsewhere`
+ *   (the default) the app's executor target is lowered to 2 first, so the standalone master
+ *   starts no replacement: on a cluster a lost node's replacement executor starts on another
+ *   node, with its own cores, while here a cold JVM would share the survivors' 2 cores (its
+ *   start-up and JIT, about 14 s of CPU, would be charged to the action). `--replacement here`
+ *   measures that too.
  *   (b) agent + plugin + the read path (`spark.shuffle.manager=...AgentShuffleManager`),
  *   (c) agent + plugin without the manager (`spark.shuffleAgent.repoint.withStockRead=true`):
  *       Spark's stock `FallbackStorage.read`,
@@ -32,7 +37,7 @@
  * Usage: node dist/scripts/bench/spark-read.js [--stores swift[,seaweedfs]] [--latency 20,0]
  *          [--configs b,c,d] [--rounds 1] [--maps 100] [--reducers 300] [--mb 200] [--work 100]
  *          [--spark 3.5.8] [--ceiling-concurrency 32] [--ceiling-requests 3000]
- *          [--read-conf key=value,...]
+ *          [--read-conf key=value,...] [--replacement elsewhere|here]
  */
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -42,7 +47,8 @@ import { fileURLToPath } from 'node:url';
 import { FaultProxy } from '../../test/kit/fault-proxy.js';
 import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SparkDriver, sparkLine, startAgentCli, waitPersisted, type SparkLine, type TaskCounts } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
-import { treeCpuSeconds } from './proc-stats.js';
+import { gcLogOption, gcMarks, gcPeaksSince } from './gc-log.js';
+import { sparkCpuByRole, treeCpuSeconds, type SparkCpu } from './proc-stats.js';
 import { getCeiling, newBucket, startStore, STORE_KINDS, type BenchStore, type Ceiling, type StoreKind } from './s3-bench-stores.js';
 
 const list = (name: string, fallback: string): string[] => flag(name, fallback).split(',').filter((s) => s !== '');
@@ -67,6 +73,8 @@ const ROWS = Math.round((MB * 1e6) / PAD);
 // exactly REDUCERS fallback blocks (Python's partitionBy hashes an int key to itself).
 const KEYS = Math.max(997, REDUCERS * 3 + 1);
 const EXECUTORS = 3;
+const REPLACEMENT = flag('replacement', 'elsewhere');
+if (REPLACEMENT !== 'elsewhere' && REPLACEMENT !== 'here') throw new Error(`--replacement wants elsewhere or here, got ${REPLACEMENT}`);
 const EXECUTOR_MB = 1024;
 const CEILING_CONCURRENCY = Number(flag('ceiling-concurrency', '32'));
 const CEILING_REQUESTS = Number(flag('ceiling-requests', '3000'));
@@ -114,7 +122,15 @@ interface ActionResult {
   requests: Requests;
   /** Largest JVMHeapMemory peak of the action's stages over the executors, MiB. */
   peakHeapMiB: number;
+  /** Largest executor heap left after a collection during the action (GC logs), MiB: what tasks held. */
+  liveHeapMiB: number;
   cpuSeconds: number;
+  /**
+   * CPU s of the action by role (driver, exec:<id>, jit:<id>, py:<id>; see sparkCpuByRole): a
+   * process that started during the action counts from 0; one that died (the killed executor)
+   * is left out.
+   */
+  cpuByRole: SparkCpu;
   /** Summed over the action's tasks (Spark's task metrics): time waiting for shuffle blocks, and running. */
   fetchWaitSeconds: number;
   taskRunSeconds: number;
@@ -139,7 +155,7 @@ interface AppResult {
   loadBefore: number;
 }
 
-function confFor(config: Config, store: BenchStore, proxy: string, bucket: string): Record<string, string> {
+function confFor(config: Config, store: BenchStore, proxy: string, bucket: string, gcDir: string): Record<string, string> {
   const s3a: Record<string, string> = {
     'fs.s3a.endpoint': proxy,
     'fs.s3a.path.style.access': 'true',
@@ -155,6 +171,7 @@ function confFor(config: Config, store: BenchStore, proxy: string, bucket: strin
     // Executor metrics (JVMHeapMemory) polled every 100 ms, so each task's peak is seen; Spark's
     // default polls only at heartbeats (10 s).
     'spark.executor.metrics.pollingInterval': '100ms',
+    'spark.executor.extraJavaOptions': gcLogOption(gcDir),
   };
   if (config === 'd') return conf;
   const plugin = pluginConf(`s3a://${bucket}/fallback/`);
@@ -205,15 +222,20 @@ async function stages(driver: SparkDriver): Promise<StageData[]> {
  * Runs the action once with the proxy counting; the heap peak is the largest of the stages
  * Spark started for it (stage ids above `before`), read once the listener saw them end.
  */
-async function measuredAction(driver: SparkDriver, counting: { requests: Requests | undefined }, computedBefore: number): Promise<ActionResult> {
+async function measuredAction(driver: SparkDriver, counting: { requests: Requests | undefined }, computedBefore: number, gcDir: string): Promise<ActionResult> {
   const maxStage = Math.max(-1, ...(await stages(driver)).map((s) => s.stageId));
   const counts0: TaskCounts = await driver.counts();
+  const gc0 = gcMarks(gcDir);
   const cpu0 = treeCpuSeconds(driver.pid);
+  const roles0 = sparkCpuByRole(driver.pid);
   const requests: Requests = {};
   counting.requests = requests;
   const answer = await driver.ok({ cmd: 'action', name: 'a' }, ACTION_TIMEOUT_MS);
   counting.requests = undefined;
   const cpu1 = treeCpuSeconds(driver.pid);
+  const roles1 = sparkCpuByRole(driver.pid);
+  const gc = gcPeaksSince(gcDir, gc0);
+  const cpuByRole = Object.fromEntries(Object.entries(roles1).map(([k, v]) => [k, v - (roles0[k] ?? 0)]));
   if (answer.correct !== true) throw new Error(`wrong result: ${JSON.stringify(answer)}`);
   const counts1 = await driver.counts();
   // The status store learns of task ends asynchronously (and may keep a stage's peak only after
@@ -235,7 +257,9 @@ async function measuredAction(driver: SparkDriver, counting: { requests: Request
     failedStages: counts1.failedStages - counts0.failedStages,
     requests,
     peakHeapMiB: heap / MiB,
+    liveHeapMiB: gc.liveMiB,
     cpuSeconds: cpu1 - cpu0,
+    cpuByRole,
     ...times,
   };
 }
@@ -244,6 +268,8 @@ async function runApp(store: BenchStore, latencyMs: number, config: Config, roun
   const dir = await mkdtemp(join(tmpdir(), 'bench-spark-read-'));
   const local = join(dir, 'local');
   await mkdir(local);
+  const gcDir = join(dir, 'gc');
+  await mkdir(gcDir);
   const bucket = await newBucket(store, `bench-read-${config}`);
   const counting: { requests: Requests | undefined } = { requests: undefined };
   const proxy = await FaultProxy.start(store.endpoint, (req) => {
@@ -260,7 +286,7 @@ async function runApp(store: BenchStore, latencyMs: number, config: Config, roun
     executorMemoryMb: EXECUTOR_MB,
     localDir: local,
     jars: s3aJars(LINE),
-    conf: confFor(config, store, proxy.endpoint, bucket),
+    conf: confFor(config, store, proxy.endpoint, bucket, gcDir),
   });
   let agent: Awaited<ReturnType<typeof startAgentCli>> | undefined;
   try {
@@ -276,10 +302,14 @@ async function runApp(store: BenchStore, latencyMs: number, config: Config, roun
     if (agent) await waitPersisted(agent.url, MAPS);
     const shuffleBytes = await shuffleSize(driver);
     const loadBefore = loadavg()[0] as number;
-    const noKill = await measuredAction(driver, counting, Number(first.mapPartitionsComputed));
+    const noKill = await measuredAction(driver, counting, Number(first.mapPartitionsComputed), gcDir);
 
     const before = await driver.counts();
     const [victim, held] = Object.entries(before.mapTasksByExecutor).sort((x, y) => y[1] - x[1] || x[0].localeCompare(y[0]))[0] as [string, number];
+    if (REPLACEMENT === 'elsewhere') {
+      const t = await driver.ok({ cmd: 'executorTarget', n: EXECUTORS - 1 });
+      if (t.accepted !== true) throw new Error('the cluster manager refused the executor target');
+    }
     const tKill = performance.now();
     await driver.killExecutor(victim);
     let repointed = 0;
@@ -290,7 +320,11 @@ async function runApp(store: BenchStore, latencyMs: number, config: Config, roun
       recomputedByPlugin = Number(m.outputsRecomputed);
     }
     const recoverySeconds = (performance.now() - tKill) / 1000;
-    const afterKill = await measuredAction(driver, counting, Number(first.mapPartitionsComputed) + noKill.mapPartitionsRecomputed);
+    const afterKill = await measuredAction(driver, counting, Number(first.mapPartitionsComputed) + noKill.mapPartitionsRecomputed, gcDir);
+    const executorsAfter = Object.keys(afterKill.cpuByRole).filter((k) => k.startsWith('exec:')).length;
+    if (REPLACEMENT === 'elsewhere' && executorsAfter !== EXECUTORS - 1) {
+      throw new Error(`--replacement elsewhere: ${executorsAfter} executors ran the action after the kill, not ${EXECUTORS - 1}`);
+    }
     return {
       store: store.kind,
       latencyMs,
@@ -320,6 +354,11 @@ async function shuffleSize(driver: SparkDriver): Promise<number> {
   const r = await fetch(`${driver.ui}/api/v1/applications/${driver.appId}/stages`);
   const all = (await r.json()) as { shuffleWriteBytes?: number }[];
   return all.reduce((a, s) => a + (s.shuffleWriteBytes ?? 0), 0);
+}
+
+/** `{"driver":3.1,"exec:0":9.0,...}`, one decimal, sorted by role. */
+function roles(cpu: SparkCpu): string {
+  return JSON.stringify(Object.fromEntries(Object.entries(cpu).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => [k, Math.round(v * 10) / 10])));
 }
 
 function median(xs: number[]): number {
@@ -380,7 +419,15 @@ function report(results: AppResult[], ceilings: Map<StoreKind, { direct: Ceiling
       row('requests for shuffle objects (index + data)', (r) => storeRequests(r), 0);
       row('requests per fallback block', (r, app) => (app && app.fallbackBlocks > 0 ? storeRequests(r) / app.fallbackBlocks : undefined), 2);
       row('peak executor heap (JVMHeapMemory), MiB', (r) => r.peakHeapMiB, 0);
+      row('largest executor heap after a GC, MiB', (r) => r.liveHeapMiB, 0);
       row('CPU s (driver + executors + Python)', (r) => r.cpuSeconds, 1);
+      const roleSum = (r: ActionResult, prefix: string): number => Object.entries(r.cpuByRole).filter(([k]) => k.startsWith(prefix)).reduce((a, [, v]) => a + v, 0);
+      row('  of which executor JVMs, s', (r) => roleSum(r, 'exec:'), 1);
+      row('  of which their JIT compilers, s', (r) => roleSum(r, 'jit:'), 1);
+      row('  of which their GC threads, s', (r) => roleSum(r, 'gc:'), 1);
+      row('  of which their task threads, s', (r) => roleSum(r, 'task:'), 1);
+      row('  of which their read threads, s', (r) => roleSum(r, 'read:'), 1);
+      row('  of which Python workers, s', (r) => roleSum(r, 'py:'), 1);
       row("tasks' run time, summed, s", (r) => r.taskRunSeconds, 1);
       row("tasks' shuffle fetch wait, summed, s", (r) => r.fetchWaitSeconds, 1);
       for (const col of cols) console.log(`- ${col.name} requests: ${requestMix(col.rs)}`);
@@ -391,8 +438,18 @@ function report(results: AppResult[], ceilings: Map<StoreKind, { direct: Ceiling
       if (has('c')) ratios.push(`c/a ${(med('c') / med('a')).toFixed(2)}`);
       if (has('b') && has('d')) ratios.push(`b/d ${(med('b') / med('d')).toFixed(2)}`);
       if (has('c') && has('d')) ratios.push(`c/d ${(med('c') / med('d')).toFixed(2)}`);
+      const cpuMed = (cfg: Config | 'a'): number => median(cfg === 'a' ? of(aApp).map((r) => r.noKill.cpuSeconds) : of(cfg).map((r) => r.afterKill.cpuSeconds));
+      if (has('b')) ratios.push(`CPU b/a ${(cpuMed('b') / cpuMed('a')).toFixed(2)}`);
+      if (has('b') && has('d')) {
+        // Per round: b and d of the same round ran back to back, on the same machine load.
+        const perRound = of('b').map((b) => {
+          const d = of('d').find((x) => x.round === b.round);
+          return d ? (b.afterKill.wallSeconds / d.afterKill.wallSeconds).toFixed(2) : '–';
+        });
+        ratios.push(`b/d per round ${perRound.join(', ')}`);
+      }
       const aOf = ran.map((cfg) => `${cfg}'s app ${cell(of(cfg).map((r) => r.noKill.wallSeconds), 2)} s`).join(', ');
-      console.log(`\nratios of median wall times: ${ratios.join(', ') || 'none'}; (a) in each app: ${aOf}`);
+      console.log(`\nratios of the medians (wall unless said): ${ratios.join(', ') || 'none'}; (a) in each app: ${aOf}`);
     }
   }
 }
@@ -401,7 +458,7 @@ async function main(): Promise<void> {
   if (!existsSync(AGENT_CLI) || !existsSync(PLUGIN_JAR)) throw new Error('build first: npm run build (needs Maven for the plugin jar)');
   if (KEYS < REDUCERS) throw new Error('more reducers than keys: some blocks would be empty');
   console.log(`Spark ${LINE.version}, local-cluster[${EXECUTORS},1,${EXECUTOR_MB + 256}] (executor heap ${EXECUTOR_MB} MiB); job: ${ROWS} rows of ${PAD} B random padding in ${MAPS} map partitions → ${REDUCERS} reducers, ${WORK} SHA-256 rounds per row; `
-    + `stores ${STORES.join(', ')}; added latency ${LATENCIES.join(', ')} ms; configurations ${CONFIGS.join(', ')} (+ (a) in each); ${ROUNDS} round(s); read settings ${JSON.stringify(READ_CONF)}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+    + `stores ${STORES.join(', ')}; added latency ${LATENCIES.join(', ')} ms; configurations ${CONFIGS.join(', ')} (+ (a) in each); ${ROUNDS} round(s); read settings ${JSON.stringify(READ_CONF)}; replacement executor ${REPLACEMENT === 'here' ? 'started here (on the same 2 cores)' : 'elsewhere (none started on this machine)'}; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const dir = await mkdtemp(join(tmpdir(), 'bench-spark-read-stores-'));
   const results: AppResult[] = [];
   const ceilings = new Map<StoreKind, { direct: Ceiling; proxied: Ceiling }>();
@@ -434,8 +491,9 @@ async function main(): Promise<void> {
               console.log(`${kind} ${latency} ms round ${round} ${CONFIG_NAMES[config]}: first action ${r.firstActionSeconds.toFixed(1)} s, shuffle ${(r.shuffleBytes / MiB).toFixed(0)} MiB; `
                 + `(a) ${r.noKill.wallSeconds.toFixed(2)} s; after the kill ${k.wallSeconds.toFixed(2)} s, map tasks re-run ${k.mapTasksRerun}, held ${r.held}, re-pointed ${r.repointed}, `
                 + `shuffle-object requests ${storeRequests(k)}${r.fallbackBlocks > 0 ? ` (${(storeRequests(k) / r.fallbackBlocks).toFixed(2)} per block)` : ''} [${requestMix([k])}], `
-                + `peak heap ${k.peakHeapMiB.toFixed(0)} MiB ((a) ${r.noKill.peakHeapMiB.toFixed(0)}), fetch failures ${k.fetchFailures}, recovery ${r.recoverySeconds.toFixed(1)} s, load ${r.loadBefore.toFixed(1)}; `
-                + `tasks' run time ${k.taskRunSeconds.toFixed(1)} s ((a) ${r.noKill.taskRunSeconds.toFixed(1)}), fetch wait ${k.fetchWaitSeconds.toFixed(1)} s ((a) ${r.noKill.fetchWaitSeconds.toFixed(1)}), run s by executor ${JSON.stringify(Object.fromEntries(Object.entries(k.runSecondsByExecutor).map(([e, v]) => [e, Math.round(v)])))}`);
+                + `peak heap ${k.peakHeapMiB.toFixed(0)} MiB ((a) ${r.noKill.peakHeapMiB.toFixed(0)}), after GC ${k.liveHeapMiB.toFixed(0)} MiB ((a) ${r.noKill.liveHeapMiB.toFixed(0)}), fetch failures ${k.fetchFailures}, recovery ${r.recoverySeconds.toFixed(1)} s, load ${r.loadBefore.toFixed(1)}; `
+                + `tasks' run time ${k.taskRunSeconds.toFixed(1)} s ((a) ${r.noKill.taskRunSeconds.toFixed(1)}), fetch wait ${k.fetchWaitSeconds.toFixed(1)} s ((a) ${r.noKill.fetchWaitSeconds.toFixed(1)}), run s by executor ${JSON.stringify(Object.fromEntries(Object.entries(k.runSecondsByExecutor).map(([e, v]) => [e, Math.round(v)])))}; `
+                + `CPU s by role ${roles(k.cpuByRole)} ((a) ${roles(r.noKill.cpuByRole)})`);
             }
           }
         }

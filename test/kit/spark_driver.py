@@ -174,7 +174,13 @@ def main():
                     out[key] = v.get("count") if section == "counters" else v.get("value") if section == "gauges" else v
         return out
 
-    handlers = {"define": define, "action": action, "shuffleId": lambda c: {"shuffleId": shuffle_id(rdds[c["name"]][0])},
+    def executor_target(c):
+        # Asks the cluster manager to keep at most n executors (the standalone master then starts
+        # no replacement for one that dies, as a lost spot node's replacement starts elsewhere).
+        empty = jvm.org.apache.spark.api.python.PythonUtils.toScalaMap(jvm.java.util.HashMap())
+        return {"accepted": bool(sc._jsc.sc().requestTotalExecutors(int(c["n"]), 0, empty))}
+
+    handlers = {"define": define, "executorTarget": executor_target, "action": action, "shuffleId": lambda c: {"shuffleId": shuffle_id(rdds[c["name"]][0])},
                 "dropShuffle": drop_shuffle, "counts": counts,
                 "pluginMetrics": plugin_metrics, "defineSql": define_sql, "actionSql": action_sql,
                 "javaVersion": lambda c: {"javaVersion": jvm.java.lang.System.getProperty("java.specification.version")}}
