@@ -10,9 +10,12 @@ import { join } from 'node:path';
 /** How far each GC log had been written: where an action's lines start. */
 export type GcMarks = Map<string, number>;
 
-/** A JVM option that makes each JVM log its collections into `dir` (one file per process). */
+/**
+ * A JVM option that makes each JVM log its collections and the classes it loads into `dir` (one
+ * file per process).
+ */
 export function gcLogOption(dir: string): string {
-  return `-Xlog:gc:file=${join(dir, 'gc-%p.log')}`;
+  return `-Xlog:gc,class+load:file=${join(dir, 'gc-%p.log')}`;
 }
 
 export function gcMarks(dir: string): GcMarks {
@@ -27,14 +30,17 @@ export interface GcPeaks {
   /** Largest heap before a collection, MiB. */
   usedMiB: number;
   collections: number;
+  /** Classes the JVMs loaded since the marks (a cold code path's one-time cost). */
+  classesLoaded: number;
 }
 
 /** The collections logged since `marks` (a JVM started since counts from its first line). */
 export function gcPeaksSince(dir: string, marks: GcMarks): GcPeaks {
-  const peaks: GcPeaks = { liveMiB: 0, usedMiB: 0, collections: 0 };
+  const peaks: GcPeaks = { liveMiB: 0, usedMiB: 0, collections: 0, classesLoaded: 0 };
   for (const f of logs(dir)) {
     const text = readFileSync(f).subarray(marks.get(f) ?? 0).toString('utf8');
-    for (const m of text.matchAll(/ (\d+)([KMG])->(\d+)([KMG])\(\d+[KMG]\)/g)) {
+    peaks.classesLoaded += text.match(/\[class,load\s*\]/g)?.length ?? 0;
+    for (const m of text.matchAll(/\[gc\s*\].* (\d+)([KMG])->(\d+)([KMG])\(\d+[KMG]\)/g)) {
       peaks.collections++;
       peaks.usedMiB = Math.max(peaks.usedMiB, mib(m[1], m[2]));
       peaks.liveMiB = Math.max(peaks.liveMiB, mib(m[3], m[4]));

@@ -124,6 +124,8 @@ interface ActionResult {
   peakHeapMiB: number;
   /** Largest executor heap left after a collection during the action (GC logs), MiB: what tasks held. */
   liveHeapMiB: number;
+  /** Classes the executor JVMs loaded during the action. */
+  classesLoaded: number;
   cpuSeconds: number;
   /**
    * CPU s of the action by role (driver, exec:<id>, jit:<id>, py:<id>; see sparkCpuByRole): a
@@ -258,6 +260,7 @@ async function measuredAction(driver: SparkDriver, counting: { requests: Request
     requests,
     peakHeapMiB: heap / MiB,
     liveHeapMiB: gc.liveMiB,
+    classesLoaded: gc.classesLoaded,
     cpuSeconds: cpu1 - cpu0,
     cpuByRole,
     ...times,
@@ -428,6 +431,7 @@ function report(results: AppResult[], ceilings: Map<StoreKind, { direct: Ceiling
       row('  of which their task threads, s', (r) => roleSum(r, 'task:'), 1);
       row('  of which their read threads, s', (r) => roleSum(r, 'read:'), 1);
       row('  of which Python workers, s', (r) => roleSum(r, 'py:'), 1);
+      row('classes loaded by the JVMs', (r) => r.classesLoaded, 0);
       row("tasks' run time, summed, s", (r) => r.taskRunSeconds, 1);
       row("tasks' shuffle fetch wait, summed, s", (r) => r.fetchWaitSeconds, 1);
       for (const col of cols) console.log(`- ${col.name} requests: ${requestMix(col.rs)}`);
