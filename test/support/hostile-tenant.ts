@@ -29,6 +29,30 @@ export function inotifyWatches(pid: number | 'self'): number {
   return n;
 }
 
+/**
+ * Inotify watches held by this process and its child processes (the watcher's inotifywait child
+ * holds the NN directories' watches). A child being replaced holds its watches until it exits.
+ */
+export function inotifyWatchesWithChildren(): number {
+  let n = inotifyWatches('self');
+  for (const task of readdirSync('/proc/self/task')) {
+    let children: string;
+    try {
+      children = readFileSync(`/proc/self/task/${task}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const pid of children.split(' ').filter((x) => x !== '')) {
+      try {
+        n += inotifyWatches(Number(pid));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return n;
+}
+
 export interface HostileOptions {
   /** The tenant's `blockmgr-*` (created). */
   blockManagerDir: string;
