@@ -48,8 +48,10 @@ export interface InotifywaitDirsOptions {
 }
 
 /** The kernel mask: what Spark's commits (renames in), removals and a tenant's files (created
- * links, FIFOs; files written in place) raise; not the writes or attribute changes themselves. */
-const EVENTS = ['create', 'close_write', 'moved_to', 'moved_from', 'delete'];
+ * links, FIFOs; files written in place) raise; not the writes or attribute changes themselves.
+ * `q_overflow` is not a mask bit (the kernel always reports an overflow) but inotifywait prints
+ * only the kinds it was asked for. */
+const EVENTS = ['create', 'close_write', 'moved_to', 'moved_from', 'delete', 'q_overflow'];
 
 interface Child {
   process: ChildProcess;

@@ -184,6 +184,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       onError: (path, message) => this.emit('problem', { path, kind: 'unreadable', message }),
       onLimit: (path, message) => this.emit('problem', { path, kind: 'watch-limit', message }),
       onSymlink: (path) => this.emit('problem', { path, kind: 'symlink', message: `${path} is a symbolic link; not entered` }),
+      onBackendError: (message) => this.emit('problem', { path: 'inotifywait', kind: 'watch-error', message }),
       // The tree lists every NN directory again; a rescan also finds the outputs removed meanwhile.
       onLost: () => {
         if (this.initialScanDone && !this.closed) void this.rescan().catch((err: unknown) => this.emit('problem', { path: this.roots.join(','), kind: 'watch-error', message: String(err) }));

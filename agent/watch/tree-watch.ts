@@ -49,6 +49,8 @@ export interface TreeWatchHandlers {
   maxDirs?: number;
   /** Events were lost and every deepest-level directory is being listed again (`reason`). */
   onLost?: (reason: string) => void;
+  /** The inotifywait child died, or could not be started (then fs.watch takes over). */
+  onBackendError?: (message: string) => void;
 }
 
 /** How the deepest level's directories are watched. */
@@ -85,7 +87,7 @@ export class TreeWatch {
           if (this.watches.get(dir)?.level === this.fileLevel) this.onEvent(dir, this.fileLevel, name);
         },
         onLost: (reason) => this.relistFileDirs(reason),
-        onError: (message) => this.handlers.onError('inotifywait', message),
+        onError: (message) => this.handlers.onBackendError?.(message),
       });
     }
   }
