@@ -112,28 +112,26 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
         this.set(source.writeback().failedFiles);
       },
     });
-    const fileEvents = source.fileEvents;
-    if (fileEvents) {
-      new Gauge({
-        name: `${p}file_events_backend`,
-        help: 'What watches the NN directories: 1 for the backend in use (inotifywait, or fs.watch), 0 for the other.',
-        labelNames: ['backend'],
-        registers,
-        collect() {
-          const current = fileEvents().backend;
-          for (const b of FILE_EVENTS_BACKENDS) this.set({ backend: b }, b === current ? 1 : 0);
-        },
-      });
-      new Gauge({
-        name: `${p}inotifywait_restarts`,
-        help: 'inotifywait children that exited unasked or reported a kernel queue overflow since start (each followed by a listing of every NN directory).',
-        registers,
-        collect() {
-          const s = fileEvents();
-          this.set(s.died + s.overflows);
-        },
-      });
-    }
+    // Without a watcher (tests of other parts) these two stay empty.
+    new Gauge({
+      name: `${p}file_events_backend`,
+      help: 'What watches the NN directories: 1 for the backend in use (inotifywait, or fs.watch), 0 for the other.',
+      labelNames: ['backend'],
+      registers,
+      collect() {
+        const current = source.fileEvents?.().backend;
+        if (current !== undefined) for (const b of FILE_EVENTS_BACKENDS) this.set({ backend: b }, b === current ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${p}inotifywait_restarts`,
+      help: 'inotifywait children that exited unasked or reported a kernel queue overflow since start (each followed by a listing of every NN directory).',
+      registers,
+      collect() {
+        const s = source.fileEvents?.();
+        if (s) this.set(s.died + s.overflows);
+      },
+    });
     new Gauge({
       name: `${p}state`,
       help: 'Lifecycle state: 1 for the current state, 0 for the others.',
