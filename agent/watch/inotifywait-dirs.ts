@@ -14,8 +14,9 @@
  * - It watches a fixed list (no `-r`: recursion follows a directory symlink a tenant plants, and
  *   would watch whatever tree it points to). The caller (TreeWatch) decides which directories
  *   are watched, with its lstat checks and caps; a new list means a new child. The new child
- *   is started before the old one is stopped and `add()` resolves only once the new child has
- *   its watches, so the caller's listing after `add()` covers anything created before.
+ *   is started before the old one is stopped (2 s after the new one has its watches, so that
+ *   the old one reads what it had queued) and `add()` resolves only once the new child has its
+ *   watches, so the caller's listing after `add()` covers anything created before.
  * - A child that dies, or a kernel queue overflow (`Q_OVERFLOW`, reported with an empty path,
  *   which `include` must let through), loses events: `onLost` asks the caller to list every
  *   directory again, after a new child has its watches.
@@ -45,13 +46,21 @@ export interface InotifywaitDirsOptions {
   batchMs?: number;
   /** Consecutive failures to start a child before giving up (add() rejects from then on). */
   maxStartFailures?: number;
+  /** How long a replaced child keeps reading the events queued before its successor's watches. */
+  retireMs?: number;
 }
 
-/** The kernel mask: what Spark's commits (renames in), removals and a tenant's files (created
- * links, FIFOs; files written in place) raise; not the writes or attribute changes themselves.
- * `q_overflow` is not a mask bit (the kernel always reports an overflow) but inotifywait prints
- * only the kinds it was asked for. */
-const EVENTS = ['create', 'close_write', 'moved_to', 'moved_from', 'delete', 'q_overflow'];
+/**
+ * The kernel mask: renames in and out (Spark commits every index and data file by a rename) and
+ * deletions; not creations, writes, closes or attribute changes. Each kind asked for is one more
+ * event per scratch file, each waking the child in the writer's system time: with creations and
+ * closes after writing too, the child cost 5 times as much CPU on the bypass-merge-sort pattern
+ * (bench/RESULTS.md). A file written in place or a link made under an output's name is seen by
+ * the next listing (the periodic rescan, or the grace-timer lookup of a data file by Spark's
+ * placement), never committed without being checked. `q_overflow` is not a mask bit (the kernel
+ * always reports an overflow) but inotifywait prints only the kinds it was asked for.
+ */
+const EVENTS = ['moved_to', 'moved_from', 'delete', 'q_overflow'];
 
 interface Child {
   process: ChildProcess;
@@ -69,6 +78,8 @@ export class InotifywaitDirs {
   private readonly dirs = new Set<string>();
   private waiters: Waiter[] = [];
   private current: Child | undefined;
+  /** Replaced children, still reading what they had queued. */
+  private readonly retiring = new Set<Child>();
   private starting: Child | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** A new list is wanted while a child is starting: start another once it is up. */
@@ -111,7 +122,8 @@ export class InotifywaitDirs {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.timer);
-    for (const c of [this.current, this.starting]) if (c) this.stop(c);
+    for (const c of [this.current, this.starting, ...this.retiring]) if (c) this.stop(c);
+    this.retiring.clear();
     for (const w of this.waiters.splice(0)) w.resolve();
   }
 
@@ -207,8 +219,16 @@ export class InotifywaitDirs {
     this.failures = 0;
     const old = this.current;
     this.current = child;
-    // The new child watches everything the old one did: only now may the old one go.
-    if (old) this.stop(old);
+    // The new child watches everything the old one did, but events from before its watches may
+    // still sit unread in the old one's queue (a busy node schedules it late): the old one goes
+    // only after a while. The periodic rescan is the backstop.
+    if (old) {
+      this.retiring.add(old);
+      setTimeout(() => {
+        this.retiring.delete(old);
+        this.stop(old);
+      }, this.options.retireMs ?? 2_000).unref();
+    }
     for (const w of waiters) w.resolve();
     if (this.lostOnStart !== undefined) {
       const reason = this.lostOnStart;

@@ -73,7 +73,10 @@ describe.each(FILE_EVENT_BACKENDS)('LocalDirWatcher with a hostile tenant, NN di
     const v1 = await victim.commit({ shuffleId: 0, mapId: 1, partitions: [10, 20, 30] });
     await v1Event;
 
-    // Every planted file, link and directory is refused and reported (each event checks it).
+    // Every planted file, link and directory is refused and reported. fs.watch's events check each;
+    // inotifywait reports renames and deletions only (Spark commits by renaming), so what a tenant
+    // makes in place is seen by a listing: the periodic rescan's, run here at once.
+    await w.rescan();
     const reported = (p: string): boolean => problems.some((x) => x.path === p);
     const expectedReports = planted.filter((p) => !/\.index$/.test(p) || /shuffle_11_/.test(p));
     await until(async () => expectedReports.every(reported), `reports of ${expectedReports.filter((p) => !reported(p)).join(', ')}`, 15_000);

@@ -178,9 +178,12 @@ describe.each(FILE_EVENT_BACKENDS)('LocalDirWatcher, NN directories by $name', (
     const files = await exec.commit({ shuffleId: 0, mapId: 4, partitions: [10, 10] });
     await e;
     e = waitFor<[MapOutput]>(w, 'committed');
-    // A later attempt replaces the pair (Spark overwrites an inconsistent one): data first here.
-    await writeFile(files.dataPath as string, Buffer.alloc(30));
-    await writeFile(files.indexPath, encodeIndex([0, 5, 30]));
+    // A later attempt replaces the pair (Spark overwrites an inconsistent one), by renames as
+    // Spark does: data first here.
+    await writeFile(`${files.dataPath as string}.attempt`, Buffer.alloc(30));
+    await rename(`${files.dataPath as string}.attempt`, files.dataPath as string);
+    await writeFile(`${files.indexPath}.attempt`, encodeIndex([0, 5, 30]));
+    await rename(`${files.indexPath}.attempt`, files.indexPath);
     const [changed] = await e;
     expect(changed.offsets).toEqual([0, 5, 30]);
     expect(changed.dataLength).toBe(30);
