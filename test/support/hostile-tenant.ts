@@ -33,12 +33,12 @@ export function inotifyWatches(pid: number | 'self'): number {
  * Inotify watches held by this process and its child processes (the watcher's inotifywait child
  * holds the NN directories' watches). A child being replaced holds its watches until it exits.
  */
-export function inotifyWatchesWithChildren(): number {
-  let n = inotifyWatches('self');
-  for (const task of readdirSync('/proc/self/task')) {
+export function inotifyWatchesWithChildren(pid: number | 'self' = 'self'): number {
+  let n = inotifyWatches(pid);
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
     let children: string;
     try {
-      children = readFileSync(`/proc/self/task/${task}/children`, 'utf8');
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
     } catch {
       continue;
     }
