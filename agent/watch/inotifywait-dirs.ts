@@ -26,6 +26,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { lstat } from 'node:fs/promises';
 import { isAbsolute } from 'node:path';
+import { setPriority } from 'node:os';
 
 export interface DirEventSink {
   /** `name` in watched `dir` was created, closed after writing, renamed in or out, or deleted. */
@@ -48,6 +49,8 @@ export interface InotifywaitDirsOptions {
   maxStartFailures?: number;
   /** How long a replaced child keeps reading the events queued before its successor's watches. */
   retireMs?: number;
+  /** The child's nice value (default 10; higher is lower priority). */
+  nice?: number;
 }
 
 /**
@@ -159,6 +162,16 @@ export class InotifywaitDirs {
       return;
     }
     const child: Child = { process: proc, established: false, stopping: false };
+    // A lower CPU priority than the executors': woken less eagerly on a busy node, the child reads
+    // many deletions per wake-up (half its CPU on the scratch-file pattern at load 6-8). What it
+    // passes on (a few events per output) reaches the agent, which keeps its own priority.
+    if (proc.pid !== undefined) {
+      try {
+        setPriority(proc.pid, this.options.nice ?? 10);
+      } catch {
+        // Not allowed here (a seccomp profile, say): the child runs at the agent's priority.
+      }
+    }
     this.starting = child;
     this.stats.started++;
     let stderr = '';
