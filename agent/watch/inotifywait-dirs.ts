@@ -266,6 +266,10 @@ export class InotifywaitDirs {
     }
     void (async () => {
       const gone = (await Promise.all(list.map(async (d) => ((await lstat(d).then((s) => s.isDirectory(), () => false)) ? undefined : d)))).filter((d): d is string => d !== undefined);
+      if (this.closed) {
+        for (const w of waiters) w.resolve();
+        return;
+      }
       for (const d of gone) this.dirs.delete(d);
       // A directory that went away needs no watch: its waiter is done (the caller's listing finds nothing).
       const left: Waiter[] = [];
