@@ -53,7 +53,9 @@ exec 9>"$base_dir/.lock"
 flock 9
 if [ ! -f "$base" ]; then
   log "making the Debian $SUITE base with mmdebstrap (cached at $base)"
-  mmdebstrap "${mmdebstrap_args[@]}" "$base.tmp" >/tmp/build-image-mmdebstrap.log 2>&1 \
+  # --format=tar: mmdebstrap picks the format from the target's extension, and `.tmp` would make
+  # it a directory.
+  mmdebstrap --format=tar "${mmdebstrap_args[@]}" "$base.tmp" >/tmp/build-image-mmdebstrap.log 2>&1 \
     || { rm -f "$base.tmp"; tail -n 20 /tmp/build-image-mmdebstrap.log >&2; die "mmdebstrap failed (Debian's mirror must be reachable; log: /tmp/build-image-mmdebstrap.log)"; }
   mv "$base.tmp" "$base"
   # Bases of other arguments (an older checkout's) go: each is 180 MB, and rebuilds on demand.
