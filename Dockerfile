@@ -45,7 +45,12 @@ FROM ${NODE_IMAGE} AS runtime
 # default umask) and, for group-only (0770) directories, through membership of Spark's group
 # 185 (the pod templates also set supplementalGroups). Numeric USER lets Kubernetes verify
 # runAsNonRoot. npm, npx, corepack and yarn are removed: nothing runs them at run time.
-RUN groupadd --system --gid 10185 shuffle-agent \
+# inotify-tools: inotifywait watches Spark's NN directories for the agent (--file-events auto): the
+# kernel reports no writes and scratch files' events are dropped before Node sees them.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends inotify-tools \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10185 shuffle-agent \
  && groupadd --system --gid 185 spark \
  && useradd --system --uid 10185 --gid 10185 --groups spark --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin shuffle-agent \

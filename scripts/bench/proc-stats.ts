@@ -33,8 +33,14 @@ export function percentile(sorted: readonly number[], p: number): number {
  * (cutime/cstime): a child that exits between two readings is still counted, through its parent.
  */
 export function treeCpuSeconds(rootPid: number): number {
+  const t = treeCpuTimes(rootPid);
+  return t.user + t.system;
+}
+
+/** treeCpuSeconds, split into user and system (kernel) time. */
+export function treeCpuTimes(rootPid: number): { user: number; system: number } {
   const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
+  const ticks = new Map<number, [number, number]>();
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     let stat: string;
@@ -45,15 +51,20 @@ export function treeCpuSeconds(rootPid: number): number {
     }
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     parent.set(Number(d), Number(f[1]));
-    ticks.set(Number(d), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
+    ticks.set(Number(d), [Number(f[11]) + Number(f[13]), Number(f[12]) + Number(f[14])]);
   }
   const inTree = (pid: number): boolean => {
     for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) if (p === rootPid) return true;
     return false;
   };
-  let sum = 0;
-  for (const [pid, t] of ticks) if (inTree(pid)) sum += t;
-  return sum / 100;
+  let user = 0;
+  let system = 0;
+  for (const [pid, [u, s]] of ticks) {
+    if (!inTree(pid)) continue;
+    user += u;
+    system += s;
+  }
+  return { user: user / 100, system: system / 100 };
 }
 
 /** CPU seconds of one Spark process tree's parts, by role (see {@link sparkCpuByRole}). */

@@ -23,7 +23,9 @@
  *       --agent-nice 0 --agent-node-args "--cpu-prof --cpu-prof-dir bench/out/prof"
  *       --agent-args "--upload-concurrency 4"]
  *
- * `plugin-only` runs the plugin's settings without an agent (what the settings alone cost).
+ * `plugin-only` runs the plugin's settings without an agent (what the settings alone cost);
+ * `agent-fswatch` is `agent` with `--file-events fs.watch` (Node's own watcher on the NN
+ * directories instead of the inotifywait child `agent` uses when it is installed).
  * `--agent-nice N` starts the agent under `nice -n N` (CPU priority below Spark's).
  */
 import { execFile } from 'node:child_process';
@@ -36,7 +38,7 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SparkDriver, sparkLine, startAgentCli, type SparkLine } from '../../test/kit/spark-harness.js';
-import { procStats, treeCpuSeconds } from './proc-stats.js';
+import { procStats, treeCpuSeconds, treeCpuTimes } from './proc-stats.js';
 import { flag } from './args.js';
 
 const run = promisify(execFile);
@@ -64,13 +66,15 @@ const BUCKET = 'bench-spark-overhead';
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const JOB = { cmd: 'define', name: 'a', rows: ROWS, maps: MAPS, reducers: REDUCERS, keys: 997, pad: PAD, random: true, work: WORK };
 
-type Side = 'stock' | 'agent' | 'plugin-only';
+type Side = 'stock' | 'agent' | 'agent-fswatch' | 'plugin-only';
 
 interface RunResult {
   side: Side;
   round: number;
   wallSeconds: number;
   sparkCpuSeconds: number;
+  /** The part of sparkCpuSeconds spent in the kernel (where inotify's cost to the writer shows). */
+  sparkSystemSeconds: number;
   shuffleBytes: number;
   storeCpuSeconds: number;
   agentCpuSeconds?: number;
@@ -122,9 +126,9 @@ async function shuffleDataBytes(dir: string): Promise<number> {
 type Agent = Awaited<ReturnType<typeof startAgentCli>>;
 
 /** The built agent CLI, its defaults, writing to Swift; resolves once its first scan is done. */
-function startAgent(local: string, endpoint: string, prefix: string, appId: string): Promise<Agent> {
+function startAgent(local: string, endpoint: string, prefix: string, appId: string, side: Side): Promise<Agent> {
   return startAgentCli(local, `s3://${BUCKET}/${prefix}`, appId, {
-    args: ['--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', ...AGENT_ARGS],
+    args: ['--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', ...(side === 'agent-fswatch' ? ['--file-events', 'fs.watch'] : []), ...AGENT_ARGS],
     env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
     agentDefaults: true,
     nodeArgs: AGENT_NODE_ARGS,
@@ -179,16 +183,17 @@ async function runSide(side: Side, round: number, endpoint: string, admin: S3Sto
   });
   let agent: Agent | undefined;
   try {
-    if (side === 'agent') agent = await startAgent(local, endpoint, prefix, driver.appId);
+    if (side === 'agent' || side === 'agent-fswatch') agent = await startAgent(local, endpoint, prefix, driver.appId, side);
     await driver.ok(JOB);
     const loadBefore = loadavg()[0] as number;
-    const cpu0 = treeCpuSeconds(driver.pid);
+    const cpu0 = treeCpuTimes(driver.pid);
     const store0 = storeCpuSeconds();
-    const agent0 = agent ? procStats(agent.child.pid as number) : undefined;
+    // The agent's CPU includes its inotifywait children's (treeCpuSeconds).
+    const agent0 = agent ? treeCpuSeconds(agent.child.pid as number) : undefined;
     const action = await driver.ok({ cmd: 'action', name: 'a' }, 1_800_000);
     const tEnd = performance.now();
-    const cpu1 = treeCpuSeconds(driver.pid);
-    const agent1 = agent ? procStats(agent.child.pid as number) : undefined;
+    const cpu1 = treeCpuTimes(driver.pid);
+    const agent1 = agent ? treeCpuSeconds(agent.child.pid as number) : undefined;
     if (action.correct !== true) throw new Error(`action wrong: ${JSON.stringify(action)}`);
     const shuffleBytes = await shuffleDataBytes(local);
     let extra: Partial<RunResult> = {};
@@ -204,12 +209,12 @@ async function runSide(side: Side, round: number, endpoint: string, admin: S3Sto
         s = await status(agent.url);
       }
       const drainAfter = (performance.now() - tEnd) / 1000;
-      const agent2 = procStats(agent.child.pid as number);
+      const agent2 = treeCpuSeconds(agent.child.pid as number);
       extra = {
-        agentCpuSeconds: (agent1?.cpuSeconds ?? NaN) - (agent0?.cpuSeconds ?? NaN),
-        agentTotalCpuSeconds: agent2?.cpuSeconds ?? NaN,
-        agentWritebackCpuSeconds: (agent2?.cpuSeconds ?? NaN) - (agent0?.cpuSeconds ?? NaN),
-        agentPeakRssMiB: agent2?.peakRssMiB ?? NaN,
+        agentCpuSeconds: (agent1 ?? NaN) - (agent0 ?? NaN),
+        agentTotalCpuSeconds: agent2,
+        agentWritebackCpuSeconds: agent2 - (agent0 ?? NaN),
+        agentPeakRssMiB: procStats(agent.child.pid as number)?.peakRssMiB ?? NaN,
         persistedBytes: s.persistedBytes,
         pendingOutputsAtEnd: atEnd.pendingOutputs,
         pendingMiBAtEnd: atEnd.pendingBytes / MiB,
@@ -221,7 +226,8 @@ async function runSide(side: Side, round: number, endpoint: string, admin: S3Sto
       side,
       round,
       wallSeconds: Number(action.wall),
-      sparkCpuSeconds: cpu1 - cpu0,
+      sparkCpuSeconds: cpu1.user + cpu1.system - cpu0.user - cpu0.system,
+      sparkSystemSeconds: cpu1.system - cpu0.system,
       shuffleBytes,
       storeCpuSeconds: storeCpu,
       ...extra,
@@ -273,7 +279,7 @@ async function main(): Promise<void> {
       const r = await runSide(side, round, endpoint, admin);
       results.push(r);
       console.log(
-        `round ${round} ${side.padEnd(11)} wall ${r.wallSeconds.toFixed(2)} s, Spark CPU ${r.sparkCpuSeconds.toFixed(1)} s, shuffle ${(r.shuffleBytes / MiB).toFixed(0)} MiB, store CPU ${r.storeCpuSeconds.toFixed(1)} s`
+        `round ${round} ${side.padEnd(11)} wall ${r.wallSeconds.toFixed(2)} s, Spark CPU ${r.sparkCpuSeconds.toFixed(1)} s (system ${r.sparkSystemSeconds.toFixed(1)} s), shuffle ${(r.shuffleBytes / MiB).toFixed(0)} MiB, store CPU ${r.storeCpuSeconds.toFixed(1)} s`
           + (r.agentCpuSeconds !== undefined
             ? `, agent CPU ${r.agentCpuSeconds.toFixed(2)} s during the action (${((r.agentWritebackCpuSeconds as number) / ((r.persistedBytes as number) / GiB)).toFixed(2)} s/GiB to the last persisted; with start-up ${((r.agentTotalCpuSeconds as number) / ((r.persistedBytes as number) / GiB)).toFixed(2)} s/GiB), peak RSS ${(r.agentPeakRssMiB as number).toFixed(0)} MiB, pending at the end ${r.pendingOutputsAtEnd} outputs / ${(r.pendingMiBAtEnd as number).toFixed(1)} MiB, all persisted ${(r.drainAfterSeconds as number).toFixed(2)} s after`
             : '')
@@ -289,6 +295,7 @@ async function main(): Promise<void> {
   const row = (name: string, f: (r: RunResult) => number | undefined, digits?: number): void => console.log(`| ${name} | ${SIDES.map((s) => summary(of(s), f, digits)).join(' | ')} |`);
   row('action wall, s', (r) => r.wallSeconds);
   row('Spark CPU (driver, executors, Python workers), s', (r) => r.sparkCpuSeconds, 1);
+  row('of which system (kernel) time, s', (r) => r.sparkSystemSeconds, 1);
   row('shuffle on disk, MiB', (r) => r.shuffleBytes / MiB, 0);
   row('store (Swift) CPU, s', (r) => r.storeCpuSeconds, 1);
   row('agent CPU during the action, s', (r) => r.agentCpuSeconds);
@@ -304,7 +311,7 @@ async function main(): Promise<void> {
     if (!SIDES.includes('stock')) break;
     const per = (f: (r: RunResult) => number): number[] => of(side).map((r) => f(r) / f(of('stock').find((x) => x.round === r.round) as RunResult));
     const wall = per((r) => r.wallSeconds);
-    console.log(`\n${side} / stock, per round: wall ${wall.map((x) => x.toFixed(3)).join(', ')}; median ${median(wall).toFixed(3)} (goal <= 1.05, beyond it <= 1.03); ratio of medians ${(median(of(side).map((r) => r.wallSeconds)) / median(of('stock').map((r) => r.wallSeconds))).toFixed(3)}; Spark CPU median ${median(per((r) => r.sparkCpuSeconds)).toFixed(3)}`);
+    console.log(`\n${side} / stock, per round: wall ${wall.map((x) => x.toFixed(3)).join(', ')}; median ${median(wall).toFixed(3)} (goal <= 1.05, beyond it <= 1.03); ratio of medians ${(median(of(side).map((r) => r.wallSeconds)) / median(of('stock').map((r) => r.wallSeconds))).toFixed(3)}; Spark CPU median ${median(per((r) => r.sparkCpuSeconds)).toFixed(3)}, Spark system time median ${median(per((r) => r.sparkSystemSeconds)).toFixed(3)}`);
   }
   const out = join(root, 'bench', 'out');
   await mkdir(out, { recursive: true });

@@ -13,8 +13,11 @@
  *   --bypass-merge-sort   write each output as Spark's bypass-merge-sort writer does (a scratch
  *                     file per partition, the attempt file partition by partition): the inotify
  *                     events of a real Spark map stage without Spark's CPU (issue 19)
+ *   --file-events inotifywait,fs.watch   the agent's --file-events, each in turn at every rate
+ *                     (default: auto, what the agent picks)
  *
- * Prints the agent's CPU per GiB from its first scan done to the last output persisted.
+ * Prints the agent's CPU per GiB from its first scan done to the last output persisted (its
+ * inotifywait children included), and the writer's own CPU (this process: the executor's side).
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -26,7 +29,7 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
-import { percentile, procStats } from './proc-stats.js';
+import { percentile, procStats, treeCpuSeconds } from './proc-stats.js';
 import { flag } from './args.js';
 
 const run = promisify(execFile);
@@ -43,6 +46,7 @@ const seconds = Number(flag('seconds', '20'));
 const fractions = flag('fractions', '0.5,0.8').split(',').map(Number);
 const fixedRate = Number(flag('rate', '0'));
 const bypassMergeSort = process.argv.includes('--bypass-merge-sort');
+const fileEventBackends = flag('file-events', 'auto').split(',');
 
 /** Outputs per second the store takes at most for this output size (data and index PUTs), from a raw PUT loop. */
 async function ceiling(endpoint: string, admin: S3Store): Promise<number> {
@@ -64,7 +68,7 @@ async function ceiling(endpoint: string, admin: S3Store): Promise<number> {
   }
 }
 
-async function lagAt(endpoint: string, admin: S3Store, rate: number): Promise<void> {
+async function lagAt(endpoint: string, admin: S3Store, rate: number, fileEvents: string): Promise<void> {
   const base = await mkdtemp(join(tmpdir(), 'ssa-lag-'));
   const local = join(base, 'local');
   await mkdir(local, { recursive: true });
@@ -72,7 +76,7 @@ async function lagAt(endpoint: string, admin: S3Store, rate: number): Promise<vo
   const child = spawn(
     process.execPath,
     [CLI, 'run', '--local-dirs', local, '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required',
-      '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'debug', '--app-id', 'bench'],
+      '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--log-level', 'debug', '--app-id', 'bench', '--file-events', fileEvents],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey } },
   );
   const committedAt = new Map<string, number>();
@@ -95,7 +99,8 @@ async function lagAt(endpoint: string, admin: S3Store, rate: number): Promise<vo
   const sampler = setInterval(() => (peak = Math.max(peak, procStats(child.pid as number)?.peakRssMiB ?? 0)), 200);
   try {
     await ready;
-    const cpu0 = procStats(child.pid as number)?.cpuSeconds ?? 0;
+    const cpu0 = treeCpuSeconds(child.pid as number);
+    const writer0 = process.cpuUsage();
     const exec = new SparkLikeExecutor([local]);
     const total = Math.round(rate * seconds);
     const load = loadavg()[0] as number;
@@ -115,12 +120,14 @@ async function lagAt(endpoint: string, admin: S3Store, rate: number): Promise<vo
     const sendSeconds = (Date.now() - start) / 1000;
     const deadline = Date.now() + 60_000;
     while (lags.length < total && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const cpu = (procStats(child.pid as number)?.cpuSeconds ?? 0) - cpu0;
+    const cpu = treeCpuSeconds(child.pid as number) - cpu0;
+    const writer = process.cpuUsage(writer0);
     lags.sort((a, b) => a - b);
     const mibps = (total * outputBytes) / MiB / sendSeconds;
     console.log(
-      `rate ${rate.toFixed(1)} outputs/s (${mibps.toFixed(1)} MiB/s, achieved ${(total / sendSeconds).toFixed(1)}/s) for ${sendSeconds.toFixed(0)} s, load ${load.toFixed(1)}: persisted ${lags.length}/${total}; ` +
-        `lag p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms; agent CPU ${((cpu / sendSeconds) * 100).toFixed(0)}% of a core, ${(cpu / ((lags.length * outputBytes) / 1024 ** 3)).toFixed(2)} s/GiB${bypassMergeSort ? ' (bypass-merge-sort scratch files)' : ''}, peak RSS ${peak.toFixed(0)} MiB`,
+      `${fileEvents}: rate ${rate.toFixed(1)} outputs/s (${mibps.toFixed(1)} MiB/s, achieved ${(total / sendSeconds).toFixed(1)}/s) for ${sendSeconds.toFixed(0)} s, load ${load.toFixed(1)}: persisted ${lags.length}/${total}; ` +
+        `lag p50 ${percentile(lags, 50)} ms, p99 ${percentile(lags, 99)} ms, max ${lags[lags.length - 1]} ms; agent CPU ${((cpu / sendSeconds) * 100).toFixed(0)}% of a core, ${(cpu / ((lags.length * outputBytes) / 1024 ** 3)).toFixed(2)} s/GiB${bypassMergeSort ? ' (bypass-merge-sort scratch files)' : ''}, peak RSS ${peak.toFixed(0)} MiB; ` +
+        `writer CPU user ${(writer.user / 1e6).toFixed(2)} s, system ${(writer.system / 1e6).toFixed(2)} s`,
     );
   } finally {
     clearInterval(sampler);
@@ -141,10 +148,10 @@ await client.send(new CreateBucketCommand({ Bucket: BUCKET })).catch((err: { nam
 });
 client.destroy();
 const admin = new S3Store({ bucket: BUCKET, endpoint, forcePathStyle: true, credentials, checksums: 'when_required' });
-if (fixedRate > 0) await lagAt(endpoint, admin, fixedRate);
+if (fixedRate > 0) for (const b of fileEventBackends) await lagAt(endpoint, admin, fixedRate, b);
 else {
   const top = await ceiling(endpoint, admin);
   console.log(`store ceiling for ${outputBytes / 1024} KiB outputs (${partitions} partitions): ${top.toFixed(1)} outputs/s, ${((top * outputBytes) / MiB).toFixed(1)} MiB/s (raw PUTs, 16 at once)`);
-  for (const f of fractions) await lagAt(endpoint, admin, top * f);
+  for (const f of fractions) for (const b of fileEventBackends) await lagAt(endpoint, admin, top * f, b);
 }
 await admin.close();

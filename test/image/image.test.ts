@@ -178,6 +178,9 @@ describe('the runtime image (scripts/build-image.sh)', () => {
       });
       expect(await get('/healthz')).toBe(200);
       await until(ok('/readyz'), '/readyz 200', 30_000);
+      // The image's inotifywait watches the NN directories (fs.watch is only the fallback).
+      const metrics = await (await fetch(`http://127.0.0.1:${HTTP_PORT}/metrics`)).text();
+      expect(metrics).toMatch(/^shuffle_agent_file_events_backend\{backend="inotifywait"\} 1$/m);
 
       // Both outputs Spark's uid wrote reached the store, written by the agent's uid.
       const app = join(store, 'app-20261206000000-0000');

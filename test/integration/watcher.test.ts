@@ -9,8 +9,9 @@ import { encodeIndex } from '../../agent/spark/index-file.js';
 import { SparkLikeExecutor } from '../kit/spark-writer.js';
 import { tempDir } from '../kit/temp-dir.js';
 import { waitFor } from '../kit/wait.js';
+import { FILE_EVENT_BACKENDS } from '../kit/file-events.js';
 
-describe('LocalDirWatcher', () => {
+describe.each(FILE_EVENT_BACKENDS)('LocalDirWatcher, NN directories by $name', (backend) => {
   let root: string;
   let cleanup: () => Promise<void>;
   let watcher: LocalDirWatcher | undefined;
@@ -32,7 +33,7 @@ describe('LocalDirWatcher', () => {
   });
 
   async function startWatcher(extra: Partial<ConstructorParameters<typeof LocalDirWatcher>[0]> = {}): Promise<LocalDirWatcher> {
-    const w = new LocalDirWatcher({ localDirs: [root], defaultAppId: 'app-1', removalSettleMs: 50, rescanIntervalMs: 0, ...extra });
+    const w = new LocalDirWatcher({ inotifywait: backend.inotifywait(), localDirs: [root], defaultAppId: 'app-1', removalSettleMs: 50, rescanIntervalMs: 0, ...extra });
     w.on('committed', (o) => committed.push(o));
     w.on('removed', (r) => removed.push(r));
     w.on('problem', (p) => problems.push(p));
@@ -177,9 +178,12 @@ describe('LocalDirWatcher', () => {
     const files = await exec.commit({ shuffleId: 0, mapId: 4, partitions: [10, 10] });
     await e;
     e = waitFor<[MapOutput]>(w, 'committed');
-    // A later attempt replaces the pair (Spark overwrites an inconsistent one): data first here.
-    await writeFile(files.dataPath as string, Buffer.alloc(30));
-    await writeFile(files.indexPath, encodeIndex([0, 5, 30]));
+    // A later attempt replaces the pair (Spark overwrites an inconsistent one), by renames as
+    // Spark does: data first here.
+    await writeFile(`${files.dataPath as string}.attempt`, Buffer.alloc(30));
+    await rename(`${files.dataPath as string}.attempt`, files.dataPath as string);
+    await writeFile(`${files.indexPath}.attempt`, encodeIndex([0, 5, 30]));
+    await rename(`${files.indexPath}.attempt`, files.indexPath);
     const [changed] = await e;
     expect(changed.offsets).toEqual([0, 5, 30]);
     expect(changed.dataLength).toBe(30);

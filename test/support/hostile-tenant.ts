@@ -29,6 +29,30 @@ export function inotifyWatches(pid: number | 'self'): number {
   return n;
 }
 
+/**
+ * Inotify watches held by this process and its child processes (the watcher's inotifywait child
+ * holds the NN directories' watches). A child being replaced holds its watches until it exits.
+ */
+export function inotifyWatchesWithChildren(pid: number | 'self' = 'self'): number {
+  let n = inotifyWatches(pid);
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    let children: string;
+    try {
+      children = readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const pid of children.split(' ').filter((x) => x !== '')) {
+      try {
+        n += inotifyWatches(Number(pid));
+      } catch {
+        // exited meanwhile
+      }
+    }
+  }
+  return n;
+}
+
 export interface HostileOptions {
   /** The tenant's `blockmgr-*` (created). */
   blockManagerDir: string;
