@@ -39,20 +39,7 @@ export function treeCpuSeconds(rootPid: number): number {
 
 /** treeCpuSeconds, split into user and system (kernel) time. */
 export function treeCpuTimes(rootPid: number): { user: number; system: number } {
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, [number, number]>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-    } catch {
-      continue; // exited meanwhile
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    parent.set(Number(d), Number(f[1]));
-    ticks.set(Number(d), [Number(f[11]) + Number(f[13]), Number(f[12]) + Number(f[14])]);
-  }
+  const { parent, ticks } = procTable();
   const inTree = (pid: number): boolean => {
     for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) if (p === rootPid) return true;
     return false;
@@ -67,6 +54,28 @@ export function treeCpuTimes(rootPid: number): { user: number; system: number } 
   return { user: user / 100, system: system / 100 };
 }
 
+/**
+ * Every live process's parent, and its user and system CPU ticks, each with what its reaped
+ * children used (cutime, cstime).
+ */
+function procTable(): { parent: Map<number, number>; ticks: Map<number, [number, number]> } {
+  const parent = new Map<number, number>();
+  const ticks = new Map<number, [number, number]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    parent.set(Number(d), Number(f[1]));
+    ticks.set(Number(d), [Number(f[11]) + Number(f[13]), Number(f[12]) + Number(f[14])]);
+  }
+  return { parent, ticks };
+}
+
 /** CPU seconds of one Spark process tree's parts, by role (see {@link sparkCpuByRole}). */
 export type SparkCpu = Record<string, number>;
 
@@ -78,19 +87,7 @@ export type SparkCpu = Record<string, number>;
  * executor forked, reaped ones included through cutime). Two readings subtracted say where an action's CPU went.
  */
 export function sparkCpuByRole(rootPid: number): SparkCpu {
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(d), Number(f[1]));
-      ticks.set(Number(d), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]));
-    } catch {
-      continue; // exited meanwhile
-    }
-  }
+  const { parent, ticks } = procTable();
   const executorOf = new Map<number, string>();
   for (const pid of ticks.keys()) {
     try {
@@ -106,7 +103,8 @@ export function sparkCpuByRole(rootPid: number): SparkCpu {
   const add = (k: string, v: number): void => {
     out[k] = (out[k] ?? 0) + v / 100;
   };
-  for (const [pid, t] of ticks) {
+  for (const [pid, [user, system]] of ticks) {
+    const t = user + system;
     let role: string | undefined;
     let inTree = false;
     for (let p: number | undefined = pid; p !== undefined && p > 1; p = parent.get(p)) {
