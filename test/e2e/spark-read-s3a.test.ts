@@ -106,7 +106,12 @@ describe.each(CASES)('Spark $version over s3a:// through a fault proxy, $mode: t
     // The byte ranges each data object was asked for (answered GETs only: a refused one is asked
     // again); a GET without a closed range counts as [-1, ∞).
     const ranges = new Map<string, Array<[number, number]>>();
+    // Index objects: the executor knows their length from the shuffle's reduce partitions, so it
+    // GETs them without a HEAD.
+    const index = { HEAD: 0, GET: 0 };
     proxy.plan = (r) => {
+      const isIndex = r.url.split('?')[0]!.endsWith('.index');
+      if (isIndex && (r.method === 'HEAD' || r.method === 'GET')) index[r.method]++;
       if (r.method !== 'GET') return undefined;
       if (++gets % 3 === 0) return 'slowdown-503';
       if (r.url.split('?')[0]!.endsWith('.data')) {
@@ -122,6 +127,8 @@ describe.each(CASES)('Spark $version over s3a:// through a fault proxy, $mode: t
     }
     expect(proxy.injected['slowdown-503']).toBeGreaterThan(0);
     expect(ranges.size).toBeGreaterThan(0);
+    expect(index.GET).toBeGreaterThan(0);
+    expect(index.HEAD).toBe(0);
     for (const [url, rs] of ranges) {
       const distinct = [...new Map(rs.map(([a, b]) => [`${a}-${b}`, [a, b] as const])).values()].sort((x, y) => x[0] - y[0]);
       expect(distinct[0]![0], `${url}: a GET without a closed range`).toBeGreaterThanOrEqual(0);

@@ -1,6 +1,8 @@
 package io.github.sparkshuffleagent;
 
 import java.io.IOException;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -45,6 +47,11 @@ public final class AgentShuffleManager implements ShuffleManager {
   private final SortShuffleManager spark;
   private final ShuffleBlockResolver resolver;
   private final ReadMetrics metrics = ReadReports.metrics();
+  /**
+   * Reduce partitions of each shuffle this executor's tasks read, from their readers' handles: a
+   * copy's index holds one more offset than that, so it can be read without asking its length.
+   */
+  private final Map<Integer, Integer> reducePartitions = new ConcurrentHashMap<>();
   private volatile FallbackReads reads;
   private volatile boolean stopped;
 
@@ -93,7 +100,12 @@ public final class AgentShuffleManager implements ShuffleManager {
     String appId = live.getAppId();
     LOG.info("reading fallback blocks from {} ({} bytes per task in flight, {} requests per task, {} retries)",
         new Path(base, appId), c.readMaxBytesInFlight, c.readMaxRequestsInFlight, c.readRetries);
-    return new FallbackReads(c, fs, base, appId, metrics);
+    return new FallbackReads(c, fs, base, appId, metrics, this::indexLength);
+  }
+
+  private long indexLength(int shuffleId) {
+    Integer n = reducePartitions.get(shuffleId);
+    return n == null ? 0 : 8L * (n + 1);
   }
 
   @Override
@@ -110,6 +122,10 @@ public final class AgentShuffleManager implements ShuffleManager {
   @Override
   public <K, C> ShuffleReader<K, C> getReader(ShuffleHandle handle, int startMapIndex, int endMapIndex,
       int startPartition, int endPartition, TaskContext context, ShuffleReadMetricsReporter metrics) {
+    int n = SparkInternals.reducePartitions(handle);
+    if (n > 0) {
+      reducePartitions.put(handle.shuffleId(), n);
+    }
     return spark.getReader(handle, startMapIndex, endMapIndex, startPartition, endPartition, context, metrics);
   }
 
@@ -119,6 +135,7 @@ public final class AgentShuffleManager implements ShuffleManager {
     if (r != null) {
       r.shuffleUnregistered(shuffleId);
     }
+    reducePartitions.remove(shuffleId);
     return spark.unregisterShuffle(shuffleId);
   }
 

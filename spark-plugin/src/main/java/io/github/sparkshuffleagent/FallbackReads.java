@@ -12,6 +12,7 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
+import java.util.function.IntToLongFunction;
 
 import org.apache.hadoop.fs.FileSystem;
 import org.apache.hadoop.fs.Path;
@@ -44,13 +45,18 @@ final class FallbackReads implements FallbackBlock.Source {
   /** Null when turned off or when the executor has no local dir. */
   private final LocalCopies copies;
 
-  FallbackReads(AgentConf conf, FileSystem fs, Path base, String appId, ReadMetrics metrics) {
+  /**
+   * @param indexLength a shuffle's index length in bytes when the executor knows its number of
+   *     reduce partitions (its readers' handles), else 0; lets an index be read without a HEAD
+   */
+  FallbackReads(AgentConf conf, FileSystem fs, Path base, String appId, ReadMetrics metrics, IntToLongFunction indexLength) {
     this.conf = conf;
     this.metrics = metrics;
     this.fs = fs;
     ReadRetry retry = new ReadRetry(conf.readRetries, conf.readRetryWaitMs, Thread::sleep, metrics);
     this.store = new FallbackStore(fs, base, appId, retry, conf.maxIndexBytes);
-    this.indexes = new IndexCache(conf.readIndexCacheBytes, store::readIndex);
+    this.indexes = new IndexCache(conf.readIndexCacheBytes,
+        (shuffleId, mapId) -> store.readIndex(shuffleId, mapId, indexLength.applyAsLong(shuffleId)));
     ThreadPoolExecutor p = new ThreadPoolExecutor(conf.readThreads, conf.readThreads, 30, TimeUnit.SECONDS,
         new LinkedBlockingQueue<>(), Threads.daemon("shuffle-agent-read"));
     // Idle executors keep no read threads.

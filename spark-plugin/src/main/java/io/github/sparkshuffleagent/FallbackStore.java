@@ -17,8 +17,9 @@ import org.apache.hadoop.fs.Path;
  * FallbackStorage uses ({@code <path><appId>/<shuffleId>/<nonNegativeHash(name)>/<name>}), each
  * attempt retried by {@link ReadRetry}.
  *
- * <p>Requests: an index object costs what an open and a whole read cost on the file system (on
- * S3A a HEAD and a GET; once per output and executor, see {@link IndexCache}); a block costs one
+ * <p>Requests: an index object costs one GET when its length is known (the shuffle's reduce
+ * partitions + 1 offsets, from the reader's handle), otherwise what an open and a whole read cost
+ * (on S3A a HEAD and a GET); once per output and executor, see {@link IndexCache}; a block costs one
  * ranged GET of exactly its bytes: the data object is opened with its length known from the index
  * (no HEAD) and random-access read policy (no read to the object's end, no aborted connection).
  */
@@ -52,10 +53,17 @@ final class FallbackStore {
     return "shuffle_" + shuffleId + "_" + mapId + "_0.data";
   }
 
-  /** The offsets of an output's index object, checked to be Spark's format. */
-  long[] readIndex(int shuffleId, long mapId) throws IOException {
+  /**
+   * The offsets of an output's index object, checked to be Spark's format. With {@code knownLength}
+   * (the shuffle's reduce partitions + 1, times 8; 0 when unknown) the object is opened with that
+   * length: one GET, no HEAD; an object shorter than that is not a copy of this shuffle's output.
+   */
+  long[] readIndex(int shuffleId, long mapId, long knownLength) throws IOException {
     Path p = objectPath(shuffleId, indexName(shuffleId, mapId));
-    byte[] bytes = retry.run("read " + p, () -> readWhole(p));
+    if (knownLength > maxIndexBytes) {
+      throw new ReadRetry.CorruptCopyException(p + " would be " + knownLength + " bytes, larger than " + AgentConf.MAX_INDEX_BYTES);
+    }
+    byte[] bytes = retry.run("read " + p, () -> knownLength > 0 ? readKnown(p, (int) knownLength) : readWhole(p));
     if (bytes.length < 8 || bytes.length % 8 != 0) {
       throw new ReadRetry.CorruptCopyException(p + " has " + bytes.length + " bytes, not a multiple of 8 of at least 8");
     }
@@ -68,6 +76,17 @@ final class FallbackStore {
       }
     }
     return offsets;
+  }
+
+  private byte[] readKnown(Path p, int len) throws IOException {
+    byte[] buf = new byte[len];
+    try (FSDataInputStream in = open(p, len, "sequential")) {
+      in.readFully(0, buf, 0, len);
+    } catch (java.io.EOFException e) {
+      throw new ReadRetry.CorruptCopyException(p + " is shorter than the " + (len / 8 - 1)
+          + " reduce partitions of its shuffle need (" + len + " bytes)");
+    }
+    return buf;
   }
 
   private byte[] readWhole(Path p) throws IOException {

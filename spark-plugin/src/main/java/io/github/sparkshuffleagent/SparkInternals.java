@@ -16,9 +16,11 @@ import org.apache.spark.SparkEnv;
 import org.apache.spark.network.buffer.ManagedBuffer;
 import org.apache.spark.scheduler.SchedulerBackend;
 import org.apache.spark.scheduler.cluster.CoarseGrainedSchedulerBackend;
+import org.apache.spark.shuffle.BaseShuffleHandle;
 import org.apache.spark.shuffle.FetchFailedException;
 import org.apache.spark.shuffle.MigratableResolver;
 import org.apache.spark.shuffle.ShuffleBlockResolver;
+import org.apache.spark.shuffle.ShuffleHandle;
 import org.apache.spark.storage.BlockId;
 import org.apache.spark.scheduler.CompressedMapStatus;
 import org.apache.spark.scheduler.MapStatus;
@@ -215,6 +217,17 @@ final class SparkInternals implements MapOutputRegistry {
       this.startReduceId = startReduceId;
       this.endReduceId = endReduceId;
     }
+  }
+
+  /**
+   * The number of reduce partitions of the shuffle a reader is made for (its dependency's
+   * partitioner), or -1 for a handle that is not Spark's own. A copy's index holds one more offset.
+   */
+  static int reducePartitions(ShuffleHandle handle) {
+    if (handle instanceof BaseShuffleHandle) {
+      return ((BaseShuffleHandle<?, ?, ?>) handle).dependency().partitioner().numPartitions();
+    }
+    return -1;
   }
 
   /** The range a block id names, or null for any other kind of block. */

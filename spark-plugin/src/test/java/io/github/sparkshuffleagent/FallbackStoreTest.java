@@ -49,13 +49,26 @@ class FallbackStoreTest {
   @Test
   void readsTheIndexAndExactlyOneBlock() throws IOException {
     byte[] data = store(5, 100, 0, 300, 50);
-    long[] offsets = store.readIndex(0, 5);
+    long[] offsets = store.readIndex(0, 5, 0);
     assertArrayEquals(new long[] {0, 100, 100, 400, 450}, offsets);
     byte[] block = store.readRange(0, 5, 450, offsets[2], (int) (offsets[3] - offsets[2]));
     assertArrayEquals(Arrays.copyOfRange(data, 100, 400), block);
     // A batch of partitions [1, 4) is one range as well.
     assertArrayEquals(Arrays.copyOfRange(data, 100, 450), store.readRange(0, 5, 450, offsets[1], 350));
     assertEquals(3, metrics.requests.getCount());
+  }
+
+  @Test
+  void readsAnIndexOfKnownLengthAndRefusesOneTooShort() throws IOException {
+    store(10, 100, 0, 300, 50);
+    assertArrayEquals(new long[] {0, 100, 100, 400, 450}, store.readIndex(0, 10, 5 * 8));
+    assertEquals(1, metrics.requests.getCount());
+    // The reader's shuffle has 6 reduce partitions; this copy's index holds 4: not its output, and
+    // not a transient error (no retry).
+    ReadRetry.CorruptCopyException e = assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 10, 7 * 8));
+    assertEquals(2, metrics.requests.getCount(), e.getMessage());
+    assertThrows(FileNotFoundException.class, () -> store.readIndex(0, 98, 5 * 8));
+    assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 10, (1 << 20) + 8));
   }
 
   @Test
@@ -74,7 +87,7 @@ class FallbackStoreTest {
 
   @Test
   void aMissingCopyIsAPermanentError() {
-    assertThrows(FileNotFoundException.class, () -> store.readIndex(0, 99));
+    assertThrows(FileNotFoundException.class, () -> store.readIndex(0, 99, 0));
     // Not retried: one request.
     assertEquals(1, metrics.requests.getCount());
   }
@@ -82,9 +95,9 @@ class FallbackStoreTest {
   @Test
   void aTornIndexIsRefused() throws IOException {
     Files.write(object(FallbackStore.indexName(0, 7)), new byte[12]);
-    assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 7));
+    assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 7, 0));
     copies.writeOffsets(FallbackStore.indexName(0, 8), 0, 10, 5); // decreasing
-    assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 8));
+    assertThrows(ReadRetry.CorruptCopyException.class, () -> store.readIndex(0, 8, 0));
   }
 
   @Test
