@@ -29,7 +29,7 @@ import { isAbsolute } from 'node:path';
 import { setPriority } from 'node:os';
 
 export interface DirEventSink {
-  /** `name` in watched `dir` was created, closed after writing, renamed in or out, or deleted. */
+  /** `name` in watched `dir` was renamed in or out, or deleted (the kinds in EVENTS). */
   onEvent: (dir: string, name: string) => void;
   /** Events may have been lost (queue overflow, the child restarted): list every directory again. */
   onLost: (reason: string) => void;

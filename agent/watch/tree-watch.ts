@@ -162,8 +162,7 @@ export class TreeWatch {
     if (!this.admit(dir, level)) return;
     const inotifywait = level === this.fileLevel && !fsWatchOnly && this.inotifywait?.broken === undefined ? this.inotifywait : undefined;
     if (inotifywait) {
-      this.watches.set(dir, { level, close: () => inotifywait.remove(dir) });
-      if (level > 0) this.children.set(dirname(dir), (this.children.get(dirname(dir)) ?? 0) + 1);
+      this.register(dir, level, () => inotifywait.remove(dir));
       // Resolves once the child watches it: the listing below then misses nothing.
       const ok = await inotifywait.add(dir).then(
         () => true,
@@ -191,8 +190,7 @@ export class TreeWatch {
         this.removeDir(dir);
         if (errorCode(err) !== 'ENOENT') this.handlers.onError(dir, `watch of ${dir} failed: ${String(err)}`);
       });
-      this.watches.set(dir, { level, close: () => watcher.close() });
-      if (level > 0) this.children.set(dirname(dir), (this.children.get(dirname(dir)) ?? 0) + 1);
+      this.register(dir, level, () => watcher.close());
     }
     // fs.watch follows a symlink: if the name was swapped for one since the caller's lstat, let
     // go (events from there would only name files; every file is checked on its own anyway).
@@ -263,6 +261,12 @@ export class TreeWatch {
         },
       ),
     );
+  }
+
+  /** Counts a watched directory against its parent's cap (`maxChildDirs`) and keeps its closer. */
+  private register(dir: string, level: number, close: () => void): void {
+    this.watches.set(dir, { level, close });
+    if (level > 0) this.children.set(dirname(dir), (this.children.get(dirname(dir)) ?? 0) + 1);
   }
 
   /** Events of the deepest level may have been lost: list each of its directories again. */
