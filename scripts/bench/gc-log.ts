@@ -14,7 +14,7 @@ export type GcMarks = Map<string, number>;
  * A JVM option that makes each JVM log its collections and the classes it loads into `dir` (one
  * file per process).
  */
-export function gcLogOption(dir: string): string {
+export function jvmLogOption(dir: string): string {
   return `-Xlog:gc,class+load:file=${join(dir, 'gc-%p.log')}`;
 }
 

@@ -124,6 +124,11 @@ export function sparkCpuByRole(rootPid: number): SparkCpu {
   return out;
 }
 
+/** CPU seconds of the whole tree in a sparkCpuByRole reading: its processes, not their thread kinds. */
+export function processCpu(cpu: SparkCpu): number {
+  return Object.entries(cpu).filter(([k]) => k === 'driver' || k.startsWith('exec:') || k.startsWith('py:')).reduce((a, [, v]) => a + v, 0);
+}
+
 /** Thread kinds of an executor JVM by their name (comm, truncated to 15 characters by Linux). */
 const THREAD_KINDS: [string, RegExp][] = [
   ['jit', /^C\d CompilerThre/],

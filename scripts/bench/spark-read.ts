@@ -47,8 +47,8 @@ import { fileURLToPath } from 'node:url';
 import { FaultProxy } from '../../test/kit/fault-proxy.js';
 import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SparkDriver, sparkLine, startAgentCli, waitPersisted, type SparkLine, type TaskCounts } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
-import { gcLogOption, gcMarks, gcPeaksSince } from './gc-log.js';
-import { sparkCpuByRole, treeCpuSeconds, type SparkCpu } from './proc-stats.js';
+import { jvmLogOption, gcMarks, gcPeaksSince } from './gc-log.js';
+import { processCpu, sparkCpuByRole, type SparkCpu } from './proc-stats.js';
 import { getCeiling, newBucket, startStore, STORE_KINDS, type BenchStore, type Ceiling, type StoreKind } from './s3-bench-stores.js';
 
 const list = (name: string, fallback: string): string[] => flag(name, fallback).split(',').filter((s) => s !== '');
@@ -173,7 +173,7 @@ function confFor(config: Config, store: BenchStore, proxy: string, bucket: strin
     // Executor metrics (JVMHeapMemory) polled every 100 ms, so each task's peak is seen; Spark's
     // default polls only at heartbeats (10 s).
     'spark.executor.metrics.pollingInterval': '100ms',
-    'spark.executor.extraJavaOptions': gcLogOption(gcDir),
+    'spark.executor.extraJavaOptions': jvmLogOption(gcDir),
   };
   if (config === 'd') return conf;
   const plugin = pluginConf(`s3a://${bucket}/fallback/`);
@@ -228,13 +228,11 @@ async function measuredAction(driver: SparkDriver, counting: { requests: Request
   const maxStage = Math.max(-1, ...(await stages(driver)).map((s) => s.stageId));
   const counts0: TaskCounts = await driver.counts();
   const gc0 = gcMarks(gcDir);
-  const cpu0 = treeCpuSeconds(driver.pid);
   const roles0 = sparkCpuByRole(driver.pid);
   const requests: Requests = {};
   counting.requests = requests;
   const answer = await driver.ok({ cmd: 'action', name: 'a' }, ACTION_TIMEOUT_MS);
   counting.requests = undefined;
-  const cpu1 = treeCpuSeconds(driver.pid);
   const roles1 = sparkCpuByRole(driver.pid);
   const gc = gcPeaksSince(gcDir, gc0);
   const cpuByRole = Object.fromEntries(Object.entries(roles1).map(([k, v]) => [k, v - (roles0[k] ?? 0)]));
@@ -261,7 +259,8 @@ async function measuredAction(driver: SparkDriver, counting: { requests: Request
     peakHeapMiB: heap / MiB,
     liveHeapMiB: gc.liveMiB,
     classesLoaded: gc.classesLoaded,
-    cpuSeconds: cpu1 - cpu0,
+    // The whole tree: the process roles (the thread kinds are parts of exec:<id>).
+    cpuSeconds: processCpu(roles1) - processCpu(roles0),
     cpuByRole,
     ...times,
   };
