@@ -43,8 +43,10 @@ export interface InotifywaitDirsOptions {
   /** POSIX extended regular expression on the full path: events of other paths are dropped in
    * the child. Must match the empty string too (a queue overflow names no path). */
   include: string;
-  /** How long to gather new directories before starting a child with the new list. */
+  /** How long to gather new directories before starting the first child. */
   batchMs?: number;
+  /** How long to gather new directories before replacing a running child (default 250 ms). */
+  rebatchMs?: number;
   /** Consecutive failures to start a child before giving up (add() rejects from then on). */
   maxStartFailures?: number;
   /** How long a replaced child keeps reading the events queued before its successor's watches. */
@@ -130,7 +132,14 @@ export class InotifywaitDirs {
     for (const w of this.waiters.splice(0)) w.resolve();
   }
 
-  private schedule(delayMs = this.options.batchMs ?? 10): void {
+  /**
+   * Start a child with the current list after a while. Replacing a running child waits longer:
+   * an executor creates its `NN` directories in bursts (one per file its first tasks place
+   * there), and every child is a fork of the agent; 250 ms turned 19 children per job start
+   * into a handful. A directory's files made meanwhile are found by the caller's listing once
+   * `add()` resolves.
+   */
+  private schedule(delayMs = this.current ? (this.options.rebatchMs ?? 250) : (this.options.batchMs ?? 10)): void {
     if (this.closed) return;
     if (this.starting) {
       this.dirty = true;
