@@ -5,7 +5,6 @@
  * `fallbackKey`, so nothing outside the watched dirs and the store's prefix can be read.
  */
 import { read as fsRead } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { BlockStore } from '../store/block-store.js';
 import { NotFoundError } from '../store/block-store.js';
@@ -145,7 +144,7 @@ function sourcesOf(deps: ResolveDeps, ids: OutputIds, view: OutputView, file: Bl
   return sources;
 }
 
-function heldSource(handle: FileHandle, describe: string): RangeSource {
+function heldSource(handle: PositionalRead, describe: string): RangeSource {
   return {
     kind: 'local',
     describe: `held:${describe}`,

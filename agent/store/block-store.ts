@@ -2,7 +2,6 @@
  * The narrow interface every persistent store implements (file system, S3). Keys are relative to
  * the store's root/prefix and always in Spark's FallbackStorage layout (see spark/fallback-key.ts).
  */
-import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 
 /** A local file to copy. When `handle` is set the bytes are read through it, so they survive the
@@ -12,7 +11,14 @@ import type { Readable } from 'node:stream';
 export interface LocalFile {
   path: string;
   size: number;
-  handle?: FileHandle;
+  handle?: ReadHandle;
+}
+
+/** What a local file is read through: a `FileHandle`, or store/fd-handle.ts's descriptor. */
+export interface ReadHandle {
+  readonly fd: number;
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  close(): Promise<void>;
 }
 
 export interface StoredObject {

@@ -1,8 +1,7 @@
 /** Reading a local source file, through its held handle when there is one. */
 import { createReadStream } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import type { LocalFile } from './block-store.js';
+import type { LocalFile, ReadHandle } from './block-store.js';
 import { StoreError } from './block-store.js';
 
 const CHUNK = 1024 * 1024;
@@ -20,7 +19,7 @@ export function readLocal(file: LocalFile, start = 0, end = file.size): Readable
  * such a stream closes the FileHandle even with `autoClose: false` (Node 20), and the write-back
  * queue needs the handle for retries and for the index after the data.
  */
-async function* readHandle(handle: FileHandle, start: number, end: number): AsyncGenerator<Buffer> {
+async function* readHandle(handle: ReadHandle, start: number, end: number): AsyncGenerator<Buffer> {
   let position = start;
   while (position < end) {
     const buf = Buffer.allocUnsafe(Math.min(CHUNK, end - position));

@@ -7,9 +7,8 @@
  * their bytes can still be read after Spark unlinks them.
  */
 import { EventEmitter, setMaxListeners } from 'node:events';
-import type { FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { BlockStore, LocalFile } from '../store/block-store.js';
+import type { BlockStore, LocalFile, ReadHandle } from '../store/block-store.js';
 import { StoreError } from '../store/block-store.js';
 import { fallbackKey, type FallbackLayout } from '../spark/fallback-key.js';
 import { shuffleFileName } from '../spark/file-names.js';
@@ -18,7 +17,8 @@ import type { RemovedOutput } from '../watch/local-dir-watcher.js';
 import { backoffDelay, type BackoffPolicy } from '../util/backoff.js';
 import { describeError, errorCode } from '../util/errors.js';
 import { Heap } from '../util/heap.js';
-import { openChecked, UnsafeFileError } from '../util/safe-file.js';
+import { fdHandle } from '../store/fd-handle.js';
+import { openCheckedSync, UnsafeFileError } from '../util/safe-file.js';
 
 /**
  * Order in which queued outputs are written:
@@ -104,7 +104,7 @@ interface Entry {
   phase: OutputPhase;
   /** Set when a newer commit replaced the output while it was being written. */
   dirty: boolean;
-  handles?: { index: FileHandle; data?: FileHandle };
+  handles?: { index: ReadHandle; data?: ReadHandle };
   /** True while its files are being opened (one opening at a time). */
   holding?: boolean;
   dataStored: boolean;
@@ -121,7 +121,7 @@ export interface OutputView {
   phase: OutputPhase;
   local: boolean;
   /** An open handle on each file while the output is pending (readable even after deletion). */
-  handles?: { index: FileHandle; data?: FileHandle };
+  handles?: { index: ReadHandle; data?: ReadHandle };
 }
 
 export class WritebackQueue extends EventEmitter<WritebackEvents> {
@@ -624,18 +624,19 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
 const MAX_REJECTED = 100;
 
 interface Handles {
-  index: FileHandle;
-  data?: FileHandle;
+  index: ReadHandle;
+  data?: ReadHandle;
 }
 
 /**
  * Open an output's files with the checks of util/safe-file.ts, requiring the inodes the watcher
  * checked. ENOENT is source-gone; a refused or no longer readable file is `bad-input`.
+ * Synchronously, as the watcher does: see store/fd-handle.ts.
  */
 async function openFiles(output: MapOutput): Promise<Handles> {
-  const opened = async (path: string, expected: MapOutput['indexFile']): Promise<FileHandle> => {
+  const opened = (path: string, expected: MapOutput['indexFile']): ReadHandle => {
     try {
-      return (await openChecked(path, expected ? { expected } : {})).handle;
+      return fdHandle(openCheckedSync(path, expected ? { expected } : {}).fd);
     } catch (err) {
       // No cause: the message says it all (describeError would repeat it).
       if (err instanceof UnsafeFileError) throw new StoreError(`local file refused: ${err.message}`, 'bad-input', err.reason);
@@ -645,10 +646,10 @@ async function openFiles(output: MapOutput): Promise<Handles> {
       throw new StoreError(`cannot open local file ${path}: ${errorCode(err)}`, 'transient', errorCode(err), { cause: err });
     }
   };
-  const index = await opened(output.indexPath, output.indexFile);
+  const index = opened(output.indexPath, output.indexFile);
   if (output.dataPath === undefined) return { index };
   try {
-    return { index, data: await opened(output.dataPath, output.dataFile) };
+    return { index, data: opened(output.dataPath, output.dataFile) };
   } catch (err) {
     await index.close().catch(() => undefined);
     throw err;

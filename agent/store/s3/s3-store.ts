@@ -29,7 +29,7 @@
  * than a given age under the prefix by `abortStaleUploads`, called at open), so none stays orphaned.
  */
 import { createHash } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import {
   AbortMultipartUploadCommand,
@@ -46,7 +46,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
-import type { BlockStore, LocalFile, PutOptions, StoredObject, StoreProbe } from '../block-store.js';
+import type { BlockStore, LocalFile, PutOptions, ReadHandle, StoredObject, StoreProbe } from '../block-store.js';
 import { NotFoundError, StoreError } from '../block-store.js';
 import { localReadError } from '../local-file.js';
 import { S3Putter } from './s3-put.js';
@@ -668,7 +668,7 @@ export class S3Store implements BlockStore, StoreProbe {
  */
 async function readRange(file: LocalFile, start: number, end: number, pool: BufferPool): Promise<Buffer> {
   const buf = pool.take(end - start);
-  let handle: FileHandle | undefined;
+  let handle: ReadHandle | undefined;
   try {
     handle = file.handle ?? (await open(file.path, 'r'));
     let filled = 0;
@@ -696,7 +696,7 @@ async function readRange(file: LocalFile, start: number, end: number, pool: Buff
  */
 async function forEachChunk(file: LocalFile, visit: (chunk: Buffer) => void | Promise<void>): Promise<void> {
   const buf = Buffer.allocUnsafe(Math.min(CHUNK, Math.max(1, file.size)));
-  let handle: FileHandle | undefined;
+  let handle: ReadHandle | undefined;
   let position = 0;
   try {
     handle = file.handle ?? (await open(file.path, 'r'));
