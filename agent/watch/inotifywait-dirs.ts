@@ -135,9 +135,9 @@ export class InotifywaitDirs {
   /**
    * Start a child with the current list after a while. Replacing a running child waits longer:
    * an executor creates its `NN` directories in bursts (one per file its first tasks place
-   * there), and every child is a fork of the agent; 250 ms turned 19 children per job start
-   * into a handful. A directory's files made meanwhile are found by the caller's listing once
-   * `add()` resolves.
+   * there), and every child is a fork of the agent: with 250 ms instead of 10, bench:spark-overhead's
+   * job (3 executors) started 8-11 children instead of 19. A directory's files made meanwhile are
+   * found by the caller's listing once `add()` resolves.
    */
   private schedule(delayMs = this.current ? (this.options.rebatchMs ?? 250) : (this.options.batchMs ?? 10)): void {
     if (this.closed) return;
