@@ -19,7 +19,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY agent ./agent
-# The agent only: the Spark plugin is built by Maven in its own stage below.
+COPY scripts/bundle-agent.mjs ./scripts/
+# The agent only (tsc, then esbuild bundles the CLI into dist/agent/shuffle-agent.cjs): the Spark
+# plugin is built by Maven in its own stage below.
 RUN npm run build:agent
 
 # ---- deps: production dependencies only ----
@@ -66,7 +68,7 @@ ENV NODE_ENV=production \
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 # package.json: "type": "module" for dist/*.js, and the version; proto/: loaded by the gRPC
-# service at start (dist/agent/serve/ looks for ../../../proto).
+# service at start (the bundle in dist/agent/ looks for ../../proto).
 COPY package.json ./
 COPY proto ./proto
 # A fixed, version-free path the pod templates copy from (an init container into a volume Spark's
@@ -77,5 +79,10 @@ USER 10185:10185
 EXPOSE 9464 7337
 # Nothing is written outside mounted volumes, so the root filesystem can be read-only; mount an
 # emptyDir at /tmp (TMPDIR) as the chart does.
-ENTRYPOINT ["node", "--enable-source-maps", "/app/dist/agent/bin.cjs"]
+# The CLI bundled into one file (scripts/bundle-agent.mjs): it starts in about two thirds of the
+# CPU time of the per-module build (bench:startup). No --enable-source-maps: Node would parse the
+# bundle's map at every start (bench:startup: 0.51 s of CPU instead of 0.29, 157 MiB RSS instead
+# of 86). Stack traces name the bundle's functions; set NODE_OPTIONS=--enable-source-maps to get
+# the TypeScript lines (the map is in the image).
+ENTRYPOINT ["node", "/app/dist/agent/shuffle-agent.cjs"]
 CMD ["run"]

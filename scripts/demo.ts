@@ -17,7 +17,7 @@ import { FileStore } from '../agent/store/file-store.js';
 import { fallbackKey } from '../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../agent/spark/file-names.js';
 
-const CLI = fileURLToPath(new URL('../agent/bin.cjs', import.meta.url));
+const CLI = fileURLToPath(new URL('../agent/shuffle-agent.cjs', import.meta.url));
 const base = resolve('var/demo');
 const local = resolve(base, 'spark-local');
 const storeRoot = resolve(base, 'fallback');

@@ -1,6 +1,7 @@
 /**
- * End-to-end tests run the BUILT CLI (`dist/agent/bin.cjs`, which loads `dist/agent/cli.js`). Build once per test run when the
- * build is missing or older than a source file, so that `vitest run` alone is enough.
+ * End-to-end tests run the BUILT CLI (`dist/agent/shuffle-agent.cjs`, bundled from the sources; other tests import
+ * `dist/` modules). Build once per test run when the build is missing or older than a source file, so that `vitest run`
+ * alone is enough: what `npm run build:agent` does, tsc then the bundle.
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -18,11 +19,12 @@ function newest(dir: string): number {
 export default function setup(): void {
   let built = 0;
   try {
-    built = statSync('dist/agent/bin.cjs').mtimeMs;
+    built = Math.min(statSync('dist/agent/bin.cjs').mtimeMs, statSync('dist/agent/shuffle-agent.cjs').mtimeMs);
   } catch {
     // not built yet
   }
   if (built < Math.max(newest('agent'), newest('scripts'))) {
     execFileSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    execFileSync(process.execPath, ['scripts/bundle-agent.mjs'], { stdio: 'inherit' });
   }
 }

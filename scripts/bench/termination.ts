@@ -26,7 +26,7 @@ import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
 const args = process.argv.slice(2);
 const REPS = Number(args[args.indexOf('--reps') + 1] ?? 10) || 10;
 const PENDING_MB = (args.includes('--mb') ? (args[args.indexOf('--mb') + 1] as string) : '100,400').split(',').map(Number);
-const CLI = resolve('dist/agent/bin.cjs');
+const CLI = resolve('dist/agent/shuffle-agent.cjs');
 const MiB = 1024 * 1024;
 
 function stats(xs: number[]): string {

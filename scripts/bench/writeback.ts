@@ -59,11 +59,12 @@ const BUCKET = 'bench-writeback';
  * - agent-cli: the built CLI (`shuffle-agent run`, BENCH_AGENT_CONCURRENCY outputs at once), timed
  *   from its spawn to the last output persisted: start-up, the first scan, then the outputs appear
  *   (the data set's blockmgr-* directory is renamed into its local dir) and are written back;
+ * - agent-cli-cN: the same with `--upload-concurrency N`;
  * - rclone: `rclone copy --transfers 4` (the baseline: 4 files at once, like the agent's 4 outputs);
  * - rclone-t16: `--transfers 16 --s3-upload-concurrency 8`, rclone's faster settings here;
  * - ceiling: writeback-raw.ts, 16 unchecked PUTs at once.
  */
-type Tool = 'agent' | 'agent-cli' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}`;
+type Tool = 'agent' | 'agent-cli' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}` | `agent-cli-c${number}`;
 
 interface Measured {
   mix: string;
@@ -211,12 +212,12 @@ async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promi
  * (from /proc just before it exits). The outputs appear once its first scan is done, as Spark's
  * would: not "found at start", so nothing is looked up in the store before it is sent.
  */
-async function agentCli(dataset: { dir: string; outputs: number }, endpoint: string, prefix: string): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number; transferSeconds: number; transferCpuSeconds: number }> {
+async function agentCli(dataset: { dir: string; outputs: number }, endpoint: string, prefix: string, concurrency: number): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number; transferSeconds: number; transferCpuSeconds: number }> {
   const local = await mkdtemp(join(outDir, 'agent-cli-local-'));
   const bm = (await readdir(dataset.dir)).find((d) => d.startsWith('blockmgr-')) as string;
   const started = performance.now();
   const child = spawn(process.execPath, [...agentNodeArgs, AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--local-dirs', local, '--app-id', APP,
-    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--upload-concurrency', String(agentConcurrency)], {
+    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--upload-concurrency', String(concurrency)], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
   });
@@ -330,8 +331,8 @@ async function main(): Promise<void> {
         let m: { stdout: string; wall: number; cpu: number; rssMiB: number };
         let transferSeconds: number | undefined;
         let transferCpuSeconds: number | undefined;
-        if (tool === 'agent-cli') {
-          const cli = await agentCli(dataset, endpoint, prefix);
+        if (tool.startsWith('agent-cli')) {
+          const cli = await agentCli(dataset, endpoint, prefix, tool === 'agent-cli' ? agentConcurrency : Number(tool.slice('agent-cli-c'.length)));
           m = cli;
           transferSeconds = cli.transferSeconds;
           transferCpuSeconds = cli.transferCpuSeconds;
@@ -398,6 +399,10 @@ async function main(): Promise<void> {
       agentCliVsRclone: paired('rclone', 'agent-cli'),
       agentVsRcloneT16: paired('rclone-t16'),
       agentVsCeiling: paired('ceiling'),
+      // Every agent tool against rclone --transfers 4: each round's ratio, in round order.
+      perRoundVsRclone: Object.fromEntries(
+        tools.filter((t) => t.startsWith('agent') && tools.includes('rclone')).map((t) => [t, of(t).map((a, i) => (of('rclone')[i] as Measured).wallSeconds / a.wallSeconds)]),
+      ) as Record<string, number[]>,
     };
     summaries.push(summary);
     console.log(`\nmix ${mix} (medians over ${rounds} rounds):`);
@@ -408,6 +413,9 @@ async function main(): Promise<void> {
     const ratio = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);
     console.log(`  agent / rclone --transfers 4: ${ratio(summary.agentVsRclone)} (goal >= 1.3); / rclone-t16: ${ratio(summary.agentVsRcloneT16)}; / ceiling: ${ratio(summary.agentVsCeiling)}`);
     if (summary.agentCliVsRclone !== undefined) console.log(`  agent-cli (from its spawn) / rclone --transfers 4: ${ratio(summary.agentCliVsRclone)} (goal >= 1.3)`);
+    for (const [t, xs] of Object.entries(summary.perRoundVsRclone)) {
+      console.log(`  ${t} / rclone --transfers 4, median ${ratio(median(xs))}, per round: ${xs.map((x) => x.toFixed(2)).join(', ')}`);
+    }
   }
   await admin.close();
   await writeFile(join(outDir, 'writeback-results.json'), JSON.stringify({ summaries, results }, null, 2));

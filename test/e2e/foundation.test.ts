@@ -16,6 +16,8 @@ import { FileStore } from '../../agent/store/file-store.js';
 import { fallbackKey } from '../../agent/spark/fallback-key.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { encodeIndex } from '../../agent/spark/index-file.js';
+import { parseOwnerMarker } from '../../agent/tenancy/app-owners.js';
+import { pollUntil } from '../kit/wait.js';
 
 /** Every file of a file store but the agent's `<appId>/_owner` markers. */
 async function listFiles(dir: string): Promise<string[]> {
@@ -213,5 +215,25 @@ describe('shuffle-agent run (end to end)', () => {
     }
     expect(err?.status).toBe(2);
     expect(err?.stderr.toString()).toMatch(/--upload-concurrency: expected an integer/);
+  });
+
+  it('a sidecar claims its app id in the store while it starts, before any output; a store that names another namespace refuses the app before its first output', async () => {
+    const { local, storeDir } = await setup();
+    const agent = await start(local, storeDir, ['--pod-namespace', 'team-a']);
+    // Nothing committed yet: the marker comes from the start-up claim.
+    const marker = await pollUntil('the owner marker', () => readFile(join(storeDir, 'app-e2e', '_owner'), 'utf8').catch(() => ''), (m) => m !== '', 10_000, 25);
+    expect(parseOwnerMarker(marker)).toBe('team-a');
+    expect(await listFiles(storeDir)).toEqual([]);
+    await agent.stop('SIGTERM');
+
+    // Another namespace's agent with the same app id is refused at start, and then stores nothing.
+    const other = await start(join(local, '..', 'local-b'), storeDir, ['--pod-namespace', 'team-b']);
+    const refused = await other.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('app id refused for this namespace'));
+    expect(refused).toMatchObject({ app: 'app-e2e', namespace: 'team-b', reason: 'the store holds this app id for another namespace' });
+    const exec = new SparkLikeExecutor([join(local, '..', 'local-b')]);
+    await exec.commit({ shuffleId: 0, mapId: 0, partitions: [100, 200] });
+    await other.waitForStatus((s) => s.droppedOutputs === 1 && s.pendingOutputs === 0);
+    expect(await listFiles(storeDir)).toEqual([]);
+    expect(parseOwnerMarker(await readFile(join(storeDir, 'app-e2e', '_owner'), 'utf8'))).toBe('team-a');
   });
 });

@@ -16,5 +16,9 @@ function repoRoot(): string {
 /** The repository root (the directory of package.json). */
 export const ROOT = repoRoot();
 
-/** The built agent CLI (`npm run build:agent`). */
-export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'bin.cjs');
+/** The built agent CLI as package.json's bin and the image run it: bundled into one file
+ * (`npm run build:agent`, scripts/bundle-agent.mjs). */
+export const AGENT_CLI = join(ROOT, 'dist', 'agent', 'shuffle-agent.cjs');
+
+/** The same CLI as tsc writes it, one file per module (bench:startup compares the two). */
+export const AGENT_MODULES_CLI = join(ROOT, 'dist', 'agent', 'bin.cjs');
