@@ -43,7 +43,6 @@ export function parseS3Url(url: string): { bucket: string; prefix: string } {
   return { bucket: m[1] as string, prefix };
 }
 
-/** Open the store named by `url`. S3 stores start aborting stale multipart uploads at open, in the background (logged, never fatal). */
 /** The S3 flags a store tool (`verify`, `gc`) shares with `run`. */
 export interface StoreToolFlags {
   s3Endpoint?: string | undefined;
@@ -69,6 +68,7 @@ export function openSharedStore(url: string, flags: StoreToolFlags, extra: Pick<
   });
 }
 
+/** Open the store named by `url`. S3 stores start aborting stale multipart uploads at open, in the background (logged, never fatal). */
 export async function openStore(url: string, opts: OpenStoreOptions = {}): Promise<BlockStore & StoreProbe> {
   if (url.startsWith('file:')) {
     const path = url.startsWith('file://') ? fileURLToPath(url) : resolve(url.slice('file:'.length));
