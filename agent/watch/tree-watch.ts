@@ -163,11 +163,17 @@ export class TreeWatch {
     const inotifywait = level === this.fileLevel && !fsWatchOnly && this.inotifywait?.broken === undefined ? this.inotifywait : undefined;
     if (inotifywait) {
       this.register(dir, level, () => inotifywait.remove(dir));
+      // What the directory holds already is listed now, not only once a child watches it: a
+      // running child is replaced after new directories have been gathered for a while
+      // (inotifywait-dirs.ts), and a directory that appears whole (an executor's tree moved in,
+      // an agent restarted) holds outputs to write at once.
+      const early = this.listDirectory(dir, level);
       // Resolves once the child watches it: the listing below then misses nothing.
       const ok = await inotifywait.add(dir).then(
         () => true,
         () => false,
       );
+      await early;
       if (this.closed || this.watches.get(dir)?.level !== level) return;
       if (!ok) {
         // inotifywait gave up (reported once through onError) or cannot take this path: fs.watch.
@@ -194,12 +200,15 @@ export class TreeWatch {
     }
     // fs.watch follows a symlink: if the name was swapped for one since the caller's lstat, let
     // go (events from there would only name files; every file is checked on its own anyway).
+    if (!(await this.listDirectory(dir, level))) this.removeDir(dir);
+  }
+
+  /** List `dir` if it is still a directory (not swapped for a link since); false if it is not. */
+  private async listDirectory(dir: string, level: number): Promise<boolean> {
     const now = await lstat(dir).catch(() => undefined);
-    if (now === undefined || !now.isDirectory()) {
-      this.removeDir(dir);
-      return;
-    }
+    if (now === undefined || !now.isDirectory()) return false;
     await this.list(dir, level);
+    return true;
   }
 
   private async list(dir: string, level: number): Promise<void> {
