@@ -101,6 +101,11 @@ export class InotifywaitDirs {
     private readonly sink: DirEventSink,
   ) {}
 
+  /** Whether a child runs or starts: a directory added now waits for the next child (`rebatchMs`). */
+  get replacing(): boolean {
+    return this.current !== undefined || this.starting !== undefined;
+  }
+
   /** Whether add() has given up (its reason), so that callers use fs.watch. */
   get broken(): string | undefined {
     return this.brokenReason;

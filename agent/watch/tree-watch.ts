@@ -163,11 +163,12 @@ export class TreeWatch {
     const inotifywait = level === this.fileLevel && !fsWatchOnly && this.inotifywait?.broken === undefined ? this.inotifywait : undefined;
     if (inotifywait) {
       this.register(dir, level, () => inotifywait.remove(dir));
-      // What the directory holds already is listed now, not only once a child watches it: a
-      // running child is replaced after new directories have been gathered for a while
-      // (inotifywait-dirs.ts), and a directory that appears whole (an executor's tree moved in,
-      // an agent restarted) holds outputs to write at once.
-      const early = this.listDirectory(dir, level);
+      // When a child runs, it is replaced only after new directories have been gathered for a
+      // while (inotifywait-dirs.ts): what the directory holds already is listed now too, not
+      // only once the next child watches it (a directory that appears whole holds outputs to
+      // write at once). Not for the first child, started at once: its directories (an agent
+      // starting on a full tree) would be listed, and their outputs checked, twice.
+      const early = inotifywait.replacing ? this.listDirectory(dir, level) : undefined;
       // Resolves once the child watches it: the listing below then misses nothing.
       const ok = await inotifywait.add(dir).then(
         () => true,
