@@ -160,3 +160,25 @@ function threadTicks(pid: number): Record<string, number> {
   }
   return out;
 }
+
+/**
+ * CPU seconds of the Swift s3api's processes (proxy, object, container and account servers and
+ * their workers, memcached), with what their reaped children used: the store's share of a
+ * benchmark that runs it on the same machine.
+ */
+export function swiftCpuSeconds(): number {
+  let ticks = 0;
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
+      if (!/swift-(proxy|object|container|account)|memcached/.test(cmd)) continue;
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return ticks / 100;
+}

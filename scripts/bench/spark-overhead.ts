@@ -29,7 +29,7 @@
  * `--agent-nice N` starts the agent under `nice -n N` (CPU priority below Spark's).
  */
 import { execFile } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -38,7 +38,7 @@ import { promisify } from 'node:util';
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SparkDriver, sparkLine, startAgentCli, type SparkLine } from '../../test/kit/spark-harness.js';
-import { procStats, treeCpuSeconds, treeCpuTimes } from './proc-stats.js';
+import { procStats, swiftCpuSeconds, treeCpuSeconds, treeCpuTimes } from './proc-stats.js';
 import { flag } from './args.js';
 
 const run = promisify(execFile);
@@ -92,23 +92,6 @@ interface RunResult {
   loadAfter: number;
 }
 
-/** CPU seconds of the Swift s3api's processes (and memcached), from /proc. */
-function storeCpuSeconds(): number {
-  let ticks = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      if (!/swift-(proxy|object|container|account)|memcached/.test(cmd)) continue;
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-    } catch {
-      // exited meanwhile
-    }
-  }
-  return ticks / 100;
-}
 
 async function shuffleDataBytes(dir: string): Promise<number> {
   let sum = 0;
@@ -187,7 +170,7 @@ async function runSide(side: Side, round: number, endpoint: string, admin: S3Sto
     await driver.ok(JOB);
     const loadBefore = loadavg()[0] as number;
     const cpu0 = treeCpuTimes(driver.pid);
-    const store0 = storeCpuSeconds();
+    const store0 = swiftCpuSeconds();
     // The agent's CPU includes its inotifywait children's (treeCpuSeconds).
     const agent0 = agent ? treeCpuSeconds(agent.child.pid as number) : undefined;
     const action = await driver.ok({ cmd: 'action', name: 'a' }, 1_800_000);
@@ -221,7 +204,7 @@ async function runSide(side: Side, round: number, endpoint: string, admin: S3Sto
         drainAfterSeconds: drainAfter,
       };
     }
-    const storeCpu = storeCpuSeconds() - store0;
+    const storeCpu = swiftCpuSeconds() - store0;
     return {
       side,
       round,

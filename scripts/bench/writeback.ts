@@ -4,10 +4,15 @@
  * `rclone copy` (`--transfers 4`, the same concurrency budget, and faster settings), and by a
  * raw parallel PUT loop (the store's ceiling, see writeback-raw.ts), interleaved round by round,
  * each run to a fresh prefix. Prints throughput, CPU seconds per GiB and peak RSS per tool, the
- * agent/rclone ratio of each round, and the agent as a fraction of the ceiling.
+ * agent/rclone ratio of each round, and the agent as a fraction of the ceiling, with the Swift
+ * processes' CPU per GiB of each run: on a small machine the store's CPU and the tool's share the
+ * same cores, so a tool's speed there also depends on the CPU it leaves the store.
  *
  *   npm run bench:writeback [-- --mix small,mid,large,classic,spark,random,tiny,huge --rounds 3 --tools agent,agent-cli,rclone,rclone-t16,ceiling]
  *   --agent-node-args "--cpu-prof --cpu-prof-dir DIR"   Node flags for the agent-cli process (profiling)
+ *   --agent-args "..."   further `shuffle-agent run` flags for the agent-cli tools
+ *   --latency MS   every store answer held back MS ms by a proxy in this process (a store elsewhere;
+ *                  the proxy's CPU is printed apart), as bench:spark-read's
  *   env: BENCH_ROUNDS, BENCH_AGENT_CONCURRENCY (4), BENCH_SIZE_MIB (1024, the classic mix)
  *
  * Needs root on Debian for the first run (installs swift, memcached, rclone when missing).
@@ -28,8 +33,9 @@ import { localPlacement } from '../../agent/spark/java-hash.js';
 import { shuffleFileName } from '../../agent/spark/file-names.js';
 import { OWNER_OBJECT } from '../../agent/tenancy/app-owners.js';
 import { flag } from './args.js';
-import { procStats } from './proc-stats.js';
+import { procStats, swiftCpuSeconds } from './proc-stats.js';
 import { AGENT_CLI } from '../../test/kit/spark-harness.js';
+import { FaultProxy } from '../../test/kit/fault-proxy.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -48,7 +54,12 @@ const mixes = flag('mix', 'small,mid,large,classic').split(',');
 const seed = Number(flag('seed', process.env.BENCH_SEED ?? '19'));
 // Node flags for the agent-cli tool's process, e.g. "--cpu-prof --cpu-prof-dir bench/out/prof".
 const agentNodeArgs = flag('agent-node-args', '').split(' ').filter(Boolean);
+// Further `shuffle-agent run` flags for the agent-cli tools, e.g. "--s3-max-concurrent-requests 16".
+const agentArgs = flag('agent-args', '').split(' ').filter(Boolean);
 const tools = flag('tools', 'agent,rclone,rclone-t16,ceiling').split(',') as Tool[];
+// Milliseconds every answer of the store is held back (a proxy in this process, as bench:spark-read's):
+// a store elsewhere, whose first byte takes tens of ms, rather than one on loopback.
+const latencyMs = Number(flag('latency', '0'));
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const APP = 'app-bench';
 const BUCKET = 'bench-writeback';
@@ -81,6 +92,10 @@ interface Measured {
   transferSeconds?: number;
   /** Agent only: CPU seconds of that phase (what a running agent spends per byte). */
   transferCpuSeconds?: number;
+  /** CPU seconds of the Swift processes during the run (they share the machine's cores with the tool). */
+  storeCpuSeconds: number;
+  /** With --latency: CPU seconds of this process (the latency proxy) during the run. */
+  proxyCpuSeconds?: number;
 }
 
 /** A deterministic generator (mulberry32), so that every machine makes the same sizes. */
@@ -217,7 +232,7 @@ async function agentCli(dataset: { dir: string; outputs: number }, endpoint: str
   const bm = (await readdir(dataset.dir)).find((d) => d.startsWith('blockmgr-')) as string;
   const started = performance.now();
   const child = spawn(process.execPath, [...agentNodeArgs, AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--local-dirs', local, '--app-id', APP,
-    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--upload-concurrency', String(concurrency)], {
+    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--upload-concurrency', String(concurrency), ...agentArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
   });
@@ -246,7 +261,10 @@ async function agentCli(dataset: { dir: string; outputs: number }, endpoint: str
     for (;;) {
       const s = (await (await fetch(`${url}/v1/status`)).json()) as { persistedOutputs: number; pendingOutputs: number };
       if (s.persistedOutputs >= dataset.outputs && s.pendingOutputs === 0) break;
-      await new Promise((r) => setTimeout(r, 20));
+      // Every 20 ms, and at most 200 times per run: each status document costs the agent about
+      // 0.3 ms of CPU, which on a long run (tiny's 3000 outputs) would be the bench's, not the
+      // agent's; the end is then known to within 0.5 % of the run.
+      await new Promise((r) => setTimeout(r, Math.max(20, (performance.now() - phase.at) / 200)));
     }
     const now = performance.now();
     const stats = procStats(child.pid as number);
@@ -290,15 +308,19 @@ async function main(): Promise<void> {
   if (!existsSync('/usr/bin/time')) throw new Error('GNU time (/usr/bin/time, Debian package "time") is needed to measure CPU and RSS');
   ensureRclone();
   const { stdout: swiftOut } = await run('bash', [join(root, 'scripts', 'swift-s3.sh'), 'start'], { timeout: 600_000 });
-  const endpoint = swiftOut.trim().split('\n').pop() as string;
-  console.log(`swift s3api at ${endpoint}; mixes ${mixes.join(', ')}; tools ${tools.join(', ')}; ${rounds} rounds`);
+  const direct = swiftOut.trim().split('\n').pop() as string;
+  // The tools talk to the store through the proxy (with --latency); counting and clean-up do not.
+  const proxy = latencyMs > 0 ? await FaultProxy.start(direct) : undefined;
+  if (proxy) proxy.delayMs = latencyMs;
+  const endpoint = proxy?.endpoint ?? direct;
+  console.log(`swift s3api at ${direct}${proxy ? `, each answer held back ${latencyMs} ms by a proxy at ${endpoint} (in this process)` : ''}; mixes ${mixes.join(', ')}; tools ${tools.join(', ')}; ${rounds} rounds`);
 
-  const client = new S3Client({ endpoint, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
+  const client = new S3Client({ endpoint: direct, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
   await client.send(new CreateBucketCommand({ Bucket: BUCKET })).catch((err: { name?: string }) => {
     if (err.name !== 'BucketAlreadyOwnedByYou' && err.name !== 'BucketAlreadyExists') throw err;
   });
   client.destroy();
-  const admin = new S3Store({ bucket: BUCKET, endpoint, forcePathStyle: true, credentials, checksums: 'when_required' });
+  const admin = new S3Store({ bucket: BUCKET, endpoint: direct, forcePathStyle: true, credentials, checksums: 'when_required' });
   const rcloneEnv: NodeJS.ProcessEnv = {
     ...process.env,
     RCLONE_CONFIG_BENCH_TYPE: 's3',
@@ -331,6 +353,8 @@ async function main(): Promise<void> {
         let m: { stdout: string; wall: number; cpu: number; rssMiB: number };
         let transferSeconds: number | undefined;
         let transferCpuSeconds: number | undefined;
+        const store0 = swiftCpuSeconds();
+        const self0 = process.cpuUsage();
         if (tool.startsWith('agent-cli')) {
           const cli = await agentCli(dataset, endpoint, prefix, tool === 'agent-cli' ? agentConcurrency : Number(tool.slice('agent-cli-c'.length)));
           m = cli;
@@ -350,6 +374,9 @@ async function main(): Promise<void> {
           const extra = tool === 'rclone-t16' ? ['--transfers', '16', '--s3-upload-concurrency', '8'] : ['--transfers', '4'];
           m = await timed('/usr/bin/rclone', ['copy', ...extra, '--exclude', '.*', dataset.dir, `bench:${BUCKET}/${prefix}`], rcloneEnv);
         }
+        const storeCpuSeconds = swiftCpuSeconds() - store0;
+        const self1 = process.cpuUsage(self0);
+        const proxyCpuSeconds = proxy ? (self1.user + self1.system) / 1e6 : undefined;
         // Count what landed, then remove it (untimed) so the server's disk does not fill up.
         const keys: string[] = [];
         let bytes = 0;
@@ -365,10 +392,10 @@ async function main(): Promise<void> {
         if (files !== dataset.files || bytes !== dataset.bytes) {
           throw new Error(`${tool} stored ${files} objects / ${bytes} bytes, expected ${dataset.files} / ${dataset.bytes}`);
         }
-        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: files, bytes, load, ...(transferSeconds ? { transferSeconds } : {}), ...(transferCpuSeconds ? { transferCpuSeconds } : {}) };
+        const r: Measured = { mix, tool, round, wallSeconds: m.wall, cpuSeconds: m.cpu, maxRssMiB: m.rssMiB, objects: files, bytes, load, ...(transferSeconds ? { transferSeconds } : {}), ...(transferCpuSeconds ? { transferCpuSeconds } : {}), storeCpuSeconds, ...(proxyCpuSeconds !== undefined ? { proxyCpuSeconds } : {}) };
         results.push(r);
         console.log(
-          `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s, cpu ${((transferCpuSeconds ?? NaN) / (bytes / 1024 ** 3)).toFixed(2)} s/GiB)` : ''}`,
+          `round ${round} ${tool.padEnd(10)} ${(bytes / MiB / m.wall).toFixed(1).padStart(7)} MiB/s  ${m.wall.toFixed(2).padStart(6)} s  cpu ${(m.cpu / (bytes / 1024 ** 3)).toFixed(2)} s/GiB  peak RSS ${m.rssMiB.toFixed(0)} MiB  store cpu ${(storeCpuSeconds / (bytes / 1024 ** 3)).toFixed(2)} s/GiB${proxyCpuSeconds !== undefined ? `  proxy cpu ${(proxyCpuSeconds / (bytes / 1024 ** 3)).toFixed(2)} s/GiB` : ''}  load ${load.toFixed(1)}${transferSeconds ? `  (transfer phase ${(bytes / MiB / transferSeconds).toFixed(1)} MiB/s, cpu ${((transferCpuSeconds ?? NaN) / (bytes / 1024 ** 3)).toFixed(2)} s/GiB)` : ''}`,
         );
       }
     }
@@ -380,9 +407,10 @@ async function main(): Promise<void> {
           MiBps: median(of(t).map((r) => r.bytes / MiB / r.wallSeconds)),
           cpuSecondsPerGiB: median(of(t).map((r) => r.cpuSeconds / (r.bytes / 1024 ** 3))),
           peakRssMiB: Math.max(...of(t).map((r) => r.maxRssMiB)),
+          storeCpuSecondsPerGiB: median(of(t).map((r) => r.storeCpuSeconds / (r.bytes / 1024 ** 3))),
         },
       ]),
-    ) as Partial<Record<Tool, { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number }>>;
+    ) as Partial<Record<Tool, { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number; storeCpuSecondsPerGiB: number }>>;
     // Ratios from runs of the same round (minutes apart at most), then their median: steadier under
     // a shared machine's changing load than a ratio of medians.
     const paired = (other: Tool, agent: Tool = 'agent'): number | undefined => {
@@ -407,8 +435,8 @@ async function main(): Promise<void> {
     summaries.push(summary);
     console.log(`\nmix ${mix} (medians over ${rounds} rounds):`);
     for (const t of tools) {
-      const x = perTool[t] as { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number };
-      console.log(`  ${t.padEnd(10)} ${x.MiBps.toFixed(1).padStart(7)} MiB/s  cpu ${x.cpuSecondsPerGiB.toFixed(2)} s/GiB  peak RSS ${x.peakRssMiB.toFixed(0)} MiB`);
+      const x = perTool[t] as { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number; storeCpuSecondsPerGiB: number };
+      console.log(`  ${t.padEnd(10)} ${x.MiBps.toFixed(1).padStart(7)} MiB/s  cpu ${x.cpuSecondsPerGiB.toFixed(2)} s/GiB  peak RSS ${x.peakRssMiB.toFixed(0)} MiB  store cpu ${x.storeCpuSecondsPerGiB.toFixed(2)} s/GiB`);
     }
     const ratio = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);
     console.log(`  agent / rclone --transfers 4: ${ratio(summary.agentVsRclone)} (goal >= 1.3); / rclone-t16: ${ratio(summary.agentVsRcloneT16)}; / ceiling: ${ratio(summary.agentVsCeiling)}`);
@@ -418,7 +446,8 @@ async function main(): Promise<void> {
     }
   }
   await admin.close();
-  await writeFile(join(outDir, 'writeback-results.json'), JSON.stringify({ summaries, results }, null, 2));
+  await proxy?.close();
+  await writeFile(join(outDir, 'writeback-results.json'), JSON.stringify({ latencyMs, summaries, results }, null, 2));
 }
 
 main().catch((err: unknown) => {
