@@ -11,7 +11,7 @@
  * Node's (with `code`); an idle socket rejects with a `TimeoutError`; an abort with an `AbortError`.
  * The payload is UNSIGNED-PAYLOAD: Content-MD5 protects it and the server verifies that.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { request as httpRequest, type Agent, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
@@ -83,7 +83,11 @@ function uriEncode(s: string): string {
 
 export class S3Putter {
   /** Derived signing key of the current day, region and secret (four HMACs saved per request). */
-  private signingKey: { day: string; region: string; secret: string; key: Buffer } | undefined;
+  /**
+   * The day's SigV4 signing key, as a KeyObject: HMAC with a Buffer key imports the key again on
+   * every call (about 20 µs here, against 3 µs), once per PUT.
+   */
+  private signingKey: { day: string; region: string; secret: string; key: KeyObject } | undefined;
 
   constructor(private readonly target: S3PutTarget) {}
 
@@ -116,13 +120,14 @@ export class S3Putter {
     return this.send(endpoint, `${path}${query ? `?${query}` : ''}`, headers, req.body, req.signal);
   }
 
-  private keyFor(day: string, region: string, secret: string): Buffer {
+  private keyFor(day: string, region: string, secret: string): KeyObject {
     const k = this.signingKey;
     if (k && k.day === day && k.region === region && k.secret === secret) return k.key;
     const hmac = (key: Buffer | string, data: string): Buffer => createHmac('sha256', key).update(data).digest();
     const key = hmac(hmac(hmac(hmac(`AWS4${secret}`, day), region), 's3'), 'aws4_request');
-    this.signingKey = { day, region, secret, key };
-    return key;
+    const signing = createSecretKey(key);
+    this.signingKey = { day, region, secret, key: signing };
+    return signing;
   }
 
   private send(endpoint: PutEndpoint, path: string, headers: Record<string, string>, body: S3PutRequest['body'], signal: AbortSignal | undefined): Promise<S3PutAnswer> {
