@@ -4,10 +4,10 @@
  * A request never carries a path: paths come from the watcher's own records, keys from
  * `fallbackKey`, so nothing outside the watched dirs and the store's prefix can be read.
  */
-import { read as fsRead } from 'node:fs';
 import type { Readable } from 'node:stream';
 import type { BlockStore } from '../store/block-store.js';
 import { NotFoundError } from '../store/block-store.js';
+import { readFd } from '../store/fd-handle.js';
 import { fallbackKey, isSafeAppId, type FallbackLayout } from '../spark/fallback-key.js';
 import { isValidMapId, isValidShuffleId, shuffleFileName } from '../spark/file-names.js';
 import { mapOutputId } from '../watch/map-output.js';
@@ -185,18 +185,12 @@ function storeSource(store: BlockStore, key: string): RangeSource {
 }
 
 /**
- * Positioned reads on a raw descriptor with the callback API: about half the CPU of
- * `FileHandle.read` per 64 KiB read (no promise machinery around the thread-pool hop). Only for
- * descriptors this service owns (the handle cache closes them when no reader holds them), never
- * for the queue's: a number read after someone else closed it could name another file.
+ * Positioned reads on a raw descriptor (fd-handle's `readFd`). Only for descriptors this service
+ * owns (the handle cache closes them when no reader holds them), never for the queue's: a number
+ * read after someone else closed it could name another file.
  */
 function fdReader(fd: number): PositionalRead {
-  return {
-    read: (buffer, offset, length, position) =>
-      new Promise((resolve, reject) => {
-        fsRead(fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })));
-      }),
-  };
+  return { read: (buffer, offset, length, position) => readFd(fd, buffer, offset, length, position) };
 }
 
 /** What HandleReader needs of a descriptor; a FileHandle has it. */

@@ -25,19 +25,15 @@ export function fdHandle(fd: number): ReadHandle {
   let closeNow: (() => void) | undefined;
   return {
     fd,
-    read: (buffer, offset, length, position) =>
-      new Promise((resolve, reject) => {
-        if (closed) {
-          reject(Object.assign(new Error('file closed'), { code: 'EBADF' }));
-          return;
-        }
-        reading++;
-        read(fd, buffer, offset, length, position, (err, bytesRead) => {
-          if (--reading === 0) closeNow?.();
-          if (err) reject(err);
-          else resolve({ bytesRead });
-        });
-      }),
+    read: async (buffer, offset, length, position) => {
+      if (closed) throw Object.assign(new Error('file closed'), { code: 'EBADF' });
+      reading++;
+      try {
+        return await readFd(fd, buffer, offset, length, position);
+      } finally {
+        if (--reading === 0) closeNow?.();
+      }
+    },
     // Once only: a number closed twice may by then be another file's.
     close: () =>
       (closed ??= new Promise<void>((resolve) => {
@@ -45,4 +41,15 @@ export function fdHandle(fd: number): ReadHandle {
         if (reading === 0) closeNow();
       })),
   };
+}
+
+/**
+ * One positioned read on a raw descriptor through the thread pool, with the callback API: about
+ * half the CPU of `FileHandle.read` (no promise machinery around the pool hop). The caller keeps
+ * the descriptor open until the read settles.
+ */
+export function readFd(fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+  return new Promise((resolve, reject) => {
+    read(fd, buffer, offset, length, position, (err, bytesRead) => (err ? reject(err) : resolve({ bytesRead })));
+  });
 }
