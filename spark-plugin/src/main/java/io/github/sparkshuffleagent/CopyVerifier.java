@@ -133,7 +133,7 @@ final class CopyVerifier {
       return Verdict.invalid(indexPath + " has " + len + " bytes, not a multiple of 8 of at least 8");
     }
     if (len > maxIndexBytes) {
-      return Verdict.invalid(indexPath + " has " + len + " bytes, above " + AgentConf.MAX_INDEX_BYTES);
+      return Verdict.invalid(indexPath + " has " + len + " bytes, above " + AgentConf.MAX_INDEX_BYTES + " (" + maxIndexBytes + " bytes)");
     }
     long[] offsets = readOffsets(index, (int) len);
     int partitions = offsets.length - 1;

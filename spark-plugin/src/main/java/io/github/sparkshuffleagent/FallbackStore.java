@@ -61,7 +61,7 @@ final class FallbackStore {
   long[] readIndex(int shuffleId, long mapId, long knownLength) throws IOException {
     Path p = objectPath(shuffleId, indexName(shuffleId, mapId));
     if (knownLength > maxIndexBytes) {
-      throw new ReadRetry.CorruptCopyException(p + " would be " + knownLength + " bytes, larger than " + AgentConf.MAX_INDEX_BYTES);
+      throw new ReadRetry.CorruptCopyException(p + " would be " + knownLength + " bytes, larger than " + AgentConf.MAX_INDEX_BYTES + " (" + maxIndexBytes + " bytes)");
     }
     byte[] bytes = retry.run("read " + p, () -> knownLength > 0 ? readKnown(p, (int) knownLength) : readWhole(p));
     if (bytes.length < 8 || bytes.length % 8 != 0) {
@@ -96,7 +96,7 @@ final class FallbackStore {
       for (int n; (n = in.read(buf)) > 0;) {
         out.write(buf, 0, n);
         if (out.size() > maxIndexBytes) {
-          throw new ReadRetry.CorruptCopyException(p + " is larger than " + AgentConf.MAX_INDEX_BYTES);
+          throw new ReadRetry.CorruptCopyException(p + " is larger than " + AgentConf.MAX_INDEX_BYTES + " (" + maxIndexBytes + " bytes)");
         }
       }
       return out.toByteArray();
