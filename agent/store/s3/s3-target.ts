@@ -14,6 +14,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import type { Logger } from 'pino';
 import type { S3ChecksumMode } from './s3-checksums.js';
+import { defaultChainHoldingFailures } from './credentials.js';
 
 export interface S3TargetOptions {
   bucket: string;
@@ -86,7 +87,8 @@ function clientConfig(o: S3TargetOptions, httpAgent: Agent, httpsAgent: HttpsAge
     region: o.region ?? process.env.AWS_REGION ?? 'us-east-1',
     ...(o.endpoint ? { endpoint: o.endpoint } : {}),
     forcePathStyle: o.forcePathStyle ?? false,
-    ...(o.credentials ? { credentials: o.credentials } : {}),
+    // Static credentials (tests), or the SDK's default chain with its failures held (credentials.ts).
+    ...(o.credentials ? { credentials: o.credentials } : { credentialDefaultProvider: defaultChainHoldingFailures }),
     requestChecksumCalculation: checksums,
     responseChecksumValidation: checksums,
     // Retries are ours (counted, classified); the write-back queue retries whole files on top.
