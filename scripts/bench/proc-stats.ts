@@ -168,14 +168,9 @@ function threadTicks(pid: number): Record<string, number> {
  */
 export function swiftCpuSeconds(): number {
   let ticks = 0;
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
+  for (const [pid, [user, system]] of procTable().ticks) {
     try {
-      const cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8');
-      if (!/swift-(proxy|object|container|account)|memcached/.test(cmd)) continue;
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+      if (/swift-(proxy|object|container|account)|memcached/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'))) ticks += user + system;
     } catch {
       // exited meanwhile
     }

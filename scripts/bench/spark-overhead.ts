@@ -92,7 +92,6 @@ interface RunResult {
   loadAfter: number;
 }
 
-
 async function shuffleDataBytes(dir: string): Promise<number> {
   let sum = 0;
   const walk = async (d: string): Promise<void> => {

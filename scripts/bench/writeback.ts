@@ -94,8 +94,17 @@ interface Measured {
   transferCpuSeconds?: number;
   /** CPU seconds of the Swift processes during the run (they share the machine's cores with the tool). */
   storeCpuSeconds: number;
-  /** With --latency: CPU seconds of this process (the latency proxy) during the run. */
+  /** With --latency: CPU seconds of this process during the run: the latency proxy, and for the
+   * agent-cli tools also the status polls (a few ms of the run's total). */
   proxyCpuSeconds?: number;
+}
+
+/** One tool's medians over a mix's rounds (peak RSS: the highest). */
+interface ToolSummary {
+  MiBps: number;
+  cpuSecondsPerGiB: number;
+  peakRssMiB: number;
+  storeCpuSecondsPerGiB: number;
 }
 
 /** A deterministic generator (mulberry32), so that every machine makes the same sizes. */
@@ -261,9 +270,10 @@ async function agentCli(dataset: { dir: string; outputs: number }, endpoint: str
     for (;;) {
       const s = (await (await fetch(`${url}/v1/status`)).json()) as { persistedOutputs: number; pendingOutputs: number };
       if (s.persistedOutputs >= dataset.outputs && s.pendingOutputs === 0) break;
-      // Every 20 ms, and at most 200 times per run: each status document costs the agent about
-      // 0.3 ms of CPU, which on a long run (tiny's 3000 outputs) would be the bench's, not the
-      // agent's; the end is then known to within 0.5 % of the run.
+      // Every 20 ms, and at most 200 times per run: a status document costs the agent 0.3 ms of
+      // CPU when little is pending and 1.5-2 ms with thousands pending (it walks them), which on a
+      // long run (tiny's 3000 outputs) would be the bench's cost, not the agent's; the end is then
+      // known to within 0.5 % of the run.
       await new Promise((r) => setTimeout(r, Math.max(20, (performance.now() - phase.at) / 200)));
     }
     const now = performance.now();
@@ -410,7 +420,7 @@ async function main(): Promise<void> {
           storeCpuSecondsPerGiB: median(of(t).map((r) => r.storeCpuSeconds / (r.bytes / 1024 ** 3))),
         },
       ]),
-    ) as Partial<Record<Tool, { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number; storeCpuSecondsPerGiB: number }>>;
+    ) as Partial<Record<Tool, ToolSummary>>;
     // Ratios from runs of the same round (minutes apart at most), then their median: steadier under
     // a shared machine's changing load than a ratio of medians.
     const paired = (other: Tool, agent: Tool = 'agent'): number | undefined => {
@@ -435,7 +445,7 @@ async function main(): Promise<void> {
     summaries.push(summary);
     console.log(`\nmix ${mix} (medians over ${rounds} rounds):`);
     for (const t of tools) {
-      const x = perTool[t] as { MiBps: number; cpuSecondsPerGiB: number; peakRssMiB: number; storeCpuSecondsPerGiB: number };
+      const x = perTool[t] as ToolSummary;
       console.log(`  ${t.padEnd(10)} ${x.MiBps.toFixed(1).padStart(7)} MiB/s  cpu ${x.cpuSecondsPerGiB.toFixed(2)} s/GiB  peak RSS ${x.peakRssMiB.toFixed(0)} MiB  store cpu ${x.storeCpuSecondsPerGiB.toFixed(2)} s/GiB`);
     }
     const ratio = (v: number | undefined): string => (v === undefined ? 'n/a' : `${v.toFixed(2)}x`);

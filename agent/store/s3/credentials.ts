@@ -13,7 +13,7 @@
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 
 /** How long a failed look-up of the default chain is answered again without running it. */
-export const CREDENTIALS_FAILURE_HOLD_MS = 1000;
+const CREDENTIALS_FAILURE_HOLD_MS = 1000;
 
 /** What the SDK passes to `credentialDefaultProvider` (its client's region, logger and so on). */
 export type DefaultChainInit = Parameters<typeof defaultProvider>[0];
