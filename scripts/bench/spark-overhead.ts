@@ -20,13 +20,19 @@
  *
  *   npm run bench:spark-overhead [-- --rounds 3 --large --sides stock,agent,plugin-only
  *       --rows 200000 --pad 1000 --work 10 --maps 120 --reducers 200 --executors 3
- *       --agent-nice 0 --agent-node-args "--cpu-prof --cpu-prof-dir bench/out/prof"
+ *       --agent-nice 0 --agent-share 0.25 --agent-node-args "--cpu-prof --cpu-prof-dir bench/out/prof"
  *       --agent-args "--upload-concurrency 4"]
  *
  * `plugin-only` runs the plugin's settings without an agent (what the settings alone cost);
  * `agent-fswatch` is `agent` with `--file-events fs.watch` (Node's own watcher on the NN
  * directories instead of the inotifywait child `agent` uses when it is installed).
  * `--agent-nice N` starts the agent under `nice -n N` (CPU priority below Spark's).
+ * `agent-pod` is `agent` at the CPU share its pod has against the executors' in Kubernetes. There
+ * each pod (and each container in it) is a cgroup whose CPU weight follows its CPU request, and
+ * under contention CPU goes by weight; here every process is in one scheduling group, so the
+ * agent gets the same share from the nice value whose kernel weight is nearest `--agent-share`
+ * times an executor's (default 0.25: the chart's DaemonSet requests 250m, local-cluster's
+ * executors have 1 core each: nice 6, weight 272 against 1024).
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -53,6 +59,18 @@ const PAD = Number(flag('pad', '1000'));
 const WORK = Number(flag('work', '10'));
 const EXECUTORS = Number(flag('executors', '3'));
 const AGENT_NICE = Number(flag('agent-nice', '0'));
+const AGENT_SHARE = Number(flag('agent-share', '0.25'));
+/** The kernel's CFS weights of nice 0..19 (kernel/sched/core.c, sched_prio_to_weight). */
+const NICE_WEIGHTS = [1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15];
+/** The nice value whose weight is nearest `share` of nice 0's. */
+function niceForShare(share: number): number {
+  let best = 0;
+  NICE_WEIGHTS.forEach((w, n) => {
+    if (Math.abs(w - share * 1024) < Math.abs((NICE_WEIGHTS[best] as number) - share * 1024)) best = n;
+  });
+  return best;
+}
+const POD_NICE = niceForShare(AGENT_SHARE);
 const AGENT_NODE_ARGS = flag('agent-node-args', '').split(' ').filter(Boolean);
 const AGENT_ARGS = flag('agent-args', '').split(' ').filter(Boolean);
 const SIDES = flag('sides', 'stock,agent').split(',') as Side[];
@@ -66,7 +84,8 @@ const BUCKET = 'bench-spark-overhead';
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const JOB = { cmd: 'define', name: 'a', rows: ROWS, maps: MAPS, reducers: REDUCERS, keys: 997, pad: PAD, random: true, work: WORK };
 
-type Side = 'stock' | 'agent' | 'agent-fswatch' | 'plugin-only';
+type Side = 'stock' | 'agent' | 'agent-pod' | 'agent-fswatch' | 'plugin-only';
+const AGENT_SIDES: readonly Side[] = ['agent', 'agent-pod', 'agent-fswatch'];
 
 interface RunResult {
   side: Side;
@@ -114,7 +133,7 @@ function startAgent(local: string, endpoint: string, prefix: string, appId: stri
     env: { AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
     agentDefaults: true,
     nodeArgs: AGENT_NODE_ARGS,
-    nice: AGENT_NICE,
+    nice: side === 'agent-pod' ? POD_NICE : AGENT_NICE,
   });
 }
 
@@ -165,7 +184,7 @@ async function runSide(side: Side, round: number, endpoint: string, admin: S3Sto
   });
   let agent: Agent | undefined;
   try {
-    if (side === 'agent' || side === 'agent-fswatch') agent = await startAgent(local, endpoint, prefix, driver.appId, side);
+    if (AGENT_SIDES.includes(side)) agent = await startAgent(local, endpoint, prefix, driver.appId, side);
     await driver.ok(JOB);
     const loadBefore = loadavg()[0] as number;
     const cpu0 = treeCpuTimes(driver.pid);
@@ -253,7 +272,7 @@ async function main(): Promise<void> {
   });
   client.destroy();
   const admin = new S3Store({ bucket: BUCKET, endpoint, forcePathStyle: true, credentials, checksums: 'when_required' });
-  console.log(`Spark ${LINE.version}, ${ROUNDS} rounds, sides ${SIDES.join(', ')}; job: ${ROWS} rows x ${PAD} B incompressible in ${MAPS} map partitions, ${WORK} SHA-256 rounds per row, ${REDUCERS} reducers; local-cluster[${EXECUTORS},1,1024]; store: Swift s3api at ${endpoint}${AGENT_NICE ? `; agent under nice -n ${AGENT_NICE}` : ''}${AGENT_ARGS.length ? `; agent args ${AGENT_ARGS.join(' ')}` : ''}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log(`Spark ${LINE.version}, ${ROUNDS} rounds, sides ${SIDES.join(', ')}; job: ${ROWS} rows x ${PAD} B incompressible in ${MAPS} map partitions, ${WORK} SHA-256 rounds per row, ${REDUCERS} reducers; local-cluster[${EXECUTORS},1,1024]; store: Swift s3api at ${endpoint}${AGENT_NICE ? `; agent under nice -n ${AGENT_NICE}` : ''}${SIDES.includes('agent-pod') ? `; agent-pod: share ${AGENT_SHARE} of an executor's CPU weight, nice -n ${POD_NICE} (weight ${NICE_WEIGHTS[POD_NICE]})` : ''}${AGENT_ARGS.length ? `; agent args ${AGENT_ARGS.join(' ')}` : ''}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   const results: RunResult[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const order = round % 2 ? SIDES : [...SIDES].reverse();
