@@ -6,12 +6,17 @@
  *    reads every index); an AWS spot notice from a local IMDS -> `safe_to_exit` (includes polling).
  * 2. The built CLI as a child process: SIGTERM -> process exit with nothing pending, and with
  *    N MB pending (the store is down while the outputs are committed, up just before SIGTERM).
+ * 3. The built CLI with N small outputs pending (`--watched N`, default 3000): a drain asked for
+ *    by an HTTP long-poll (`GET /v1/status?drain=true&wait=safe_to_exit`, what the preStop hook
+ *    does) against one asked for by a gRPC Drain stream read to its end (an operator's tool
+ *    watching progress), alternating: time to safe_to_exit and the agent's CPU.
  *
- * Usage: node dist/scripts/bench/termination.js [--reps N] [--mb 100,400]
+ * Usage: node dist/scripts/bench/termination.js [--reps N] [--mb 100,400] [--watched 3000] [--only watched]
+ * (3 repetitions of the cases with data pending, or N with `--only watched`)
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -21,11 +26,15 @@ import { resolveOptions } from '../../agent/config/option-table.js';
 import { RUN_OPTIONS, type RunConfig } from '../../agent/config/run-options.js';
 import { silentLogger } from '../../agent/observability/logger.js';
 import { startAgent } from '../../agent/main.js';
+import { ShuffleAgentClient } from '../../agent/serve/client.js';
+import { treeCpuSeconds } from './proc-stats.js';
 import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
 
 const args = process.argv.slice(2);
 const REPS = Number(args[args.indexOf('--reps') + 1] ?? 10) || 10;
 const PENDING_MB = (args.includes('--mb') ? (args[args.indexOf('--mb') + 1] as string) : '100,400').split(',').map(Number);
+const WATCHED = args.includes('--watched') ? Number(args[args.indexOf('--watched') + 1]) : 3000;
+const ONLY_WATCHED = args.includes('--only') && args[args.indexOf('--only') + 1] === 'watched';
 const CLI = resolve('dist/agent/shuffle-agent.cjs');
 const MiB = 1024 * 1024;
 
@@ -101,24 +110,84 @@ interface Child {
   ready: Promise<void>;
   kill: (s: NodeJS.Signals) => void;
   pending: Promise<number>;
+  pid: number;
+  /** The agent's HTTP address, once it has logged it. */
+  readonly url: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as AddressInfo;
+      srv.close(() => resolve(port));
+    }).on('error', reject);
+  });
 }
 
 function runCli(cliArgs: string[]): Child {
   const child = spawn(process.execPath, [CLI, 'run', ...cliArgs], { stdio: ['ignore', 'pipe', 'inherit'] });
   let readyResolve!: () => void;
+  let httpUrl = '';
   let pendingResolve!: (n: number) => void;
   const ready = new Promise<void>((r) => (readyResolve = r));
   const pending = new Promise<number>((r) => (pendingResolve = r));
   createInterface({ input: child.stdout }).on('line', (line) => {
     try {
-      const l = JSON.parse(line) as { msg?: string; pendingBytes?: number };
+      const l = JSON.parse(line) as { msg?: string; pendingBytes?: number; http?: { host: string; port: number } };
+      if (l.msg === 'http listening' && l.http) httpUrl = `http://${l.http.host}:${l.http.port}`;
       if (l.msg === 'initial scan done') readyResolve();
       if (l.msg === 'drain started') pendingResolve(l.pendingBytes ?? 0);
     } catch {
       // not a log line
     }
   });
-  return { exit: new Promise((r) => child.on('exit', (code) => r({ code, at: performance.now() }))), ready, kill: (s) => child.kill(s), pending };
+  return { exit: new Promise((r) => child.on('exit', (code) => r({ code, at: performance.now() }))), ready, kill: (s) => child.kill(s), pending, pid: child.pid as number, get url() { return httpUrl; } };
+}
+
+/**
+ * `count` outputs of 8 partitions of 512 B pending (the store down while they are committed, up
+ * once the agent has them all), then a drain: asked for by one HTTP long-poll, or by a gRPC Drain
+ * stream read to its end. Time to safe_to_exit, and the agent's CPU from the request to then.
+ */
+async function drainOf(count: number, how: 'http' | 'grpc'): Promise<{ ms: number; cpu: number; messages: number }> {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-watched-'));
+  const storeRoot = join(dir, 'store');
+  await writeFile(storeRoot, 'down');
+  const executor = new SparkLikeExecutor([join(dir, 'local')]);
+  for (let i = 0; i < count; i++) await executor.commit({ shuffleId: i % 4, mapId: i, partitions: Array.from({ length: 8 }, () => 512) });
+  const port = await freePort();
+  const child = runCli(['--local-dirs', join(dir, 'local'), '--store', `file:${storeRoot}`, '--http-listen', '127.0.0.1:0', '--grpc-listen', `127.0.0.1:${port}`, '--termination-sources', '', '--app-id', 'bench-app']);
+  try {
+    await child.ready;
+    if (!child.url) throw new Error('the agent logged no http address');
+    await rm(storeRoot, { force: true });
+    // A retry may create it first.
+    await mkdir(storeRoot, { recursive: true });
+    const cpu0 = treeCpuSeconds(child.pid);
+    const t0 = performance.now();
+    let messages = 0;
+    if (how === 'http') {
+      const res = await fetch(`${child.url}/v1/status?drain=true&wait=safe_to_exit&timeout=600`);
+      if (res.status !== 200) throw new Error(`long-poll answered ${res.status}`);
+      messages = 1;
+    } else {
+      const client = new ShuffleAgentClient({ target: `127.0.0.1:${port}` });
+      try {
+        for await (const p of client.drain('bench')) {
+          messages++;
+          if (p.done) break;
+        }
+      } finally {
+        client.close();
+      }
+    }
+    const ms = performance.now() - t0;
+    return { ms, cpu: treeCpuSeconds(child.pid) - cpu0, messages };
+  } finally {
+    child.kill('SIGINT');
+    await child.exit;
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 async function sigtermToExit(pendingMb: number): Promise<{ times: number[]; codes: number[]; pendingBytes: number[] }> {
@@ -150,7 +219,24 @@ async function sigtermToExit(pendingMb: number): Promise<{ times: number[]; code
   return { times, codes, pendingBytes };
 }
 
+async function watchedDrains(): Promise<void> {
+  const reps = ONLY_WATCHED ? REPS : Math.min(REPS, 3);
+  const runs: Record<'http' | 'grpc', Array<{ ms: number; cpu: number; messages: number }>> = { http: [], grpc: [] };
+  for (let r = 0; r < reps; r++) {
+    for (const how of r % 2 ? (['grpc', 'http'] as const) : (['http', 'grpc'] as const)) runs[how].push(await drainOf(WATCHED, how));
+  }
+  for (const how of ['http', 'grpc'] as const) {
+    const rs = runs[how];
+    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+    console.log(`- ${WATCHED} small outputs pending (file store), drain asked by ${how === 'http' ? 'an HTTP long-poll' : 'a gRPC Drain stream read to its end'}: ${stats(rs.map((x) => x.ms))}; agent CPU median ${med(rs.map((x) => x.cpu)).toFixed(2)} s (${rs.map((x) => x.cpu.toFixed(2)).join(', ')}); progress messages ${rs.map((x) => x.messages).join(', ')}`);
+  }
+}
+
 async function main(): Promise<void> {
+  if (ONLY_WATCHED) {
+    await watchedDrains();
+    return;
+  }
   console.log(`node ${process.version}, ${REPS} repetitions (3 for the runs with data pending)`);
   console.log(`- drain request -> safe_to_exit, nothing pending, empty local dir: ${stats(await drainToSafe(0))}`);
   console.log(`- drain request -> safe_to_exit, nothing pending, 500 stored outputs on disk (rescan): ${stats(await drainToSafe(500))}`);
@@ -163,6 +249,7 @@ async function main(): Promise<void> {
     const mbPerS = r.times.map((t, i) => ((r.pendingBytes[i] as number) / MiB / (t / 1000)).toFixed(0));
     console.log(`- SIGTERM -> process exit (built CLI), ${mb} MiB pending (file store, fsync per object): ${stats(r.times)}; exit codes ${[...new Set(r.codes)].join(',')}; ${mbPerS.join(', ')} MiB/s`);
   }
+  await watchedDrains();
 }
 
 await main();
