@@ -44,12 +44,15 @@ export interface LifecycleControl {
   /** Resolves true once the state is `target` (at once if it is), false when `signal` aborts. */
   waitForState(target: AgentStateName, signal?: AbortSignal): Promise<boolean>;
   /**
-   * Snapshots while a drain makes progress: one at once, then one after each change of pending
-   * work or state (coalesced to the consumer's pace); ends after the `safe_to_exit` (or
-   * `stopping`) one, or when `signal` aborts.
+   * Snapshots while a drain makes progress: one at once, then one after each change of state, and
+   * after changes of pending work at most every PROGRESS_INTERVAL_MS (coalesced, and to the
+   * consumer's pace); ends after the `safe_to_exit` (or `stopping`) one, or when `signal` aborts.
    */
   drainProgress(signal?: AbortSignal): AsyncIterable<LifecycleSnapshot>;
 }
+
+/** The shortest time between two write-back progress snapshots of a drain (drainProgress). */
+export const PROGRESS_INTERVAL_MS = 250;
 
 export interface LifecycleMetrics extends DrainMetrics {
   noticeReceived(source: NoticeSource, kind: NoticeKind): void;
@@ -176,29 +179,53 @@ export class Lifecycle implements LifecycleControl {
   }
 
   async *drainProgress(signal?: AbortSignal): AsyncIterable<LifecycleSnapshot> {
-    let dirty = true;
+    // A snapshot walks every pending output (about 2 ms with 3,000 pending) and the write-back
+    // changes once per file stored: taken at each change, a stream read as fast as it is written
+    // would spend the drain's own main thread on snapshots. Write-back progress goes out at most
+    // every PROGRESS_INTERVAL_MS; a change of state (safe_to_exit above all) at once.
+    let queueDirty = true;
+    let stateDirty = false;
     let wake: (() => void) | undefined;
-    const poke = (): void => {
-      dirty = true;
+    let timer: NodeJS.Timeout | undefined;
+    let last = -Infinity;
+    const onQueue = (): void => {
+      if (queueDirty) return;
+      queueDirty = true;
       wake?.();
     };
-    this.opts.writeback.on('change', poke);
-    this.opts.state.on('change', poke);
-    signal?.addEventListener('abort', poke);
+    const onState = (): void => {
+      stateDirty = true;
+      wake?.();
+    };
+    this.opts.writeback.on('change', onQueue);
+    this.opts.state.on('change', onState);
+    signal?.addEventListener('abort', onState);
     try {
-      while (!signal?.aborted) {
-        if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        if (signal?.aborted) return;
-        dirty = false;
+      for (;;) {
+        for (;;) {
+          if (signal?.aborted) return;
+          if (stateDirty) break;
+          const due = last + PROGRESS_INTERVAL_MS - performance.now();
+          if (queueDirty && due <= 0) break;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            if (queueDirty) timer = setTimeout(resolve, due);
+          });
+          clearTimeout(timer);
+          wake = undefined;
+        }
+        queueDirty = false;
+        stateDirty = false;
+        last = performance.now();
         const snap = this.snapshot();
         yield snap;
         if (snap.state === 'safe_to_exit' || snap.state === 'stopping') return;
       }
     } finally {
-      this.opts.writeback.off('change', poke);
-      this.opts.state.off('change', poke);
-      signal?.removeEventListener('abort', poke);
+      clearTimeout(timer);
+      this.opts.writeback.off('change', onQueue);
+      this.opts.state.off('change', onState);
+      signal?.removeEventListener('abort', onState);
     }
   }
 

@@ -220,6 +220,35 @@ describe('drain handler through the lifecycle', () => {
     await t.lifecycle.close();
   });
 
+  it('drainProgress sends write-back progress at most every PROGRESS_INTERVAL_MS, however fast the work changes', async () => {
+    const { PROGRESS_INTERVAL_MS } = await import('../../agent/lifecycle/lifecycle.js');
+    const t = setup();
+    await t.lifecycle.start();
+    const total = 400;
+    t.queue.commit(total);
+    t.lifecycle.requestDrain('grpc', 'test');
+    // One output stored per turn of the event loop: hundreds of changes in a few hundred ms.
+    let stored = 0;
+    const producer = (async () => {
+      while (stored < total) {
+        await new Promise((resolve) => setImmediate(resolve));
+        t.queue.store(1);
+        stored++;
+        if (stored % 100 === 0) await new Promise((resolve) => setTimeout(resolve, PROGRESS_INTERVAL_MS / 2));
+      }
+    })();
+    const seen: Array<{ at: number; snap: LifecycleSnapshot }> = [];
+    for await (const snap of t.lifecycle.drainProgress()) seen.push({ at: performance.now(), snap });
+    await producer;
+    expect(seen.at(-1)?.snap).toMatchObject({ state: 'safe_to_exit', pendingOutputs: 0 });
+    const progress = seen.filter((s) => s.snap.state === 'draining');
+    expect(progress.length).toBeGreaterThan(1);
+    expect(progress.length).toBeLessThan(total / 20);
+    // Timers may fire up to a millisecond early against performance.now().
+    for (let i = 1; i < progress.length; i++) expect((progress[i] as { at: number }).at - (progress[i - 1] as { at: number }).at).toBeGreaterThanOrEqual(PROGRESS_INTERVAL_MS - 2);
+    await t.lifecycle.close();
+  });
+
   it('the gRPC view: status, state-change subscription and a Drain stream that ends with done', async () => {
     const { lifecycleView } = await import('../../agent/lifecycle/status-view.js');
     const t = setup();
