@@ -19,7 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { once, setMaxListeners } from 'node:events';
 import { mkdir, open, readFile, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import { createServer } from 'node:net';
+import { freePort } from './net.js';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -121,16 +121,6 @@ async function prepare(dir: string): Promise<void> {
   const buf = Buffer.allocUnsafe(8 * 1024 * 1024);
   for (let at = 0; at < GiB; at += buf.length) await h.read(buf, 0, buf.length, at);
   await h.close();
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  s.listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  await once(s, 'close');
-  return port;
 }
 
 async function childPids(pid: number): Promise<number[]> {

@@ -22,6 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { pluginConf, sparkLine, SparkDriver, startAgentCli, waitForExit, waitPersisted, type SparkLine } from '../../test/kit/spark-harness.js';
 import { flag } from './args.js';
+import { median } from './stats.js';
 
 const ROUNDS = Number(flag('rounds', '2'));
 const PAUSE_S = Number(flag('pause', '20'));
@@ -133,12 +134,6 @@ async function decommission(line: SparkLine, side: Side): Promise<DecomResult> {
     const after = await driver.counts();
     return { side, signalToExitSeconds, held, mapTasksRerun: after.mapTasks - before.mapTasks, correct: second.correct === true };
   });
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function cell(xs: number[], digits = 1): string {

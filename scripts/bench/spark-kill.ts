@@ -30,6 +30,7 @@ import { fileURLToPath } from 'node:url';
 import { AGENT_CLI as CLI, PLUGIN_JAR, pluginConf, sparkLine, SparkDriver, startAgentCli as startAgent, waitPersisted, type SparkLine, type TaskCounts } from '../../test/kit/spark-harness.js';
 import { procStats, treeCpuSeconds } from './proc-stats.js';
 import { flag } from './args.js';
+import { median } from './stats.js';
 
 const ROUNDS = Number(flag('rounds', '3'));
 const MAPS = Number(flag('maps', '24'));
@@ -165,12 +166,6 @@ async function runSide(line: SparkLine, side: Side, round: number): Promise<RunR
     agent?.child.kill('SIGKILL');
     await rm(dir, { recursive: true, force: true });
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function summary(rs: RunResult[], f: (r: RunResult) => number, digits = 2): string {

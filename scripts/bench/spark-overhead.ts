@@ -46,6 +46,7 @@ import { S3Store } from '../../agent/store/s3/s3-store.js';
 import { AGENT_CLI, PLUGIN_JAR, pluginConf, s3aJars, SparkDriver, sparkLine, startAgentCli, type SparkLine } from '../../test/kit/spark-harness.js';
 import { procStats, swiftCpuSeconds, treeCpuSeconds, treeCpuTimes } from './proc-stats.js';
 import { flag } from './args.js';
+import { median } from './stats.js';
 
 const run = promisify(execFile);
 const has = (name: string): boolean => process.argv.includes(`--${name}`);
@@ -247,13 +248,6 @@ async function runSide(side: Side, round: number, endpoint: string, admin: S3Sto
     for await (const o of admin.list(`${prefix}/`)) keys.push(o.key);
     for (let i = 0; i < keys.length; i += 500) await admin.deleteMany(keys.slice(i, i + 500));
   }
-}
-
-function median(xs: number[]): number {
-  const s = xs.filter((x) => !Number.isNaN(x)).sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function summary(rs: RunResult[], f: (r: RunResult) => number | undefined, digits = 2): string {

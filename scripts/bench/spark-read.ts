@@ -50,6 +50,7 @@ import { flag } from './args.js';
 import { jvmLogOption, gcMarks, gcPeaksSince } from './gc-log.js';
 import { processCpu, sparkCpuByRole, type SparkCpu } from './proc-stats.js';
 import { getCeiling, newBucket, startStore, STORE_KINDS, type BenchStore, type Ceiling, type StoreKind } from './s3-bench-stores.js';
+import { median } from './stats.js';
 
 const list = (name: string, fallback: string): string[] => flag(name, fallback).split(',').filter((s) => s !== '');
 const ROUNDS = Number(flag('rounds', '1'));
@@ -361,12 +362,6 @@ async function shuffleSize(driver: SparkDriver): Promise<number> {
 /** `{"driver":3.1,"exec:0":9.0,...}`, one decimal, sorted by role. */
 function roles(cpu: SparkCpu): string {
   return JSON.stringify(Object.fromEntries(Object.entries(cpu).sort(([x], [y]) => x.localeCompare(y)).map(([k, v]) => [k, Math.round(v * 10) / 10])));
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
 }
 
 function cell(xs: number[], digits = 1): string {

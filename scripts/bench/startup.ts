@@ -19,6 +19,7 @@ import { createInterface } from 'node:readline';
 import { flag } from './args.js';
 import { procStats } from './proc-stats.js';
 import { AGENT_CLI, AGENT_MODULES_CLI, ROOT } from '../../test/kit/repo-root.js';
+import { median } from './stats.js';
 
 const runs = Number(flag('runs', '7'));
 const compileCache = flag('compile-cache', '');
@@ -58,12 +59,6 @@ async function once(cli: string): Promise<Sample> {
     await rm(dir, { recursive: true, force: true });
   }
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
-};
 
 async function main(): Promise<void> {
   console.log(`node ${process.version}; ${storeKind} store; ${runs} runs${compileCache ? `; compile cache ${compileCache}` : ''}${nodeArgs.length ? `; node ${nodeArgs.join(' ')}` : ''}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);

@@ -16,7 +16,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
-import { createServer as createNetServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,7 +27,9 @@ import { RUN_OPTIONS, type RunConfig } from '../../agent/config/run-options.js';
 import { silentLogger } from '../../agent/observability/logger.js';
 import { startAgent } from '../../agent/main.js';
 import { ShuffleAgentClient } from '../../agent/serve/client.js';
+import { freePort } from './net.js';
 import { treeCpuSeconds } from './proc-stats.js';
+import { median } from './stats.js';
 import { SparkLikeExecutor } from '../../test/kit/spark-writer.js';
 
 const args = process.argv.slice(2);
@@ -113,15 +115,6 @@ interface Child {
   pid: number;
   /** The agent's HTTP address, once it has logged it. */
   readonly url: string;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as AddressInfo;
-      srv.close(() => resolve(port));
-    }).on('error', reject);
-  });
 }
 
 function runCli(cliArgs: string[]): Child {
@@ -227,8 +220,7 @@ async function watchedDrains(): Promise<void> {
   }
   for (const how of ['http', 'grpc'] as const) {
     const rs = runs[how];
-    const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
-    console.log(`- ${WATCHED} small outputs pending (file store), drain asked by ${how === 'http' ? 'an HTTP long-poll' : 'a gRPC Drain stream read to its end'}: ${stats(rs.map((x) => x.ms))}; agent CPU median ${med(rs.map((x) => x.cpu)).toFixed(2)} s (${rs.map((x) => x.cpu.toFixed(2)).join(', ')}); progress messages ${rs.map((x) => x.messages).join(', ')}`);
+    console.log(`- ${WATCHED} small outputs pending (file store), drain asked by ${how === 'http' ? 'an HTTP long-poll' : 'a gRPC Drain stream read to its end'}: ${stats(rs.map((x) => x.ms))}; agent CPU median ${median(rs.map((x) => x.cpu)).toFixed(2)} s (${rs.map((x) => x.cpu.toFixed(2)).join(', ')}); progress messages ${rs.map((x) => x.messages).join(', ')}`);
   }
 }
 

@@ -36,6 +36,7 @@ import { flag } from './args.js';
 import { procStats, swiftCpuSeconds } from './proc-stats.js';
 import { AGENT_CLI } from '../../test/kit/spark-harness.js';
 import { FaultProxy } from '../../test/kit/fault-proxy.js';
+import { median } from './stats.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -296,12 +297,6 @@ function ensureRclone(): void {
   const r = spawnSync('apt-get', ['install', '-y', '-q', '--no-install-recommends', 'rclone'], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
   if (r.status !== 0) throw new Error('apt-get install rclone failed');
 }
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
-};
 
 /** Delete keys, four DeleteObjects requests at once: Swift deletes one object at a time, so thousands take a while. */
 async function removeAll(admin: S3Store, keys: string[]): Promise<void> {
