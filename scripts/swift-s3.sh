@@ -7,6 +7,8 @@
 #   scripts/swift-s3.sh stop
 #   scripts/swift-s3.sh status  # exit 0 and print the endpoint when it answers
 #   scripts/swift-s3.sh env     # `export SWIFT_S3_ENDPOINT=...` lines for eval
+#   scripts/swift-s3.sh latency MS  # also a proxy server whose every answer waits MS ms (a store
+#                                   # far away, at no CPU cost here); prints its endpoint
 #
 # Idempotent: `start` on a running cluster only prints its endpoint. State (configs, rings,
 # devices, logs, pids) lives in $SWIFT_S3_STATE (default /tmp/shuffle-agent-swift), which must be
@@ -15,6 +17,7 @@
 set -euo pipefail
 
 STATE="${SWIFT_S3_STATE:-/tmp/shuffle-agent-swift}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
 PY=/usr/bin/python3
 PACKAGES=(swift swift-proxy swift-object swift-container swift-account memcached python3)
 
@@ -193,7 +196,42 @@ stop() {
     sleep 0.2
   done
   for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
-  rm -f "$STATE/endpoint"
+  rm -f "$STATE/endpoint" "$STATE"/endpoint-latency-*
+}
+
+# A second proxy server on the same cluster, with scripts/swift/swift_latency.py first in its
+# pipeline: every answer waits MS ms after the request was handled. Started once per MS.
+latency() {
+  local ms="$1" name epf conf port i
+  [[ "$ms" =~ ^[0-9]+$ ]] || { log "latency: a number of milliseconds expected, not '$ms'"; exit 2; }
+  healthy || start >/dev/null
+  name="proxy-latency-$ms"
+  epf="$STATE/endpoint-latency-$ms"
+  if [ -s "$epf" ] && [ "$(curl -fsS --max-time 2 "$(cat "$epf")/healthcheck" 2>/dev/null)" = "OK" ]; then
+    cat "$epf"
+    return 0
+  fi
+  [ -e "$STATE/run/$name.pid" ] && kill -TERM -- "-$(cat "$STATE/run/$name.pid")" 2>/dev/null || true
+  port="$(free_port)"
+  conf="$STATE/etc/$name.conf"
+  sed -e "s/^bind_port = .*/bind_port = $port/" -e "s/^pipeline = /pipeline = latency /" "$STATE/etc/proxy-server.conf" >"$conf"
+  printf '\n[filter:latency]\npaste.filter_factory = swift_latency:filter_factory\ndelay_ms = %s\n' "$ms" >>"$conf"
+  spawn "$name" env PYTHONPATH="$HERE/swift" swift-proxy-server "$conf"
+  for i in $(seq 1 150); do
+    if [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$port/healthcheck" 2>/dev/null)" = "OK" ]; then
+      echo "http://127.0.0.1:$port" >"$epf"
+      cat "$epf"
+      return 0
+    fi
+    if ! kill -0 "$(cat "$STATE/run/$name.pid")" 2>/dev/null; then
+      log "$name exited during start:"
+      tail -n 30 "$STATE/logs/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.2
+  done
+  log "$name not healthy after 30 s"
+  exit 1
 }
 
 start() {
@@ -246,9 +284,10 @@ case "${1:-start}" in
   start) start ;;
   stop) stop ;;
   status) healthy && endpoint ;;
+  latency) latency "${2:-}" ;;
   env)
     healthy || start >/dev/null
     echo "export SWIFT_S3_ENDPOINT=$(endpoint) SWIFT_S3_ACCESS_KEY_ID=test:tester SWIFT_S3_SECRET_ACCESS_KEY=testing"
     ;;
-  *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|env|latency MS" >&2; exit 2 ;;
 esac

@@ -11,8 +11,11 @@
  *   npm run bench:writeback [-- --mix small,mid,large,classic,spark,random,tiny,huge --rounds 3 --tools agent,agent-cli,rclone,rclone-t16,ceiling]
  *   --agent-node-args "--cpu-prof --cpu-prof-dir DIR"   Node flags for the agent-cli process (profiling)
  *   --agent-args "..."   further `shuffle-agent run` flags for the agent-cli tools
- *   --latency MS   every store answer held back MS ms by a proxy in this process (a store elsewhere;
- *                  the proxy's CPU is printed apart), as bench:spark-read's
+ *   --latency MS   every store answer held back MS ms (a store elsewhere): by default inside Swift, by
+ *                  a second proxy server with a filter that waits before answering (scripts/swift-s3.sh
+ *                  latency MS), which costs no CPU here; its CPU counts as the store's
+ *   --latency-via relay   instead by an HTTP relay in this process (bench:spark-read's FaultProxy),
+ *                  which copies every byte once more on the same cores (its CPU is printed apart)
  *   env: BENCH_ROUNDS, BENCH_AGENT_CONCURRENCY (4), BENCH_SIZE_MIB (1024, the classic mix)
  *
  * Needs root on Debian for the first run (installs swift, memcached, rclone when missing).
@@ -58,9 +61,12 @@ const agentNodeArgs = flag('agent-node-args', '').split(' ').filter(Boolean);
 // Further `shuffle-agent run` flags for the agent-cli tools, e.g. "--s3-max-concurrent-requests 16".
 const agentArgs = flag('agent-args', '').split(' ').filter(Boolean);
 const tools = flag('tools', 'agent,rclone,rclone-t16,ceiling').split(',') as Tool[];
-// Milliseconds every answer of the store is held back (a proxy in this process, as bench:spark-read's):
-// a store elsewhere, whose first byte takes tens of ms, rather than one on loopback.
+// Milliseconds every answer of the store is held back: a store elsewhere, whose first byte takes
+// tens of ms, rather than one on loopback. `swift`: a proxy server of Swift's own waits before it
+// answers; `relay`: an HTTP relay in this process does (it also copies every body once more).
 const latencyMs = Number(flag('latency', '0'));
+const latencyVia = flag('latency-via', 'swift');
+if (latencyVia !== 'swift' && latencyVia !== 'relay') throw new Error(`--latency-via: swift or relay, not ${latencyVia}`);
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const APP = 'app-bench';
 const BUCKET = 'bench-writeback';
@@ -72,11 +78,13 @@ const BUCKET = 'bench-writeback';
  *   from its spawn to the last output persisted: start-up, the first scan, then the outputs appear
  *   (the data set's blockmgr-* directory is renamed into its local dir) and are written back;
  * - agent-cli-cN: the same with `--upload-concurrency N`;
+ * - agent-cli-defaults: the same with no write-back flag at all, as a user runs it (16 outputs and
+ *   8 requests at once);
  * - rclone: `rclone copy --transfers 4` (the baseline: 4 files at once, like the agent's 4 outputs);
  * - rclone-t16: `--transfers 16 --s3-upload-concurrency 8`, rclone's faster settings here;
  * - ceiling: writeback-raw.ts, 16 unchecked PUTs at once.
  */
-type Tool = 'agent' | 'agent-cli' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}` | `agent-cli-c${number}`;
+type Tool = 'agent' | 'agent-cli' | 'agent-cli-defaults' | 'rclone' | 'rclone-t16' | 'ceiling' | `agent-c${number}` | `agent-cli-c${number}`;
 
 interface Measured {
   mix: string;
@@ -95,7 +103,7 @@ interface Measured {
   transferCpuSeconds?: number;
   /** CPU seconds of the Swift processes during the run (they share the machine's cores with the tool). */
   storeCpuSeconds: number;
-  /** With --latency: CPU seconds of this process during the run: the latency proxy, and for the
+  /** With --latency-via relay: CPU seconds of this process during the run: the relay, and for the
    * agent-cli tools also the status polls (a few ms of the run's total). */
   proxyCpuSeconds?: number;
 }
@@ -237,12 +245,12 @@ async function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promi
  * (from /proc just before it exits). The outputs appear once its first scan is done, as Spark's
  * would: not "found at start", so nothing is looked up in the store before it is sent.
  */
-async function agentCli(dataset: { dir: string; outputs: number }, endpoint: string, prefix: string, concurrency: number): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number; transferSeconds: number; transferCpuSeconds: number }> {
+async function agentCli(dataset: { dir: string; outputs: number }, endpoint: string, prefix: string, concurrency: number | undefined): Promise<{ stdout: string; wall: number; cpu: number; rssMiB: number; transferSeconds: number; transferCpuSeconds: number }> {
   const local = await mkdtemp(join(outDir, 'agent-cli-local-'));
   const bm = (await readdir(dataset.dir)).find((d) => d.startsWith('blockmgr-')) as string;
   const started = performance.now();
   const child = spawn(process.execPath, [...agentNodeArgs, AGENT_CLI, 'run', '--http-listen', '127.0.0.1:0', '--grpc-listen', '127.0.0.1:0', '--local-dirs', local, '--app-id', APP,
-    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', '--upload-concurrency', String(concurrency), ...agentArgs], {
+    '--store', `s3://${BUCKET}/${prefix}`, '--s3-endpoint', endpoint, '--s3-force-path-style', '--s3-checksums', 'when_required', ...(concurrency === undefined ? [] : ['--upload-concurrency', String(concurrency)]), ...agentArgs], {
     stdio: ['ignore', 'pipe', 'inherit'],
     env: { ...process.env, AWS_ACCESS_KEY_ID: credentials.accessKeyId, AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey },
   });
@@ -314,11 +322,13 @@ async function main(): Promise<void> {
   ensureRclone();
   const { stdout: swiftOut } = await run('bash', [join(root, 'scripts', 'swift-s3.sh'), 'start'], { timeout: 600_000 });
   const direct = swiftOut.trim().split('\n').pop() as string;
-  // The tools talk to the store through the proxy (with --latency); counting and clean-up do not.
-  const proxy = latencyMs > 0 ? await FaultProxy.start(direct) : undefined;
+  // The tools talk to the store with its latency (with --latency); counting and clean-up do not.
+  const proxy = latencyMs > 0 && latencyVia === 'relay' ? await FaultProxy.start(direct) : undefined;
   if (proxy) proxy.delayMs = latencyMs;
-  const endpoint = proxy?.endpoint ?? direct;
-  console.log(`swift s3api at ${direct}${proxy ? `, each answer held back ${latencyMs} ms by a proxy at ${endpoint} (in this process)` : ''}; mixes ${mixes.join(', ')}; tools ${tools.join(', ')}; ${rounds} rounds`);
+  const slowSwift = latencyMs > 0 && latencyVia === 'swift' ? (await run('bash', [join(root, 'scripts', 'swift-s3.sh'), 'latency', String(latencyMs)], { timeout: 60_000 })).stdout.trim().split('\n').pop() : undefined;
+  const endpoint = proxy?.endpoint ?? slowSwift ?? direct;
+  const how = proxy ? `, each answer held back ${latencyMs} ms by a relay at ${endpoint} (in this process)` : slowSwift ? `, each answer held back ${latencyMs} ms by Swift's proxy server at ${endpoint}` : '';
+  console.log(`swift s3api at ${direct}${how}; mixes ${mixes.join(', ')}; tools ${tools.join(', ')}; ${rounds} rounds`);
 
   const client = new S3Client({ endpoint: direct, region: 'us-east-1', forcePathStyle: true, credentials, requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED' });
   await client.send(new CreateBucketCommand({ Bucket: BUCKET })).catch((err: { name?: string }) => {
@@ -361,7 +371,8 @@ async function main(): Promise<void> {
         const store0 = swiftCpuSeconds();
         const self0 = process.cpuUsage();
         if (tool.startsWith('agent-cli')) {
-          const cli = await agentCli(dataset, endpoint, prefix, tool === 'agent-cli' ? agentConcurrency : Number(tool.slice('agent-cli-c'.length)));
+          const concurrency = tool === 'agent-cli' ? agentConcurrency : tool === 'agent-cli-defaults' ? undefined : Number(tool.slice('agent-cli-c'.length));
+          const cli = await agentCli(dataset, endpoint, prefix, concurrency);
           m = cli;
           transferSeconds = cli.transferSeconds;
           transferCpuSeconds = cli.transferCpuSeconds;
