@@ -103,6 +103,7 @@ export async function startAgent(config: RunConfig, logger: Logger, options: Sta
       concurrency: config.uploadConcurrency,
       order: config.writeOrder,
       maxHeldOutputs: config.maxHeldOutputs,
+      forgetGoneAfterMs: config.forgetGoneOutputsAfter,
       logger,
       // Writes tell the store's health what they saw: a success stands in for a probe, a failure
       // asks for one at once.

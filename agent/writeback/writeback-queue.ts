@@ -62,6 +62,13 @@ export interface WritebackOptions {
    * failure. The files are held open meanwhile, as for any pending output.
    */
   admit?: (output: MapOutput) => Promise<boolean>;
+  /**
+   * How long a persisted output is remembered after its local files went away with its
+   * executor's directory (default 1 h). Then it is forgotten: served from the store as any output
+   * the agent never saw (the stored index gives its offsets), and no longer listed. Without it a
+   * node agent would keep every output of every executor it ever watched, about 2 KB each.
+   */
+  forgetGoneAfterMs?: number;
 }
 
 export interface FailedOutput {
@@ -113,6 +120,9 @@ interface Entry {
   retryTimer?: NodeJS.Timeout;
   /** Whether the files still exist locally (false after the executor's directory went away). */
   local: boolean;
+  /** When a persisted output's files went away with its executor's directory: it is forgotten
+   * `forgetGoneAfterMs` later. */
+  goneAt?: number;
 }
 
 /** A map output as the queue knows it: for listing and serving. */
@@ -151,6 +161,12 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
    * ever seen (tens of thousands, checked after every write while a drain waits). */
   private readonly unsettled = new Set<Entry>();
   private idleWaiters: Array<() => void> = [];
+  /** Persisted outputs whose executor's directory went away, in the order they went, from
+   * `goneHead` on: each is forgotten when its `at` is `forgetGoneAfterMs` old (if it has not come
+   * back meanwhile; a record whose entry went again later is skipped). */
+  private readonly gone: Array<{ entry: Entry; at: number }> = [];
+  private goneHead = 0;
+  private forgetTimer: NodeJS.Timeout | undefined;
   /** Aborted by close(): writes under way stop (the store leaves no partial object). */
   private readonly writes = new AbortController();
   private readonly opts: Required<Omit<WritebackOptions, 'logger' | 'metrics' | 'admit'>> & Pick<WritebackOptions, 'logger' | 'metrics' | 'admit'>;
@@ -166,6 +182,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
       retry: { baseMs: 200, maxMs: 30_000 },
       order: 'fifo',
       now: Date.now,
+      forgetGoneAfterMs: 3_600_000,
       ...options,
     };
   }
@@ -203,6 +220,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     if (existing) {
       existing.output = output;
       existing.local = true;
+      existing.goneAt = undefined;
       this.unsettled.add(existing);
       if (existing.phase === 'uploading') {
         existing.dirty = true;
@@ -237,6 +255,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     if (event.blockManagerDirGone) {
       // The executor stopped: keep writing from the held descriptors; this is when copies matter.
       this.opts.logger?.info({ output: entry.output.id, phase: entry.phase }, 'executor directory removed; output kept');
+      if (entry.phase === 'persisted') this.markGone(entry);
       return;
     }
     // Spark cleaned the shuffle up: nobody will read it again. Pending work for it is dropped;
@@ -350,6 +369,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
 
   private async closeOnce(): Promise<void> {
     this.closed = true;
+    clearTimeout(this.forgetTimer);
     for (const e of this.entries.values()) clearTimeout(e.retryTimer);
     this.queue.clear();
     const underWay = [...this.entries.values()].filter((e) => e.phase === 'uploading');
@@ -547,6 +567,7 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     const lag = Math.max(0, this.opts.now() - output.committedAt) / 1000;
     this.opts.metrics?.outputPersisted(lag);
     this.opts.logger?.debug({ output: output.id, bytes, lagSeconds: lag }, 'output persisted');
+    if (!entry.local) this.markGone(entry);
     void this.releaseHandles(entry);
     this.emit('persisted', output);
   }
@@ -610,6 +631,46 @@ export class WritebackQueue extends EventEmitter<WritebackEvents> {
     void this.releaseHandles(entry);
     this.emit('change');
     this.checkIdle();
+  }
+
+  /** A persisted output's files went away with its executor: forget it in `forgetGoneAfterMs`. */
+  private markGone(entry: Entry): void {
+    const at = this.opts.now();
+    entry.goneAt = at;
+    this.gone.push({ entry, at });
+    this.scheduleForget();
+  }
+
+  private scheduleForget(): void {
+    const first = this.gone[this.goneHead];
+    if (this.forgetTimer || this.closed || !first) return;
+    // At most one sweep a second: outputs of one executor go within moments of each other.
+    const due = Math.max(1000, first.at + this.opts.forgetGoneAfterMs - this.opts.now());
+    this.forgetTimer = setTimeout(() => {
+      this.forgetTimer = undefined;
+      this.forgetGone();
+    }, due);
+    this.forgetTimer.unref();
+  }
+
+  /** Forget the persisted outputs gone for `forgetGoneAfterMs` (public for tests with a clock). */
+  forgetGone(): void {
+    const now = this.opts.now();
+    let forgotten = 0;
+    for (let g = this.gone[this.goneHead]; g && now - g.at >= this.opts.forgetGoneAfterMs; g = this.gone[this.goneHead]) {
+      this.goneHead++;
+      const e = g.entry;
+      if (e.goneAt === g.at && e.phase === 'persisted' && !e.local && this.entries.get(e.output.id) === e) {
+        this.entries.delete(e.output.id);
+        forgotten++;
+      }
+    }
+    if (this.goneHead > 1024 && this.goneHead * 2 > this.gone.length) {
+      this.gone.splice(0, this.goneHead);
+      this.goneHead = 0;
+    }
+    if (forgotten > 0) this.opts.logger?.debug({ forgotten, remembered: this.entries.size }, 'stored outputs of gone executors forgotten; served from the store');
+    this.scheduleForget();
   }
 
   private checkIdle(): void {

@@ -182,6 +182,60 @@ describe('WritebackQueue', () => {
     expect(q.status()).toMatchObject({ persistedOutputs: 2, droppedOutputs: 0 });
   });
 
+  it('forgets a stored output forgetGoneAfterMs after its executor directory went, and nothing else', async () => {
+    const exec = await executor();
+    const store = new MemoryStore();
+    let clock = 0;
+    const q = new WritebackQueue({ store, concurrency: 2, now: () => clock, forgetGoneAfterMs: 60_000 });
+    cleanups.push(() => q.close());
+    const outs = await Promise.all([1, 2, 3, 4].map(async (m) => outputOf(await exec.commit({ shuffleId: 5, mapId: m, partitions: [10, 20] }))));
+    const [a, b, c, back] = outs as [MapOutput, MapOutput, MapOutput, MapOutput];
+    for (const o of outs) q.add(o);
+    await q.whenIdle();
+    // d is still being written when its executor goes: it is remembered from when it is stored.
+    let release!: () => void;
+    store.gate = new Promise((r) => (release = r));
+    const d = outputOf(await exec.commit({ shuffleId: 5, mapId: 9, partitions: [30] }));
+    q.add(d);
+    await until(async () => store.puts.length === 9, 'd being written');
+    clock = 1_000;
+    q.removed({ output: a, blockManagerDirGone: true });
+    q.removed({ output: back, blockManagerDirGone: true });
+    q.removed({ output: d, blockManagerDirGone: true });
+    clock = 31_000;
+    q.removed({ output: b, blockManagerDirGone: true });
+    release();
+    await q.whenIdle();
+    // `back` is committed again (same id) before it is due: it is local again and stays.
+    clock = 40_000;
+    q.add(back);
+    await q.whenIdle();
+    clock = 61_000;
+    q.forgetGone();
+    expect(q.get(a.id)).toBeUndefined();
+    expect([b, c, back, d].map((o) => q.get(o.id)?.phase)).toEqual(['persisted', 'persisted', 'persisted', 'persisted']);
+    clock = 91_000;
+    q.forgetGone();
+    expect(q.get(b.id)).toBeUndefined();
+    expect(q.get(d.id)).toBeUndefined();
+    expect(q.list('app').map((v) => v.output.id).sort()).toEqual([c.id, back.id].sort());
+    // Forgetting changes no count: five outputs were stored once (back twice), none dropped.
+    expect(q.status()).toMatchObject({ persistedOutputs: 6, pendingOutputs: 0, droppedOutputs: 0 });
+  });
+
+  it('forgets gone outputs by its own timer', async () => {
+    const exec = await executor();
+    const store = new MemoryStore();
+    const q = new WritebackQueue({ store, forgetGoneAfterMs: 1 });
+    cleanups.push(() => q.close());
+    const o = outputOf(await exec.commit({ shuffleId: 6, mapId: 1, partitions: [10] }));
+    q.add(o);
+    await q.whenIdle();
+    q.removed({ output: o, blockManagerDirGone: true });
+    expect(q.get(o.id)?.local).toBe(false);
+    await until(async () => q.get(o.id) === undefined, 'forgotten');
+  });
+
   it('reports an output as held only once its descriptors are open, and opens them once', async () => {
     const exec = await executor();
     const store = new MemoryStore();
