@@ -64,9 +64,9 @@ export interface WritebackOptions {
   admit?: (output: MapOutput) => Promise<boolean>;
   /**
    * How long a persisted output is remembered after its local files went away with its
-   * executor's directory (default 1 h). Then it is forgotten: served from the store as any output
-   * the agent never saw (the stored index gives its offsets), and no longer listed. Without it a
-   * node agent would keep every output of every executor it ever watched, about 2 KB each.
+   * executor's directory (default 1 h). Then it is forgotten: listed and served from the store as
+   * any output the agent never saw (the stored index gives its offsets). Without it a node agent
+   * would keep every output of every executor it ever watched, about 2 KB each.
    */
   forgetGoneAfterMs?: number;
 }

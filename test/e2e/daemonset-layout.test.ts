@@ -17,6 +17,9 @@
  * `{namespace}/{appId}/{executorId}` of the manifests), on the victim's node and alone on a second
  * node sharing the store: it gets no token, nothing of it is stored or served, and the victim's
  * reducers read the victim's bytes, from local disk and, once those are gone, from the store.
+ *
+ * Then one executor of two goes: the agent forgets its stored outputs `--forget-gone-outputs-after`
+ * later (memory), and still lists and serves them, from the store.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
@@ -317,6 +320,46 @@ describe('DaemonSet layout: two apps, three executors, one agent', () => {
     };
     await until(async () => (await locations()).every((l) => l === 'OUTPUT_LOCATION_STORED'), 'the victim outputs served from the store only', 20_000);
     expect(await fetchAll()).toEqual([true, true, true, true, true]);
+    expect((await running.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('forgets the stored outputs of an executor gone for --forget-gone-outputs-after, and still lists and serves them, from the store', async () => {
+    const t = await tempDir('ssa-daemonset-forget-');
+    cleanups.push(t.cleanup);
+    const localRoot = join(t.path, 'local');
+    const gone = new SparkLikeExecutor([join(localRoot, APP_A, 'app-a-exec-1')]);
+    const alive = new SparkLikeExecutor([join(localRoot, APP_A, 'app-a-exec-2')]);
+    const running = await start(['--local-dirs', localRoot, '--local-dirs-layout', '{appId}/{executorId}', '--store', `file:${join(t.path, 'store')}`, '--forget-gone-outputs-after', '1s']);
+    await running.waitForStatus((s) => s.state === 'serving');
+    const goneFiles = [await gone.commit({ shuffleId: 0, mapId: 1, partitions: [100, 2_000] }), await gone.commit({ shuffleId: 0, mapId: 2, partitions: [7, 0] })];
+    const aliveFiles = await alive.commit({ shuffleId: 0, mapId: 3, partitions: [300, 30] });
+    await running.waitForStatus((s) => s.persistedOutputs === 3 && s.pendingOutputs === 0);
+    const client = new ShuffleAgentClient({ target: `127.0.0.1:${running.grpcPort}` });
+    cleanups.push(async () => client.close());
+    // map id, location, and the write-back phase: set while the agent's queue has the output,
+    // empty for an output listed from the store.
+    const listed = async (): Promise<string[]> => {
+      const ids: string[] = [];
+      for await (const o of client.listMapOutputs(APP_A)) ids.push(`${o.map_id} ${o.location} ${o.phase || '-'}`);
+      return ids.sort();
+    };
+    expect(await listed()).toEqual(['1 OUTPUT_LOCATION_BOTH persisted', '2 OUTPUT_LOCATION_BOTH persisted', '3 OUTPUT_LOCATION_BOTH persisted']);
+
+    // The first executor stops and its directory goes: its outputs are stored only, then the
+    // queue forgets them a second later and they are listed from the store; the second
+    // executor's output stays in the queue.
+    await rm(gone.blockManagerDirs[0] as string, { recursive: true });
+    const forgotten = ['1 OUTPUT_LOCATION_STORED -', '2 OUTPUT_LOCATION_STORED -', '3 OUTPUT_LOCATION_BOTH persisted'];
+    let last: string[] = [];
+    await until(async () => (last = await listed()).join() === forgotten.join(), () => `the gone executor outputs forgotten (listed: ${last.join(', ')})`, 20_000);
+    for (const files of [...goneFiles, aliveFiles]) {
+      const got = await client.fetchBlock({ app_id: APP_A, shuffle_id: files.shuffleId, map_id: files.mapId, start_reduce_id: 0, end_reduce_id: files.offsets.length - 1 });
+      expect(got.equals(files.data), `map ${files.mapId}`).toBe(true);
+      const second = await client.fetchBlock({ app_id: APP_A, shuffle_id: files.shuffleId, map_id: files.mapId, start_reduce_id: 1, end_reduce_id: 2 });
+      expect(second.equals(files.data.subarray(files.offsets[1], files.offsets[2])), `map ${files.mapId} partition 1`).toBe(true);
+    }
+    const after = await running.waitForStatus((s) => s.state === 'serving');
+    expect(after).toMatchObject({ persistedOutputs: 3, pendingOutputs: 0, droppedOutputs: 0 });
     expect((await running.stop('SIGTERM')).code).toBe(0);
   });
 });
