@@ -18,7 +18,7 @@
  * had pending when the action ended, and how long after it everything was persisted. Agent CPU is
  * also given per GiB written back (from its start to the last output persisted).
  *
- *   npm run bench:spark-overhead [-- --rounds 3 --large --sides stock,agent,plugin-only
+ *   npm run bench:spark-overhead [-- --rounds 3 --large --sides stock,agent,agent-pod,plugin-only
  *       --rows 200000 --pad 1000 --work 10 --maps 120 --reducers 200 --executors 3
  *       --agent-nice 0 --agent-share 0.25 --agent-node-args "--cpu-prof --cpu-prof-dir bench/out/prof"
  *       --agent-args "--upload-concurrency 4"]
@@ -33,6 +33,8 @@
  * agent gets the same share from the nice value whose kernel weight is nearest `--agent-share`
  * times an executor's (default 0.25: the chart's DaemonSet requests 250m, local-cluster's
  * executors have 1 core each: nice 6, weight 272 against 1024).
+ * The default sides are stock, agent and agent-pod: the agent at the executors' own priority and
+ * as a pod of the chart runs it.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -74,7 +76,7 @@ function niceForShare(share: number): number {
 const POD_NICE = niceForShare(AGENT_SHARE);
 const AGENT_NODE_ARGS = flag('agent-node-args', '').split(' ').filter(Boolean);
 const AGENT_ARGS = flag('agent-args', '').split(' ').filter(Boolean);
-const SIDES = flag('sides', 'stock,agent').split(',') as Side[];
+const SIDES = flag('sides', 'stock,agent,agent-pod').split(',') as Side[];
 const LINE: SparkLine = sparkLine(flag('spark', '3.5.8'));
 const here = dirname(fileURLToPath(import.meta.url));
 // dist/scripts/bench -> repository root
