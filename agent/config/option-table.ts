@@ -87,6 +87,14 @@ export const parsers = {
     const unit = { s: 1, m: 60, h: 3600, d: 86_400 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h' | 'd'];
     return Math.round(Number(m[1]) * unit * 1000);
   },
+  /** A duration within `[min, max]`, both given as durations (`1m`, `30d`), in milliseconds. */
+  durationIn: (min: string, max: string) => {
+    return (raw: string): number => {
+      const ms = parsers.duration(raw);
+      if (ms < parsers.duration(min) || ms > parsers.duration(max)) throw new Error(`must be between ${min} and ${max}, got ${raw}`);
+      return ms;
+    };
+  },
   /** `1048576`, `64k`, `8MiB`, `1.5g`... (powers of 1024). */
   bytes: (raw: string): number => {
     const m = /^(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?$/i.exec(raw.trim());

@@ -40,6 +40,10 @@ describe('run options', () => {
     expect(fail(['--store', 'ftp://x']).message).toMatch(/--store/);
     expect(fail(['--local-dirs-layout', '{app}']).message).toMatch(/layout segment/);
     expect(fail(['--app-id']).message).toMatch(/needs a value/);
+    expect(fail(['--forget-gone-outputs-after', '0.5s']).message).toBe('--forget-gone-outputs-after: must be between 1s and 30d, got 0.5s');
+    expect(fail(['--grpc-app-token-ttl', '31d']).message).toBe('--grpc-app-token-ttl: must be between 1m and 30d, got 31d');
+    expect(resolveOptions(RUN_OPTIONS, ['--forget-gone-outputs-after', '90s'], {}).config.forgetGoneOutputsAfter).toBe(90_000);
+    expect(resolveOptions(RUN_OPTIONS, [], {}).config.forgetGoneOutputsAfter).toBe(3_600_000);
   });
 
   it('tokenises like node:util.parseArgs: --flag=value, --bool and --bool=false, short aliases, -- ends the flags', () => {
