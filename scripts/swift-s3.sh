@@ -25,11 +25,11 @@ log() { echo "swift-s3: $*" >&2; }
 
 endpoint() { cat "$STATE/endpoint" 2>/dev/null; }
 
+# Whether the proxy server at URL answers its health check.
+answers() { [ -n "$1" ] && [ "$(curl -fsS --max-time 2 "$1/healthcheck" 2>/dev/null)" = "OK" ]; }
+
 healthy() {
-  local ep
-  ep="$(endpoint)" || return 1
-  [ -n "$ep" ] || return 1
-  [ "$(curl -fsS --max-time 2 "$ep/healthcheck" 2>/dev/null)" = "OK" ]
+  answers "$(endpoint)"
 }
 
 install_packages() {
@@ -202,12 +202,12 @@ stop() {
 # A second proxy server on the same cluster, with scripts/swift/swift_latency.py first in its
 # pipeline: every answer waits MS ms after the request was handled. Started once per MS.
 latency() {
-  local ms="$1" name epf conf port i
+  local ms="$1" name epf conf port
   [[ "$ms" =~ ^[0-9]+$ ]] || { log "latency: a number of milliseconds expected, not '$ms'"; exit 2; }
   healthy || start >/dev/null
   name="proxy-latency-$ms"
   epf="$STATE/endpoint-latency-$ms"
-  if [ -s "$epf" ] && [ "$(curl -fsS --max-time 2 "$(cat "$epf")/healthcheck" 2>/dev/null)" = "OK" ]; then
+  if answers "$(cat "$epf" 2>/dev/null)"; then
     cat "$epf"
     return 0
   fi
@@ -217,21 +217,29 @@ latency() {
   sed -e "s/^bind_port = .*/bind_port = $port/" -e "s/^pipeline = /pipeline = latency /" "$STATE/etc/proxy-server.conf" >"$conf"
   printf '\n[filter:latency]\npaste.filter_factory = swift_latency:filter_factory\ndelay_ms = %s\n' "$ms" >>"$conf"
   spawn "$name" env PYTHONPATH="$HERE/swift" swift-proxy-server "$conf"
+  wait_answering "http://127.0.0.1:$port" "$name" || exit 1
+  echo "http://127.0.0.1:$port" >"$epf"
+  cat "$epf"
+}
+
+# Wait up to 30 s for the proxy server at URL to answer, while the servers NAME... (their pid
+# files under run/) are alive; 1 after saying which one exited, or that none answered.
+wait_answering() {
+  local url="$1" i s
+  shift
   for i in $(seq 1 150); do
-    if [ "$(curl -fsS --max-time 2 "http://127.0.0.1:$port/healthcheck" 2>/dev/null)" = "OK" ]; then
-      echo "http://127.0.0.1:$port" >"$epf"
-      cat "$epf"
-      return 0
-    fi
-    if ! kill -0 "$(cat "$STATE/run/$name.pid")" 2>/dev/null; then
-      log "$name exited during start:"
-      tail -n 30 "$STATE/logs/$name.log" >&2
-      exit 1
-    fi
+    answers "$url" && return 0
+    for s in "$@"; do
+      if ! kill -0 "$(cat "$STATE/run/$s.pid")" 2>/dev/null; then
+        log "$s exited during start:"
+        tail -n 30 "$STATE/logs/$s.log" >&2
+        return 1
+      fi
+    done
     sleep 0.2
   done
-  log "$name not healthy after 30 s"
-  exit 1
+  log "$url not healthy after 30 s"
+  return 1
 }
 
 start() {
@@ -253,26 +261,11 @@ start() {
     spawn "$s" "swift-$s-server" "$STATE/etc/$s-server.conf"
   done
   echo "http://127.0.0.1:$p" >"$STATE/endpoint"
-  local i
-  for i in $(seq 1 150); do
-    if healthy; then
-      # The first authenticated request autocreates the account; do it now so tests start warm.
-      endpoint
-      return 0
-    fi
-    for s in memcached account container object proxy; do
-      if ! kill -0 "$(cat "$STATE/run/$s.pid")" 2>/dev/null; then
-        log "$s exited during start:"
-        tail -n 30 "$STATE/logs/$s.log" >&2
-        stop
-        exit 1
-      fi
-    done
-    sleep 0.2
-  done
-  log "not healthy after 30 s"
-  stop
-  exit 1
+  if ! wait_answering "$(endpoint)" memcached account container object proxy; then
+    stop
+    exit 1
+  fi
+  endpoint
 }
 
 # Parallel test workers may all ask for the cluster at once: one start at a time.
