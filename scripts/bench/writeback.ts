@@ -39,6 +39,7 @@ import { flag } from './args.js';
 import { procStats, swiftCpuSeconds } from './proc-stats.js';
 import { AGENT_CLI } from '../../test/kit/spark-harness.js';
 import { FaultProxy } from '../../test/kit/fault-proxy.js';
+import { swiftScript } from '../../test/kit/s3-servers.js';
 import { median } from './stats.js';
 
 const run = promisify(execFile);
@@ -320,12 +321,11 @@ async function removeAll(admin: S3Store, keys: string[]): Promise<void> {
 async function main(): Promise<void> {
   if (!existsSync('/usr/bin/time')) throw new Error('GNU time (/usr/bin/time, Debian package "time") is needed to measure CPU and RSS');
   ensureRclone();
-  const { stdout: swiftOut } = await run('bash', [join(root, 'scripts', 'swift-s3.sh'), 'start'], { timeout: 600_000 });
-  const direct = swiftOut.trim().split('\n').pop() as string;
+  const direct = await swiftScript('start');
   // The tools talk to the store with its latency (with --latency); counting and clean-up do not.
   const proxy = latencyMs > 0 && latencyVia === 'relay' ? await FaultProxy.start(direct) : undefined;
   if (proxy) proxy.delayMs = latencyMs;
-  const slowSwift = latencyMs > 0 && latencyVia === 'swift' ? (await run('bash', [join(root, 'scripts', 'swift-s3.sh'), 'latency', String(latencyMs)], { timeout: 60_000 })).stdout.trim().split('\n').pop() : undefined;
+  const slowSwift = latencyMs > 0 && latencyVia === 'swift' ? await swiftScript('latency', String(latencyMs)) : undefined;
   const endpoint = proxy?.endpoint ?? slowSwift ?? direct;
   const how = proxy ? `, each answer held back ${latencyMs} ms by a relay at ${endpoint} (in this process)` : slowSwift ? `, each answer held back ${latencyMs} ms by Swift's proxy server at ${endpoint}` : '';
   console.log(`swift s3api at ${direct}${how}; mixes ${mixes.join(', ')}; tools ${tools.join(', ')}; ${rounds} rounds`);

@@ -4,34 +4,24 @@
  * Requests through it are handled as through the first (a PUT lands, whole), each answer comes
  * MS ms later, and answers wait side by side, not one after another.
  */
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { ROOT } from '../kit/repo-root.js';
-import { rawClient } from '../kit/s3-servers.js';
+import { rawClient, swiftScript } from '../kit/s3-servers.js';
 
-const run = promisify(execFile);
 const DELAY_MS = 150;
 const credentials = { accessKeyId: 'test:tester', secretAccessKey: 'testing' };
 const bucket = `latency-${process.pid}`;
 let direct: S3Client;
 let slow: S3Client;
 
-async function script(...args: string[]): Promise<string> {
-  const { stdout } = await run('bash', [join(ROOT, 'scripts', 'swift-s3.sh'), ...args], { timeout: 300_000 });
-  return stdout.trim().split('\n').pop() as string;
-}
-
 beforeAll(async () => {
-  const directEndpoint = await script('start');
-  const slowEndpoint = await script('latency', String(DELAY_MS));
+  const directEndpoint = await swiftScript('start');
+  const slowEndpoint = await swiftScript('latency', String(DELAY_MS));
   expect(slowEndpoint).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(slowEndpoint).not.toBe(directEndpoint);
   // Asked again, the running one is reused.
-  expect(await script('latency', String(DELAY_MS))).toBe(slowEndpoint);
+  expect(await swiftScript('latency', String(DELAY_MS))).toBe(slowEndpoint);
   direct = rawClient({ endpoint: directEndpoint, credentials, close: async () => undefined });
   slow = rawClient({ endpoint: slowEndpoint, credentials, close: async () => undefined });
   await direct.send(new CreateBucketCommand({ Bucket: bucket })).catch((err: { name?: string }) => {

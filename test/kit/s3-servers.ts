@@ -39,14 +39,21 @@ export async function startS3rver(): Promise<S3Server> {
   };
 }
 
+/**
+ * Runs scripts/swift-s3.sh with `args` (`start`, `latency MS`) and returns the endpoint it prints
+ * last. Idempotent like the script: a running cluster or proxy server is reused.
+ */
+export async function swiftScript(...args: string[]): Promise<string> {
+  const { stdout } = await run('bash', [join(ROOT, 'scripts', 'swift-s3.sh'), ...args], { timeout: 600_000 });
+  return stdout.trim().split('\n').pop() ?? '';
+}
+
 /** Swift s3api from scripts/swift-s3.sh (idempotent: reuses a running cluster), or SWIFT_S3_ENDPOINT. */
 export async function swiftS3(): Promise<S3Server> {
   let endpoint = process.env.SWIFT_S3_ENDPOINT;
   if (!endpoint) {
-    const script = join(ROOT, 'scripts', 'swift-s3.sh');
     try {
-      const { stdout } = await run('bash', [script, 'start'], { timeout: 300_000 });
-      endpoint = stdout.trim().split('\n').pop();
+      endpoint = await swiftScript('start');
     } catch (err) {
       throw new Error(`Swift s3api could not be started by scripts/swift-s3.sh: ${(err as Error).message}`, { cause: err });
     }
