@@ -6,27 +6,27 @@
  *
  *   npm run bench:writeback-memory [-- --outputs 20000 --partitions 200,2000]
  *
- * In one process, with a store that takes every file at once: N outputs (one real index and data
+ * In one process (`node --expose-gc`), with a store that takes every file at once: N outputs (one real index and data
  * file shared by all, each output its own offsets array as the watcher parses it) are added and
  * persisted, then their executor's directory is reported gone. Heap after full collections.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { encodeIndex } from '../../agent/spark/index-file.js';
 import type { MapOutput } from '../../agent/watch/map-output.js';
 import { WritebackQueue } from '../../agent/writeback/writeback-queue.js';
 import type { WritebackStore } from '../../agent/writeback/writeback-queue.js';
 import { flag } from './args.js';
 
-setFlagsFromString('--expose-gc');
-const gc = runInNewContext('gc') as () => void;
+const exposedGc = globalThis.gc;
+if (!exposedGc) throw new Error('needs node --expose-gc (npm run bench:writeback-memory passes it)');
+const gc: () => void = exposedGc;
 const outputs = Number(flag('outputs', '20000'));
 const partitionCounts = flag('partitions', '200,2000').split(',').map(Number);
 
-/** Heap used after full collections, once the tasks in flight have settled. */
+/** Heap used after full collections, once the tasks in flight have settled (the queue closes
+ * the outputs' descriptors after they are stored, without a promise to await). */
 async function heapUsed(): Promise<number> {
   await new Promise((r) => setTimeout(r, 200));
   gc();
@@ -44,7 +44,6 @@ async function measure(partitions: number): Promise<{ kept: number; forgotten: n
     const store: WritebackStore = { put: async (key, file) => ({ key, size: file.size }), holds: async () => false };
     const q = new WritebackQueue({ store, now: () => clock, forgetGoneAfterMs: 60_000, concurrency: 64 });
     const before = await heapUsed();
-    const ids: MapOutput[] = [];
     for (let i = 0; i < outputs; i++) {
       const output: MapOutput = {
         id: `app/0/${i}`, appId: 'app', shuffleId: 0, mapId: String(i), blockManagerDir: dir,
@@ -55,9 +54,7 @@ async function measure(partitions: number): Promise<{ kept: number; forgotten: n
       if (i % 1000 === 999) await q.whenIdle();
     }
     await q.whenIdle();
-    for (const output of q.list('app').map((v) => v.output)) ids.push(output);
-    for (const output of ids) q.removed({ output, blockManagerDirGone: true });
-    ids.length = 0;
+    for (const view of q.list('app')) q.removed({ output: view.output, blockManagerDirGone: true });
     const kept = await heapUsed();
     clock = 61_000;
     q.forgetGone();
